@@ -1,0 +1,26 @@
+# Two entry points (see README): `make` runs the main job on the embedded example,
+# `make test` runs lint and the test suite. Both set up .venv first when needed.
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE := data/example
+
+.PHONY: run test lint setup clean-venv
+
+run: $(VENV)/.installed
+	$(BIN)/impactmodel validate $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml
+	$(BIN)/impactmodel describe $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml
+
+test: $(VENV)/.installed lint
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check impactmodel tests benchmarks
+	$(BIN)/mypy impactmodel
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+
+clean-venv:
+	rm -rf $(VENV)

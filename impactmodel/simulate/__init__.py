@@ -1,0 +1,10 @@
+"""The survey simulator: realistic multi-population survey files with known truth.
+
+See :func:`simulate` and the modules ``population`` (finite population and practices),
+``outcomes`` (the item model), ``sampling`` (designs and nonresponse) and ``questionnaire``.
+"""
+
+from impactmodel.simulate.run import FILES, Simulation, simulate, write_simulation
+from impactmodel.simulate.settings import SimulationSettings
+
+__all__ = ["FILES", "Simulation", "SimulationSettings", "simulate", "write_simulation"]
