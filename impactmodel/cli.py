@@ -1,0 +1,129 @@
+"""The ``impactmodel`` command line (typer + rich).
+
+User mistakes (invalid files, bad options) end with a readable message and exit status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from impactmodel.describe import describe_survey
+from impactmodel.errors import ImpactModelError
+from impactmodel.loading import load_survey
+from impactmodel.survey_data import SurveyData
+
+app = typer.Typer(help="Survey-weighted and Bayesian models of the impacts of cross-sector "
+                       "alliances.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_INVALID_INPUT = 2
+
+DataArg = Annotated[Path, typer.Argument(help="Respondent table: .csv, .parquet, .sav or .dta.")]
+CodebookOpt = Annotated[Path | None, typer.Option(
+    "--codebook", "-c", help="Codebook TOML (default: codebook.toml next to DATA).")]
+
+
+def _fail(exc: ImpactModelError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_INVALID_INPUT)
+
+
+def _load(data: Path, codebook: Path | None) -> SurveyData:
+    book = codebook if codebook is not None else data.with_name("codebook.toml")
+    return load_survey(data, book)
+
+
+@app.command()
+def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
+    """Check a respondent table against its codebook; report every problem found."""
+    try:
+        survey = _load(data, codebook)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    pops = survey.population.value_counts().reindex(survey.codebook.population_codes.values()
+                                                    or survey.population.cat.categories)
+    counts = ", ".join(f"{p} {n}" for p, n in pops.items())
+    out.print(f"[green]valid:[/] {data}: {survey.n_respondents} respondents ({counts}), "
+              f"{len(survey.codebook.items)} items, "
+              f"{survey.department.nunique()} departments in {survey.region.nunique()} regions")
+
+
+def _number(value: object) -> str:
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                  and abs(value) >= 10):
+        return f"{int(value):,}"
+    v = float(value)  # type: ignore[arg-type]
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _frame_table(title: str, frame: pd.DataFrame, fmt: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(str(frame.index.name or ""))
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for idx, row in frame.iterrows():
+        cells = ["—" if pd.isna(v) else fmt.format(v) if fmt else _number(v) for v in row]
+        table.add_row(str(idx), *cells)
+    return table
+
+
+@app.command()
+def describe(data: DataArg, codebook: CodebookOpt = None) -> None:
+    """Respondents by population x region, item coverage, weight summary (Kish deff)."""
+    try:
+        survey = _load(data, codebook)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    d = describe_survey(survey)
+    out.print(_frame_table("Respondents by region and population", d.respondents))
+    out.print(_frame_table("Item coverage: share answered among those asked "
+                           "(— = not asked, missing by design)", d.coverage * 100, "{:.0f}%"))
+    weights = d.weights.T
+    weights.index.name = "weights"
+    out.print(_frame_table("Survey weights by population (Kish deff = n·Σw²/(Σw)²)", weights))
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    respondents: Annotated[int, typer.Option(help="Target number of respondents.")] = 4000,
+    force: Annotated[bool, typer.Option(help="Overwrite existing files in --out.")] = False,
+) -> None:
+    """Simulate survey files with known truth: respondents, codebook, frame and truth."""
+    from impactmodel.simulate import FILES, SimulationSettings, write_simulation
+    from impactmodel.simulate import simulate as run_simulation
+
+    existing = [out_dir / f for f in FILES.values() if (out_dir / f).exists()]
+    if existing and not force:
+        err.print(f"[bold red]error:[/] {out_dir} already holds "
+                  f"{', '.join(p.name for p in existing)}; choose another --out or pass --force")
+        raise typer.Exit(EXIT_INVALID_INPUT)
+    try:
+        settings = SimulationSettings(seed=seed, respondents=respondents)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("simulating population, samples and answers", total=None)
+        sim = run_simulation(settings)
+        progress.update(task, description="writing files")
+        paths = write_simulation(sim, out_dir)
+    n = len(sim.respondents)
+    out.print(f"[green]wrote[/] {n} respondents (seed {seed}) to {out_dir}: "
+              + ", ".join(p.name for p in paths.values()))
+
+
+def main() -> None:
+    """Entry point of the ``impactmodel`` console script."""
+    app()
