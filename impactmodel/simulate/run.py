@@ -99,29 +99,53 @@ def _score_truth(fp: FinitePopulation, answers: np.ndarray, codebook: Codebook
     return out
 
 
+def sample_population(rng: np.random.Generator, fp: FinitePopulation, population: str,
+                      settings: SimulationSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Draw one population's sample, its nonresponse, and rake the respondents' weights.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    fp : FinitePopulation
+    population : str
+    settings : SimulationSettings
+
+    Returns
+    -------
+    respondents : pandas.DataFrame
+        Columns ``unit`` (finite-population index), ``population``, ``stratum``, ``psu``,
+        ``fpc``, ``base_weight`` (1 / inclusion probability) and ``weight`` (raked).
+    log : dict
+        Sizes drawn and responding, strata and PSU counts, collapsed raking categories.
+    """
+    p = POPULATIONS.index(population)
+    pop_units = fp.units[fp.units["population"] == p]
+    drawn = draw_sample(rng, pop_units, population, drawn_size(settings, population))
+    selected = fp.units.loc[drawn.unit]
+    responded = respond(rng, selected, population, settings)
+    base = 1.0 / drawn.pi[responded]
+    weight, collapsed = _raked_weights(selected[responded], pop_units, base,
+                                       len(fp.region_codes))
+    part = pd.DataFrame({
+        "unit": drawn.unit[responded], "population": population,
+        "stratum": drawn.stratum[responded], "psu": drawn.psu[responded],
+        "fpc": drawn.fpc[responded], "base_weight": base, "weight": weight,
+    })
+    log = {
+        "finite_population_size": len(pop_units), "drawn": len(drawn.unit),
+        "responded": int(responded.sum()), "strata": len(set(drawn.stratum)),
+        "psus": len(set(drawn.psu)), "raking_collapsed_categories": collapsed,
+    }
+    return part, log
+
+
 def _respondent_table(fp: FinitePopulation, answers: np.ndarray, codebook: Codebook,
                       settings: SimulationSettings, rng: np.random.Generator
                       ) -> tuple[pd.DataFrame, dict[str, Any]]:
     parts, design_log = [], {}
-    for p, population in enumerate(POPULATIONS):
-        pop_units = fp.units[fp.units["population"] == p]
-        drawn = draw_sample(rng, pop_units, population, drawn_size(settings, population))
-        selected = fp.units.loc[drawn.unit]
-        responded = respond(rng, selected, population, settings)
-        sample = selected[responded]
-        base = 1.0 / drawn.pi[responded]
-        weight, collapsed = _raked_weights(sample, pop_units, base, len(fp.region_codes))
-        part = pd.DataFrame({
-            "unit": drawn.unit[responded], "population": population,
-            "stratum": drawn.stratum[responded], "psu": drawn.psu[responded],
-            "fpc": drawn.fpc[responded], "weight": weight,
-        })
-        parts.append(part)
-        design_log[population] = {
-            "finite_population_size": len(pop_units), "drawn": len(drawn.unit),
-            "responded": int(responded.sum()), "strata": len(set(drawn.stratum)),
-            "psus": len(set(drawn.psu)), "raking_collapsed_categories": collapsed,
-        }
+    for population in POPULATIONS:
+        part, design_log[population] = sample_population(rng, fp, population, settings)
+        parts.append(part.drop(columns="base_weight"))
     table = pd.concat(parts, ignore_index=True)
     u = fp.units.loc[table["unit"]].reset_index(drop=True)
     table.insert(0, "respondent_id", [f"R{k:06d}" for k in range(1, len(table) + 1)])

@@ -3,14 +3,17 @@
 ===========  ===================  ==============================  ========================
 population   strata               stage 1 (PSU)                   stage 2
 ===========  ===================  ==============================  ========================
-citizen      region x size class  communes, systematic PPS        SRS of 5 citizens
+citizen      region x size class  communes, systematic PPS        SRS of 8 citizens
 elected      region x size class  mayors, SRS, large oversampled  --
 business     region               employment zones, SRS           Poisson, pi ~ size
 association  region               local networks, systematic PPS  SRS of 4 leaders
 ===========  ===================  ==============================  ========================
 
 Every stratum gets at least two PSUs. ``fpc`` is the number of PSUs in the stratum.
-Nonresponse then removes units with a propensity depending on age, size and involvement.
+Nonresponse then removes units with a propensity depending on age group and size class --
+variables the weights are raked on, so it is ignorable after raking -- and, only when
+``SimulationSettings.informative_nonresponse`` is not zero, on partnership involvement
+(not ignorable: for sensitivity studies).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from numpy.typing import NDArray
 from scipy.special import expit, logit
 
 from impactmodel.simulate.settings import SimulationSettings
-from impactmodel.vocabulary import POPULATIONS
 
 
 def systematic_pps(size: NDArray[np.float64], n: int, rng: np.random.Generator
@@ -160,7 +162,7 @@ def draw_sample(rng: np.random.Generator, units: pd.DataFrame, population: str,
     region = local["region"].map(lambda r: f"r{r:02d}")
     by_size = region + "-s" + local["size_class"].astype(str)
     if population == "citizen":
-        s = _two_stage(rng, local, by_size, max(n_drawn // 5, 1), 5, pps=True, poisson_size=None)
+        s = _two_stage(rng, local, by_size, max(n_drawn // 8, 1), 8, pps=True, poisson_size=None)
     elif population == "elected":
         s = _stratified_srs(rng, local, by_size, n_drawn, np.array([1.0, 2.0, 4.0]))
     elif population == "business":
@@ -177,7 +179,7 @@ def draw_sample(rng: np.random.Generator, units: pd.DataFrame, population: str,
 
 def respond(rng: np.random.Generator, units: pd.DataFrame, population: str,
             settings: SimulationSettings) -> NDArray[np.bool_]:
-    """Draw who answers among the selected ``units`` (informative nonresponse).
+    """Draw who answers among the selected ``units``.
 
     Returns
     -------
@@ -186,7 +188,7 @@ def respond(rng: np.random.Generator, units: pd.DataFrame, population: str,
     base = logit(settings.response_rates[population])
     lin = (base + np.array([-0.35, 0.0, 0.3])[units["age_group"].to_numpy()]
            + np.array([0.15, 0.0, -0.2])[units["size_class"].to_numpy()]
-           + 0.5 * (units["partners"].to_numpy() - 0.5))
+           + settings.informative_nonresponse * (units["partners"].to_numpy() - 0.5))
     return rng.random(len(units)) < expit(lin)
 
 
@@ -196,5 +198,5 @@ def drawn_size(settings: SimulationSettings, population: str) -> int:
     return int(round(target / settings.response_rates[population]))
 
 
-__all__ = ["POPULATIONS", "DrawnSample", "draw_sample", "drawn_size", "respond",
+__all__ = ["DrawnSample", "draw_sample", "drawn_size", "respond",
            "systematic_pps"]

@@ -22,8 +22,12 @@ class SimulationSettings:
     shares : dict
         Share of the respondents per population.
     response_rates : dict
-        Mean response propensity per population (nonresponse also depends on age group,
-        size class and partnership involvement, so it is informative).
+        Mean response propensity per population (nonresponse also depends on age group
+        and size class, which the weights are raked on).
+    informative_nonresponse : float
+        Log-odds ratio of responding for those in partnerships versus not: 0 (default)
+        keeps nonresponse ignorable given the raking variables; non-zero makes the
+        weighted estimates biased, for sensitivity studies.
     citizens_per_commune : tuple of float
         Mean number of citizens per commune in the finite population by size class
         (small = rural, medium = small town, large = urban); sets the population's size.
@@ -39,6 +43,7 @@ class SimulationSettings:
         "citizen": 0.35, "elected": 0.55, "business": 0.3, "association": 0.5})
     citizens_per_commune: tuple[float, float, float] = (6.0, 25.0, 90.0)
     item_nonresponse: float = 0.04
+    informative_nonresponse: float = 0.0
 
     def __post_init__(self) -> None:
         if self.respondents < 400:
