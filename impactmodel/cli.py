@@ -50,8 +50,7 @@ def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
         survey = _load(data, codebook)
     except ImpactModelError as exc:
         raise _fail(exc) from None
-    pops = survey.population.value_counts().reindex(survey.codebook.population_codes.values()
-                                                    or survey.population.cat.categories)
+    pops = survey.population.value_counts(sort=False)
     counts = ", ".join(f"{p} {n}" for p, n in pops.items())
     out.print(f"[green]valid:[/] {data}: {survey.n_respondents} respondents ({counts}), "
               f"{len(survey.codebook.items)} items, "

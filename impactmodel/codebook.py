@@ -368,7 +368,8 @@ def parse_codebook(raw: Mapping[str, Any], path: str = "<codebook>") -> Codebook
     for name in ps_vars:
         if name not in covariate_names:
             c.add("poststratification.variables", "names a variable that is not a covariate",
-                  got=name, expected="one of [covariates]: " + (", ".join(covariate_names) or "none"))
+                  got=name,
+                  expected="one of [covariates]: " + (", ".join(covariate_names) or "none"))
     seen: dict[str, str] = {}
     for section, columns in (("practices", [v.column for v in practices]),
                              ("covariates", [v.column for v in covariates]),

@@ -54,7 +54,8 @@ class Problem:
         lines = [f"{where}: {self.title}"]
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
-            total = f" ({self.count} rows in all)" if self.count and self.count > len(self.rows) else ""
+            more = self.count is not None and self.count > len(self.rows)
+            total = f" ({self.count} rows in all)" if more else ""
             lines.append(f"    rows: {shown}{total}")
         if self.values:
             lines.append("    got: " + ", ".join(self.values))

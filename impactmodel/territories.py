@@ -96,5 +96,19 @@ def normalise_department_code(value: object) -> str | None:
 
 
 def suggest_department(value: object) -> str | None:
-    """Return the valid department code closest to an invalid ``value``, if any."""
-    return closest(str(value).strip().upper(), department_codes())
+    """Return the valid department code closest to an invalid ``value``, if any.
+
+    Numbers get the numerically nearest code of the same kind (metropolitan ``01``..``95``
+    or overseas ``971``..``976``); ``20`` and ``2`` + letter (Corsica's former code and
+    misspellings of it) get ``2A``; anything else the closest spelling.
+    """
+    text = str(value).strip().upper()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text == "20" or (len(text) == 2 and text[0] == "2" and text[1].isalpha()):
+        return "2A"
+    if text.isdigit():
+        number = int(text)
+        pool = [c for c in department_codes() if c.isdigit() and (len(c) == 3) == (number > 100)]
+        return min(pool, key=lambda c: (abs(int(c) - number), c))
+    return closest(text, department_codes())

@@ -23,7 +23,7 @@ RESERVED_COLUMNS = ("region",)
 
 def _problem(file: str, column: str, title: str, bad: pd.Series, expected: str,
              hint: str | None = None) -> Problem:
-    """A problem illustrated by up to ``MAX_EXAMPLES`` rows of ``bad`` (index -> value)."""
+    """Build a problem illustrated by up to ``MAX_EXAMPLES`` rows of ``bad`` (index -> value)."""
     rows = tuple(int(i) + 1 for i in bad.index[:MAX_EXAMPLES])
     values = tuple(dict.fromkeys(repr(level_text(v)) if pd.notna(v) else "missing"
                                  for v in bad.iloc[:50]))[:MAX_EXAMPLES]
@@ -32,6 +32,7 @@ def _problem(file: str, column: str, title: str, bad: pd.Series, expected: str,
 
 
 def as_text(series: pd.Series) -> pd.Series:
+    """Return the cells as canonical level text (``2.0`` -> ``'2'``), keeping missing values."""
     return series.map(lambda v: level_text(v) if pd.notna(v) else v)
 
 
@@ -103,7 +104,8 @@ def check_territory(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[
     bad = raw[raw.map(normalise_department_code).isna()]
     if not len(bad):
         return []
-    suggestions = {level_text(v): suggest_department(v) for v in bad.dropna().unique()[:MAX_EXAMPLES]}
+    examples = bad.dropna().unique()[:MAX_EXAMPLES]
+    suggestions = {level_text(v): suggest_department(v) for v in examples}
     hint = "; ".join(f"'{v}' -> closest valid code '{s}'" for v, s in suggestions.items() if s)
     codes = department_codes()
     return [_problem(file, codebook.territory, "unknown department code", bad,
@@ -142,14 +144,16 @@ def check_design(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[Pro
         if len(missing):
             problems.append(_problem(file, col, "missing design values", missing,
                                      "a stratum / cluster label on every row"))
-    if d.strata in frame and d.psu and d.psu[0] in frame:
-        pairs = frame[[d.strata, d.psu[0]]].dropna()
-        n_strata = pairs.groupby(d.psu[0], sort=True)[d.strata].nunique()
+    if d.strata is not None and d.strata in frame and d.psu and d.psu[0] in frame:
+        strata, psu_col = d.strata, d.psu[0]
+        pairs = frame[[strata, psu_col]].dropna()
+        n_strata = pairs.groupby(psu_col, sort=True)[strata].nunique()
         crossing = n_strata[n_strata > 1]
         if len(crossing):
-            rows = pairs[pairs[d.psu[0]].isin(crossing.index)]
+            rows = pairs[pairs[psu_col].isin(crossing.index)]
             detail = ", ".join(
-                f"{psu!r} in strata {sorted(map(str, rows.loc[rows[d.psu[0]] == psu, d.strata].unique()))}"
+                f"{psu!r} in strata "
+                f"{sorted(map(str, rows.loc[rows[psu_col] == psu, strata].unique()))}"
                 for psu in crossing.index[:3])
             problems.append(_problem(
                 file, d.psu[0], "PSU nested in two or more strata", rows[d.psu[0]],
@@ -163,13 +167,13 @@ def check_design(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[Pro
         if len(bad):
             problems.append(_problem(file, col, "invalid finite population correction", bad,
                                      "a population count (> 1) or sampling fraction in (0, 1]"))
-        elif d.strata in frame:
+        elif d.strata is not None and d.strata in frame:
             spread = values.groupby(frame[d.strata]).nunique()
             varying = spread[spread > 1]
             if len(varying):
-                rows = raw[frame[d.strata].isin(varying.index)]
                 problems.append(_problem(
-                    file, col, "fpc varies within a stratum", rows,
+                    file, col, "fpc varies within a stratum",
+                    raw[frame[d.strata].isin(varying.index)],
                     "one fpc value per stratum",
                     hint="strata: " + ", ".join(map(str, varying.index[:MAX_EXAMPLES]))))
     return problems

@@ -54,7 +54,7 @@ def test_typed_columns(csv_survey):
     assert list(f["population"].cat.categories) == list(POPULATIONS)
     assert f["department"].astype(str).str.fullmatch(r"\d\d|2[AB]|97\d").all()
     assert f["maturity"].cat.ordered
-    assert list(f["maturity"].cat.categories)[0] == "none"
+    assert f["maturity"].cat.categories[0] == "none"
     assert str(f["partners"].dtype) == "Int8"
     # every department code in the table maps to its INSEE region (a few hand-checked)
     lookup = dict(zip(f["department"].astype(str), f["region"].astype(str), strict=True))

@@ -36,9 +36,10 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 def test_simulate_refuses_to_overwrite_and_rejects_bad_settings(tmp_path):
     out = tmp_path / "sim"
-    assert runner.invoke(app, ["simulate", "--respondents", "600", "--out", str(out)]).exit_code == 0
+    args = ["simulate", "--respondents", "600", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
     before = (out / "respondents.csv").read_bytes()
-    again = runner.invoke(app, ["simulate", "--seed", "9", "--respondents", "600", "--out", str(out)])
+    again = runner.invoke(app, [*args, "--seed", "9"])
     assert again.exit_code == 2
     assert "--force" in again.output
     assert (out / "respondents.csv").read_bytes() == before

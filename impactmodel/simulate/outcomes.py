@@ -70,7 +70,7 @@ def draw_parameters(rng: np.random.Generator, items: tuple[ItemSpec, ...], n_reg
 
 
 def practice_matrix(units: pd.DataFrame) -> NDArray[np.float64]:
-    """The units x practices design matrix of the generating model (maturity as 0..1)."""
+    """Return the units x practices matrix of the generating model (maturity as 0..1)."""
     cols = []
     for name in EFFECT_PRACTICES:
         values = units[name].to_numpy(dtype=float)

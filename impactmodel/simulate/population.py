@@ -116,7 +116,7 @@ def _practices(rng: np.random.Generator, units: pd.DataFrame, n_regions: int, n_
     """Draw the practice variables into ``units``; return their generating parameters."""
     pop, reg, dep = units["population"], units["region"], units["department"]
     size, age = units["size_class"].to_numpy(), units["age_group"].to_numpy()
-    params = {
+    params: dict[str, Any] = {
         "partners_population": [-1.2, 1.0, -0.2, 0.9],
         "partners_size": [0.0, 0.4, 0.9],
         "partners_age": [-0.2, 0.0, 0.15],
@@ -128,7 +128,8 @@ def _practices(rng: np.random.Generator, units: pd.DataFrame, n_regions: int, n_
     params["partners_region_effect"] = region_eff.tolist()
     params["partners_department_effect"] = dept_eff.tolist()
     territory = region_eff[reg] + dept_eff[dep]
-    lin = (np.asarray(params["partners_population"])[pop] + np.asarray(params["partners_size"])[size]
+    lin = (np.asarray(params["partners_population"])[pop]
+           + np.asarray(params["partners_size"])[size]
            + np.asarray(params["partners_age"])[age] + territory)
     partners = rng.random(len(units)) < expit(lin)
     units["partners"] = partners.astype(int)

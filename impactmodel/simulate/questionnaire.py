@@ -45,7 +45,7 @@ EFFECT_PRACTICES = ("partners", "mode_philanthropy", "mode_responsible", "mode_c
 
 def item_bank() -> tuple[ItemSpec, ...]:
     """Return the simulated questionnaire's items, in a fixed order."""
-    items = []
+    items: list[ItemSpec] = []
     for i, impact in enumerate(IMPACTS):
         for j, lens in enumerate(LENSES):
             for k, dimension in enumerate(DIMENSIONS):

@@ -95,7 +95,8 @@ def _score_truth(fp: FinitePopulation, answers: np.ndarray, codebook: Codebook
         means["n_units"] = grouped.size()
         long = means.reset_index().melt(id_vars=[*keys, "n_units"], value_vars=list(IMPACTS),
                                         var_name="impact", value_name="mean")
-        out[name] = long.sort_values([*keys, "impact"]).to_dict(orient="records")
+        records = long.sort_values([*keys, "impact"]).to_dict(orient="records")
+        out[name] = [{str(k): v for k, v in r.items()} for r in records]
     return out
 
 

@@ -79,8 +79,8 @@ class DrawnSample:
     pi: NDArray[np.float64]
 
 
-def _allocate(weights: NDArray[np.float64], total: int, available: NDArray[np.int_]
-              ) -> NDArray[np.int_]:
+def _allocate(weights: NDArray[np.float64], total: int, available: NDArray[np.integer]
+              ) -> NDArray[np.integer]:
     """Allocate ``total`` draws proportionally to ``weights``, at least 2, at most available."""
     n = np.round(total * weights / weights.sum()).astype(int)
     return np.minimum(np.maximum(n, 2), available)
@@ -93,8 +93,13 @@ def _two_stage(rng: np.random.Generator, units: pd.DataFrame, strata: pd.Series,
     clusters = units.groupby([strata, units["cluster"]], sort=True).size()
     stratum_psus = clusters.groupby(level=0).size()
     stratum_units = clusters.groupby(level=0).sum()
-    alloc = _allocate(stratum_units.to_numpy(float), n_psu, stratum_psus.to_numpy())
-    chosen_units, st, ps, fp, pis = [], [], [], [], []
+    alloc = _allocate(np.asarray(stratum_units, dtype=float), n_psu,
+                      np.asarray(stratum_psus, dtype=int))
+    chosen_units: list[NDArray[np.int_]] = []
+    st: list[NDArray[np.str_]] = []
+    ps: list[NDArray[np.str_]] = []
+    fp: list[NDArray[np.float64]] = []
+    pis: list[NDArray[np.float64]] = []
     members = units.groupby([strata, units["cluster"]], sort=True).indices
     for h, n_h in zip(stratum_psus.index, alloc, strict=True):
         sizes = clusters.loc[h]
@@ -104,7 +109,7 @@ def _two_stage(rng: np.random.Generator, units: pd.DataFrame, strata: pd.Series,
             picked = np.sort(rng.choice(len(sizes), size=int(n_h), replace=False))
             pi1 = np.full(len(sizes), n_h / len(sizes))
         for c in picked:
-            idx = members[(h, sizes.index[c])]
+            idx = np.asarray(members[(h, sizes.index[c])], dtype=int)
             if poisson_size is None:
                 m = min(per_psu, len(idx))
                 take = np.sort(rng.choice(idx, size=m, replace=False))
@@ -126,10 +131,10 @@ def _two_stage(rng: np.random.Generator, units: pd.DataFrame, strata: pd.Series,
 def _stratified_srs(rng: np.random.Generator, units: pd.DataFrame, strata: pd.Series,
                     n: int, oversample: NDArray[np.float64]) -> DrawnSample:
     groups = units.groupby(strata, sort=True).indices
-    labels = sorted(groups)
+    labels = sorted(groups, key=str)
     sizes = np.array([len(groups[h]) for h in labels])
     factor = np.array([oversample[units["size_class"].to_numpy()[groups[h][0]]] for h in labels])
-    alloc = _allocate(sizes * factor, n, sizes)
+    alloc = _allocate((sizes * factor).astype(float), n, sizes)
     chosen, st, fp, pis = [], [], [], []
     for h, n_h, big_n in zip(labels, alloc, sizes, strict=True):
         chosen.append(np.sort(rng.choice(groups[h], size=int(n_h), replace=False)))
@@ -195,7 +200,7 @@ def respond(rng: np.random.Generator, units: pd.DataFrame, population: str,
 def drawn_size(settings: SimulationSettings, population: str) -> int:
     """How many units to draw so that about the target number respond."""
     target = settings.respondents * settings.shares[population]
-    return int(round(target / settings.response_rates[population]))
+    return round(target / settings.response_rates[population])
 
 
 __all__ = ["DrawnSample", "draw_sample", "drawn_size", "respond",
