@@ -12,6 +12,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,7 +35,7 @@ CodebookOpt = Annotated[Path | None, typer.Option(
 
 
 def _fail(exc: ImpactModelError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_INVALID_INPUT)
 
 
@@ -52,7 +53,7 @@ def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
         raise _fail(exc) from None
     pops = survey.population.value_counts(sort=False)
     counts = ", ".join(f"{p} {n}" for p, n in pops.items())
-    out.print(f"[green]valid:[/] {data}: {survey.n_respondents} respondents ({counts}), "
+    out.print(f"[green]valid:[/] {escape(str(data))}: {survey.n_respondents} respondents ({counts}), "
               f"{len(survey.codebook.items)} items, "
               f"{survey.department.nunique()} departments in {survey.region.nunique()} regions")
 
@@ -105,7 +106,7 @@ def simulate(
 
     existing = [out_dir / f for f in FILES.values() if (out_dir / f).exists()]
     if existing and not force:
-        err.print(f"[bold red]error:[/] {out_dir} already holds "
+        err.print(f"[bold red]error:[/] {escape(str(out_dir))} already holds "
                   f"{', '.join(p.name for p in existing)}; choose another --out or pass --force")
         raise typer.Exit(EXIT_INVALID_INPUT)
     try:

@@ -87,11 +87,14 @@ def check_population(frame: pd.DataFrame, codebook: Codebook, file: str) -> list
     if not len(bad):
         return []
     allowed = list(codebook.population_codes) or list(POPULATIONS)
-    guess = closest(bad.iloc[0], allowed) if pd.notna(bad.iloc[0]) else None
-    hint = f"did you mean '{guess}'?" if guess else None
+    guesses = {level_text(v): closest(level_text(v), allowed)
+               for v in bad.dropna().unique()[:MAX_EXAMPLES]}
+    hints = [f"'{v}' -> did you mean '{g}'?" for v, g in guesses.items() if g]
+    if bad.isna().any():
+        hints.append("missing values: every respondent needs a population")
     if not codebook.population_codes:
-        hint = (hint + " " if hint else "") + (
-            "map other codes with [survey.population_codes] in the codebook")
+        hints.append("map other codes with [survey.population_codes] in the codebook")
+    hint = "; ".join(hints) or None
     return [_problem(file, codebook.population, "unknown population", bad,
                      "one of " + ", ".join(allowed), hint=hint)]
 
@@ -107,14 +110,13 @@ def check_territory(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[
     examples = bad.dropna().unique()[:MAX_EXAMPLES]
     suggestions = {level_text(v): suggest_department(v) for v in examples}
     hint = "; ".join(f"'{v}' -> closest valid code '{s}'" for v, s in suggestions.items() if s)
-    codes = department_codes()
     return [_problem(file, codebook.territory, "unknown department code", bad,
-                     f"an INSEE department code ({codes[0]}..{codes[94]}, 2A, 2B, 971..976)",
+                     "an INSEE department code: 01..95 (no 20), 2A, 2B, 971, 972, 973, 974, 976",
                      hint=hint or None)]
 
 
 def check_weights(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[Problem]:
-    """Weights must be numeric, present and strictly positive."""
+    """Weights must be numeric, present, finite and strictly positive."""
     col = codebook.design.weight
     if col is None or col not in frame:
         return []
@@ -132,6 +134,10 @@ def check_weights(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[Pr
     if len(nonpos):
         problems.append(_problem(file, col, "zero or negative weights", nonpos, "a number > 0",
                                  hint="drop those rows or fix the weighting"))
+    infinite = raw[np.isinf(values.astype(float))]
+    if len(infinite):
+        problems.append(_problem(file, col, "infinite weights", infinite,
+                                 "a finite number > 0"))
     return problems
 
 
@@ -252,6 +258,10 @@ def validate_table(frame: pd.DataFrame, codebook: Codebook, file: str) -> list[P
     list of Problem
     """
     problems = check_columns(frame, codebook, file)
+    if frame.empty:
+        problems.append(Problem(file, "the table has no respondent rows",
+                                expected="one row per respondent after the header"))
+        return problems
     # Each check skips the columns found missing above, so every other problem still shows.
     for check in CHECKS:
         problems.extend(check(frame, codebook, file))

@@ -54,13 +54,14 @@ def _draw_codes(rng: np.random.Generator, probs: NDArray[np.float64]) -> NDArray
     return (u[:, None] > np.cumsum(probs, axis=1)[:, :-1]).sum(axis=1)
 
 
-def _geography(rng: np.random.Generator) -> tuple[pd.DataFrame, NDArray[np.int_], list[str]]:
+def _geography(rng: np.random.Generator, scale: float
+               ) -> tuple[pd.DataFrame, NDArray[np.int_], list[str]]:
     deps = departments()
     regions = sorted({d.region for d in deps})
     dept_region = np.array([regions.index(d.region) for d in deps])
     rel_size = rng.lognormal(0.0, 0.6, len(deps))
     rel_size /= rel_size.mean()
-    n_communes = 20 + rng.poisson(70 * rel_size)
+    n_communes = np.round(scale * (20 + rng.poisson(70 * rel_size))).astype(int)
     commune_dept = np.repeat(np.arange(len(deps)), n_communes)
     p_large = np.clip(0.06 * rel_size[commune_dept], 0.02, 0.3)
     p_medium = np.full_like(p_large, 0.28)
@@ -167,7 +168,7 @@ def build_finite_population(settings: SimulationSettings, rng: np.random.Generat
     -------
     FinitePopulation
     """
-    communes, dept_region, regions = _geography(rng)
+    communes, dept_region, regions = _geography(rng, settings.population_scale)
     units = _units(rng, communes, dept_region, settings)
     params = _practices(rng, units, len(regions), len(dept_region))
     params["maturity_levels"] = list(MATURITY_LEVELS)

@@ -45,6 +45,15 @@ class SimulationSettings:
     item_nonresponse: float = 0.04
     informative_nonresponse: float = 0.0
 
+    @property
+    def population_scale(self) -> float:
+        """Factor on the number of communes (and so on every population's size).
+
+        The finite population grows with the requested sample so that sampling fractions
+        stay those of the default 4,000-respondent survey (about 1 mayor in 6).
+        """
+        return max(1.0, self.respondents / 4000)
+
     def __post_init__(self) -> None:
         if self.respondents < 400:
             raise SpecError(f"respondents must be at least 400 (got {self.respondents}) so that "
