@@ -53,7 +53,8 @@ def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
         raise _fail(exc) from None
     pops = survey.population.value_counts(sort=False)
     counts = ", ".join(f"{p} {n}" for p, n in pops.items())
-    out.print(f"[green]valid:[/] {escape(str(data))}: {survey.n_respondents} respondents ({counts}), "
+    out.print(f"[green]valid:[/] {escape(str(data))}: "
+              f"{survey.n_respondents} respondents ({counts}), "
               f"{len(survey.codebook.items)} items, "
               f"{survey.department.nunique()} departments in {survey.region.nunique()} regions")
 

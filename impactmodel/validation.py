@@ -14,7 +14,7 @@ import pandas as pd
 
 from impactmodel.codebook import Codebook, VariableSpec, level_text
 from impactmodel.errors import Problem
-from impactmodel.territories import department_codes, normalise_department_code, suggest_department
+from impactmodel.territories import normalise_department_code, suggest_department
 from impactmodel.vocabulary import POPULATIONS, closest
 
 MAX_EXAMPLES = 5
