@@ -40,17 +40,18 @@ def _fail(exc: ImpactModelError) -> typer.Exit:
 
 
 def _load(data: Path, codebook: Path | None) -> SurveyData:
+    """Load and validate, or print every problem and exit with status 2."""
     book = codebook if codebook is not None else data.with_name("codebook.toml")
-    return load_survey(data, book)
+    try:
+        return load_survey(data, book)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
 def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
     """Check a respondent table against its codebook; report every problem found."""
-    try:
-        survey = _load(data, codebook)
-    except ImpactModelError as exc:
-        raise _fail(exc) from None
+    survey = _load(data, codebook)
     pops = survey.population.value_counts(sort=False)
     counts = ", ".join(f"{p} {n}" for p, n in pops.items())
     out.print(f"[green]valid:[/] {escape(str(data))}: "
@@ -81,10 +82,7 @@ def _frame_table(title: str, frame: pd.DataFrame, fmt: str | None = None) -> Tab
 @app.command()
 def describe(data: DataArg, codebook: CodebookOpt = None) -> None:
     """Respondents by population x region, item coverage, weight summary (Kish deff)."""
-    try:
-        survey = _load(data, codebook)
-    except ImpactModelError as exc:
-        raise _fail(exc) from None
+    survey = _load(data, codebook)
     d = describe_survey(survey)
     out.print(_frame_table("Respondents by region and population", d.respondents))
     out.print(_frame_table("Item coverage: share answered among those asked "
