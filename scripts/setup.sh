@@ -37,8 +37,9 @@ if [ ! -x .venv/bin/python ] || ! is_suitable .venv/bin/python; then
 error: impactmodel needs Python >= ${want_major}.${want_minor} (PyMC 6 and ArviZ 1.x exist only for it),
 and none was found among: \$IMPACTMODEL_PYTHON, python3.13, python3.12, python3.14, python3,
 ~/.pyenv/versions/3.12+, /usr/local/bin, /usr/bin.
-Install one, e.g. 'apt-get install python3.12 python3.12-venv' or 'pyenv install 3.12',
-or point IMPACTMODEL_PYTHON at an interpreter, then re-run 'make'.
+Install one (your distribution's python3.12 + python3.12-venv packages where it has them,
+'pyenv install 3.12', or 'uv python install 3.12'), or point IMPACTMODEL_PYTHON at an
+interpreter, then re-run 'make'.
 MSG
         exit 1
     fi
