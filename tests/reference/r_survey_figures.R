@@ -1,0 +1,66 @@
+# Reference figures from R's survey package for impactmodel's design-based tests.
+# Run from this folder: Rscript r_survey_figures.R  (writes r_survey_figures.json)
+# Data: R survey's own api example data, as shipped in shared/reference/api/.
+suppressMessages(library(survey))
+api <- "../../../shared/reference/api"
+rd <- function(f) read.csv(file.path(api, f), stringsAsFactors = TRUE)
+apistrat <- rd("apistrat.csv"); apiclus1 <- rd("apiclus1.csv"); apiclus2 <- rd("apiclus2.csv")
+out <- list(r_version = R.version.string, survey_version = as.character(packageVersion("survey")))
+stat <- function(x, deff = FALSE) {
+  r <- list(estimate = unname(coef(x)), se = unname(SE(x)))
+  if (deff) r$deff <- unname(deff(x))
+  ci <- confint(x); r$ci_low <- unname(ci[, 1]); r$ci_high <- unname(ci[, 2])
+  r
+}
+byres <- function(x, deff = FALSE) {
+  r <- list(domain = as.character(x[[1]]), estimate = unname(coef(x)), se = unname(SE(x)))
+  if (deff) r$deff <- unname(deff(x))
+  r
+}
+dstrat <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = apistrat, fpc = ~fpc)
+dclus1 <- svydesign(id = ~dnum, weights = ~pw, data = apiclus1, fpc = ~fpc)
+dclus2 <- svydesign(id = ~dnum + snum, fpc = ~fpc1 + fpc2, data = apiclus2)
+dclus1_wr <- svydesign(id = ~dnum, weights = ~pw, data = apiclus1)
+
+out$strat_mean_api00_deff <- stat(svymean(~api00, dstrat, deff = TRUE), deff = TRUE)
+out$strat_total_enroll_deff <- stat(svytotal(~enroll, dstrat, deff = TRUE), deff = TRUE)
+out$strat_mean_stype <- stat(svymean(~stype, dstrat))
+out$strat_mean_two <- stat(svymean(~api00 + api99, dstrat))
+out$clus1_by_stype_mean <- byres(svyby(~api00, ~stype, dclus1, svymean, deff = TRUE), deff = TRUE)
+out$clus1_by_stype_total <- byres(svyby(~enroll, ~stype, dclus1, svytotal))
+x <- svyby(~api00, ~stype + sch.wide, dclus1, svymean)
+out$clus1_by_stype_sch_wide <- c(byres(x), list(sch_wide = as.character(x[[2]])))
+out$clus1_ratio <- list(estimate = unname(coef(svyratio(~api.stu, ~enroll, dclus1))),
+                        se = unname(SE(svyratio(~api.stu, ~enroll, dclus1))))
+out$clus1_wr_mean <- stat(svymean(~api00, dclus1_wr, deff = TRUE), deff = TRUE)
+out$clus2_mean_api00 <- stat(svymean(~api00, dclus2, deff = TRUE), deff = TRUE)
+out$clus2_total_enroll <- stat(svytotal(~enroll, dclus2, na.rm = TRUE))
+out$clus2_by_stype <- byres(svyby(~api00, ~stype, dclus2, svymean))
+out$degf <- list(strat = degf(dstrat), clus1 = degf(dclus1), clus2 = degf(dclus2))
+
+# strata with a single PSU: keep one high school in apistrat
+lone <- apistrat[apistrat$stype != "H" | apistrat$snum == apistrat$snum[apistrat$stype == "H"][1], ]
+for (rule in c("certainty", "remove", "adjust", "average")) {
+  options(survey.lonely.psu = rule)
+  d <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = lone)
+  out[[paste0("lonely_", rule)]] <- stat(svymean(~api00, d))
+}
+options(survey.lonely.psu = "fail")
+
+glmres <- function(m) {
+  s <- summary(m)$coefficients
+  ci <- confint(m)
+  list(terms = rownames(s), estimate = unname(s[, 1]), se = unname(s[, 2]),
+       statistic = unname(s[, 3]), p_value = unname(s[, 4]),
+       ci_low = unname(ci[, 1]), ci_high = unname(ci[, 2]), df_residual = m$df.residual)
+}
+out$strat_glm_gaussian <- glmres(svyglm(api00 ~ ell + meals + mobility, design = dstrat))
+out$clus1_glm_quasibinomial <- glmres(svyglm(sch.wide ~ ell + meals, design = dclus1,
+                                             family = quasibinomial()))
+out$clus1_glm_binomial <- glmres(suppressWarnings(svyglm(sch.wide ~ ell + meals, design = dclus1,
+                                                         family = binomial())))
+out$clus2_glm_poisson <- glmres(svyglm(enroll ~ meals + ell, design = dclus2, family = poisson()))
+out$clus1_glm_factor <- glmres(svyglm(api00 ~ stype + meals, design = dclus1))
+
+writeLines(jsonlite::toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE),
+           "r_survey_figures.json")
