@@ -1,0 +1,210 @@
+"""``SurveyDesign``: a respondent table with its sampling design, validated once.
+
+The API follows R ``survey``'s ``svydesign`` (keyword-only ``ids``, ``strata``,
+``weights``, ``probs``, ``fpc``, ``lonely_psu``, ``nest``); estimation methods return
+:class:`~impactmodel.survey.results.Estimates`. A design is immutable: methods that change
+weights return a new design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from impactmodel.errors import Problem, ValidationError
+from impactmodel.survey import estimation, regression
+from impactmodel.survey.results import Estimates
+from impactmodel.survey.structure import SOURCE, as_columns, build_stages, check_columns
+from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU, Stage
+
+Columns = str | Sequence[str] | None
+
+
+class SurveyDesign:
+    """A survey sample and its design.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per respondent.
+    ids : str or sequence of str, optional
+        Cluster column per sampling stage; ``None`` or ``"1"`` for an element sample.
+    strata : str or sequence of str, optional
+        Stratum column of the first stage, or one per stage.
+    weights : str, optional
+        Sampling weight column (mutually exclusive with ``probs``).
+    probs : str, optional
+        Inclusion probability column.
+    fpc : str or sequence of str, optional
+        Finite population correction per stage: population count of clusters in the
+        stratum (> 1) or sampling fraction (<= 1); every stage or none. Without weights
+        or probabilities, the weights follow from the fpc (population / sample size).
+    lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
+        Rule for a stratum with a single sampled PSU, as R's ``survey.lonely.psu``.
+    nest : bool
+        PSU labels restart within strata (R's ``nest=TRUE``).
+
+    Raises
+    ------
+    ValidationError
+        Missing design columns or values, non-positive weights, probabilities outside
+        (0, 1], PSUs crossing strata, inconsistent fpc.
+    """
+
+    __slots__ = ("_data", "_lonely_psu", "_spec", "_stages", "_weights")
+
+    def __init__(self, data: pd.DataFrame, *, ids: Columns = None, strata: Columns = None,
+                 weights: str | None = None, probs: str | None = None, fpc: Columns = None,
+                 lonely_psu: LonelyPSU = "fail", nest: bool = False) -> None:
+        if lonely_psu not in LONELY_PSU_RULES:
+            raise ValidationError([Problem(SOURCE, "unknown lonely_psu rule", column="lonely_psu",
+                                           values=(repr(lonely_psu),),
+                                           expected="one of " + ", ".join(LONELY_PSU_RULES))])
+        if weights is not None and probs is not None:
+            raise ValidationError([Problem(SOURCE, "give weights or probs, not both",
+                                           column=f"{weights}, {probs}")])
+        ids_l, strata_l, fpc_l = as_columns(ids), as_columns(strata), as_columns(fpc)
+        frame = data.reset_index(drop=True)
+        named = {"ids": [c for c in ids_l if c not in ("1", "0")], "strata": strata_l,
+                 "fpc": fpc_l, "weights": as_columns(weights), "probs": as_columns(probs)}
+        problems = check_columns(frame, named)
+        if problems:
+            raise ValidationError(problems)
+        stages = build_stages(frame, ids_l, strata_l, fpc_l, nest)
+        self._data = frame
+        self._stages = stages
+        self._weights = self._sampling_weights(frame, weights, probs, stages)
+        self._lonely_psu: LonelyPSU = lonely_psu
+        self._spec = {"ids": ids_l, "strata": strata_l, "weights": weights, "probs": probs,
+                      "fpc": fpc_l, "lonely_psu": lonely_psu, "nest": nest}
+
+    @staticmethod
+    def _sampling_weights(frame: pd.DataFrame, weights: str | None, probs: str | None,
+                          stages: tuple[Stage, ...]) -> NDArray[np.float64]:
+        if weights is not None or probs is not None:
+            col = weights if weights is not None else probs
+            assert col is not None
+            values = pd.to_numeric(frame[col], errors="coerce")
+            if probs is not None:
+                bad = values.isna() | (values <= 0) | (values > 1)
+                expected = "a probability in (0, 1]"
+            else:
+                bad = values.isna() | (values <= 0) | np.isinf(values)
+                expected = "a finite number > 0"
+            if bad.any():
+                rows = tuple(int(i) + 1 for i in np.flatnonzero(bad.to_numpy())[:5])
+                raise ValidationError([Problem(
+                    SOURCE, f"invalid {'probabilities' if probs else 'weights'}", column=col,
+                    rows=rows, values=tuple(repr(v) for v in frame.loc[bad, col].iloc[:5]),
+                    expected=expected, count=int(bad.sum()))])
+            array = values.to_numpy(dtype=float)
+            return 1.0 / array if probs is not None else array
+        w = np.ones(len(frame))
+        for stage in stages:
+            if stage.population is None:
+                break
+            w = w * (stage.population / stage.n_sampled)[stage.stratum]
+        return w
+
+    # --- what the design holds ---------------------------------------------------------
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The respondent table (read-only by convention)."""
+        return self._data
+
+    @property
+    def weights(self) -> NDArray[np.float64]:
+        """Sampling weights, one per respondent (a copy)."""
+        return self._weights.copy()
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The design's stages as integer codes."""
+        return self._stages
+
+    @property
+    def lonely_psu(self) -> LonelyPSU:
+        """The rule for strata with a single PSU."""
+        return self._lonely_psu
+
+    @property
+    def degrees_of_freedom(self) -> int:
+        """Design degrees of freedom: first-stage PSUs minus first-stage strata (R's degf)."""
+        return self.degrees_of_freedom_among(np.ones(len(self._data), dtype=bool))
+
+    def degrees_of_freedom_among(self, rows: NDArray[np.bool_]) -> int:
+        """Degrees of freedom of the respondents in ``rows`` (R's degf of a subset)."""
+        first = self._stages[0]
+        return len(np.unique(first.cluster[rows])) - len(np.unique(first.stratum[rows]))
+
+    def notes(self) -> tuple[str, ...]:
+        """One-line description of the design, printed under results."""
+        s = self._spec
+        parts = [f"{len(self._data)} respondents",
+                 f"{len(self._stages)} stage(s)",
+                 f"{len(np.unique(self._stages[0].stratum))} strata",
+                 f"{len(np.unique(self._stages[0].cluster))} PSUs",
+                 "fpc" if s["fpc"] else "with replacement",
+                 f"lonely PSU: {s['lonely_psu']}"]
+        return ("Design: " + ", ".join(parts),)
+
+    def __repr__(self) -> str:
+        return self.notes()[0]
+
+    # --- estimates ---------------------------------------------------------------------
+
+    def mean(self, variables: str | Sequence[str], by: Columns = None, *, na_rm: bool = False,
+             level: float = 0.95) -> Estimates:
+        """Weighted means (proportions for categorical columns), by domain.
+
+        Parameters
+        ----------
+        variables : str or sequence of str
+        by : str or sequence of str, optional
+            Domain columns (crossed). Domains use the full design.
+        na_rm : bool
+        level : float
+
+        Returns
+        -------
+        Estimates
+            Columns ``estimate, se, ci_low, ci_high, deff, n, weighted_n``.
+        """
+        return estimation.linear_estimates(self, "mean", variables, by, na_rm=na_rm,
+                                           level=level)
+
+    def total(self, variables: str | Sequence[str], by: Columns = None, *, na_rm: bool = False,
+              level: float = 0.95) -> Estimates:
+        """Weighted totals (counts for categorical columns), by domain; see :meth:`mean`."""
+        return estimation.linear_estimates(self, "total", variables, by, na_rm=na_rm,
+                                           level=level)
+
+    def ratio(self, numerator: str, denominator: str, by: Columns = None, *,
+              level: float = 0.95) -> Estimates:
+        """Ratio of weighted totals ``sum(w y) / sum(w x)``, by domain."""
+        return estimation.ratio_estimates(self, numerator, denominator, by, level=level)
+
+    def glm(self, formula: str, family: str = "gaussian", *, level: float = 0.95) -> Estimates:
+        """Survey-weighted generalised linear model with design-based (sandwich) SEs.
+
+        Parameters
+        ----------
+        formula : str
+            ``"y ~ x1 + x2"``: column names joined by ``+`` (categorical columns become
+            treatment dummies, first level as reference; ``- 1`` drops the intercept).
+            Parsed, never evaluated.
+        family : {"gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson"}
+        level : float
+            Confidence level of the t intervals on the residual design degrees of freedom.
+
+        Returns
+        -------
+        Estimates
+            One row per term (intercept first): ``estimate, se, statistic, p_value,
+            ci_low, ci_high``.
+        """
+        return regression.survey_glm(self, formula, family, level=level)

@@ -1,0 +1,210 @@
+"""Design-based estimates against R's survey package, to a relative error of 1e-6.
+
+Figures: ``shared/reference/api/expected.json`` (R 4.2.2, survey 4.1-1, as shipped) and
+``tests/reference/r_survey_figures.json``, produced by ``tests/reference/r_survey_figures.R``
+with the same R and survey versions (the R call of each figure is in that script).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from impactmodel.errors import ValidationError
+from impactmodel.survey import SurveyDesign
+from impactmodel.survey.variance import LonelyPSUError
+
+HERE = Path(__file__).resolve().parent
+API = HERE.parents[1] / "shared" / "reference" / "api"
+SHARED = json.loads((API / "expected.json").read_text())
+OURS = json.loads((HERE / "reference" / "r_survey_figures.json").read_text())
+RTOL = 1e-6
+
+
+def flat(value) -> np.ndarray:
+    return np.ravel(np.asarray(value, dtype=float))
+
+
+def close(got, expected, atol=0.0) -> None:
+    np.testing.assert_allclose(flat(got), flat(expected), rtol=RTOL, atol=atol)
+
+
+@pytest.fixture(scope="module")
+def api() -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(API / f"{name}.csv") for name in ("apistrat", "apiclus1", "apiclus2")}
+
+
+@pytest.fixture(scope="module")
+def dstrat(api):
+    return SurveyDesign(api["apistrat"], strata="stype", weights="pw", fpc="fpc")
+
+
+@pytest.fixture(scope="module")
+def dclus1(api):
+    return SurveyDesign(api["apiclus1"], ids="dnum", weights="pw", fpc="fpc")
+
+
+@pytest.fixture(scope="module")
+def dclus2(api):
+    return SurveyDesign(api["apiclus2"], ids=["dnum", "snum"], fpc=["fpc1", "fpc2"])
+
+
+# --- shared/reference/api/expected.json: every figure --------------------------------------
+
+def test_expected_strat_mean(dstrat):
+    r = SHARED["strat_mean_api00"]["result"]
+    t = dstrat.mean("api00").to_frame()
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_expected_strat_mean_by_stype(dstrat):
+    r = SHARED["strat_mean_api00_by_stype"]["result"]
+    t = dstrat.mean("api00", by="stype").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_expected_strat_glm(dstrat):
+    r = SHARED["strat_glm_gaussian"]["result"]
+    t = dstrat.glm("api00 ~ ell + meals + mobility").to_frame()
+    assert list(t.index) == r["terms"]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_expected_clus1_mean_deff(dclus1):
+    r = SHARED["clus1_mean_api00_deff"]["result"]
+    t = dclus1.mean("api00").to_frame()
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+    close(t["deff"], r["deff"])
+
+
+def test_expected_clus1_total(dclus1):
+    r = SHARED["clus1_total_enroll"]["result"]
+    t = dclus1.total("enroll").to_frame()
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+# --- tests/reference/r_survey_figures.json ----------------------------------------------
+
+def check_stat(table: pd.DataFrame, r: dict, deff: bool = False) -> None:
+    close(table["estimate"], r["estimate"])
+    close(table["se"], r["se"], atol=1e-9)
+    if "ci_low" in r:
+        close(table["ci_low"], r["ci_low"])
+        close(table["ci_high"], r["ci_high"])
+    if deff:
+        close(table["deff"], r["deff"])
+
+
+def test_strat_mean_and_total_deff(dstrat):
+    check_stat(dstrat.mean("api00").to_frame(), OURS["strat_mean_api00_deff"], deff=True)
+    check_stat(dstrat.total("enroll").to_frame(), OURS["strat_total_enroll_deff"], deff=True)
+
+
+def test_strat_proportions_of_a_categorical(dstrat):
+    # stratified by stype: its proportions are known exactly (SE 0 in R)
+    t = dstrat.mean("stype").to_frame()
+    assert list(t.index) == ["stypeE", "stypeH", "stypeM"]
+    check_stat(t, OURS["strat_mean_stype"])
+
+
+def test_strat_two_variables(dstrat):
+    check_stat(dstrat.mean(["api00", "api99"]).to_frame(), OURS["strat_mean_two"])
+
+
+def test_clus1_domains(dclus1):
+    r = OURS["clus1_by_stype_mean"]
+    t = dclus1.mean("api00", by="stype").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+    close(t["deff"], r["deff"])
+    r = OURS["clus1_by_stype_total"]
+    t = dclus1.total("enroll", by="stype").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_clus1_crossed_domains(dclus1):
+    r = OURS["clus1_by_stype_sch_wide"]
+    t = dclus1.mean("api00", by=["stype", "sch.wide"]).to_frame()
+    t = t.loc[list(zip(r["domain"], r["sch_wide"], strict=True))]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_clus1_ratio(dclus1):
+    r = OURS["clus1_ratio"]
+    t = dclus1.ratio("api.stu", "enroll").to_frame()
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_clus1_with_replacement(api):
+    design = SurveyDesign(api["apiclus1"], ids="dnum", weights="pw")
+    check_stat(design.mean("api00").to_frame(), OURS["clus1_wr_mean"], deff=True)
+
+
+def test_clus2_two_stage(dclus2):
+    check_stat(dclus2.mean("api00").to_frame(), OURS["clus2_mean_api00"], deff=True)
+    check_stat(dclus2.total("enroll", na_rm=True).to_frame(), OURS["clus2_total_enroll"])
+    r = OURS["clus2_by_stype"]
+    t = dclus2.mean("api00", by="stype").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
+def test_degrees_of_freedom(dstrat, dclus1, dclus2):
+    r = OURS["degf"]
+    assert (dstrat.degrees_of_freedom, dclus1.degrees_of_freedom,
+            dclus2.degrees_of_freedom) == (r["strat"], r["clus1"], r["clus2"])
+
+
+@pytest.mark.parametrize("rule", ["certainty", "remove", "adjust", "average"])
+def test_lonely_psu_rules(api, rule):
+    strat = api["apistrat"]
+    first_high = strat.loc[strat["stype"] == "H", "snum"].iloc[0]
+    lone = strat[(strat["stype"] != "H") | (strat["snum"] == first_high)]
+    design = SurveyDesign(lone, strata="stype", weights="pw", lonely_psu=rule)
+    check_stat(design.mean("api00").to_frame(), OURS[f"lonely_{rule}"])
+
+
+def test_lonely_psu_fail_names_the_stratum(api):
+    strat = api["apistrat"]
+    lone = strat[(strat["stype"] != "H") | (strat.index == strat.index[strat["stype"] == "H"][0])]
+    design = SurveyDesign(lone, strata="stype", weights="pw")
+    with pytest.raises(LonelyPSUError, match="'H' has only one PSU at stage 1"):
+        design.mean("api00")
+
+
+@pytest.mark.parametrize(("name", "design", "formula", "family"), [
+    ("strat_glm_gaussian", "dstrat", "api00 ~ ell + meals + mobility", "gaussian"),
+    ("clus1_glm_quasibinomial", "dclus1", "sch.wide ~ ell + meals", "quasibinomial"),
+    ("clus1_glm_binomial", "dclus1", "sch.wide ~ ell + meals", "binomial"),
+    ("clus2_glm_poisson", "dclus2", "enroll ~ meals + ell", "poisson"),
+    ("clus1_glm_factor", "dclus1", "api00 ~ stype + meals", "gaussian"),
+])
+def test_glm_against_r(request, name, design, formula, family):
+    r = OURS[name]
+    t = request.getfixturevalue(design).glm(formula, family=family).to_frame()
+    assert list(t.index) == r["terms"]
+    for col in ("estimate", "se", "statistic", "p_value", "ci_low", "ci_high"):
+        close(t[col], r[col])
+
+
+def test_design_errors_name_the_column(api):
+    with pytest.raises(ValidationError, match="did you mean 'stype'"):
+        SurveyDesign(api["apistrat"], strata="stypo", weights="pw")
+    bad = api["apistrat"].assign(pw=lambda f: f["pw"].where(f.index != 3, -1.0))
+    with pytest.raises(ValidationError, match=r"invalid weights(.|\n)*rows: 4"):
+        SurveyDesign(bad, strata="stype", weights="pw")
+    crossing = api["apiclus1"].assign(stratum=np.arange(183) % 2)
+    with pytest.raises(ValidationError, match="PSU in more than one stratum"):
+        SurveyDesign(crossing, ids="dnum", strata="stratum", weights="pw")
