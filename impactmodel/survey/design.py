@@ -8,17 +8,20 @@ weights return a new design.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from impactmodel.errors import Problem, ValidationError
-from impactmodel.survey import estimation, regression
+from impactmodel.survey import calibration, estimation, regression
+from impactmodel.survey.calibration import Adjustment, CalibrationError, Targets
 from impactmodel.survey.results import Estimates
 from impactmodel.survey.structure import SOURCE, as_columns, build_stages, check_columns
-from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU, Stage
+from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU, Stage, design_covariance
 
 Columns = str | Sequence[str] | None
 
@@ -54,7 +57,8 @@ class SurveyDesign:
         (0, 1], PSUs crossing strata, inconsistent fpc.
     """
 
-    __slots__ = ("_data", "_lonely_psu", "_spec", "_stages", "_weights")
+    __slots__ = ("_adjustments", "_data", "_history", "_lonely_psu", "_spec", "_stages",
+                 "_weights")
 
     def __init__(self, data: pd.DataFrame, *, ids: Columns = None, strata: Columns = None,
                  weights: str | None = None, probs: str | None = None, fpc: Columns = None,
@@ -78,6 +82,8 @@ class SurveyDesign:
         self._stages = stages
         self._weights = self._sampling_weights(frame, weights, probs, stages)
         self._lonely_psu: LonelyPSU = lonely_psu
+        self._adjustments: tuple[Adjustment, ...] = ()
+        self._history: tuple[str, ...] = ()
         self._spec = {"ids": ids_l, "strata": strata_l, "weights": weights, "probs": probs,
                       "fpc": fpc_l, "lonely_psu": lonely_psu, "nest": nest}
 
@@ -141,6 +147,15 @@ class SurveyDesign:
         first = self._stages[0]
         return len(np.unique(first.cluster[rows])) - len(np.unique(first.stratum[rows]))
 
+    def covariance(self, scores: NDArray[np.float64] | sp.spmatrix) -> NDArray[np.float64]:
+        """Design covariance of the totals of influence ``scores`` (n x k).
+
+        Scores are first adjusted for every calibration of the weights (post-stratification,
+        raking, GREG), then linearised over the stages.
+        """
+        adjusted = calibration.adjust_scores(scores, self._adjustments)
+        return design_covariance(adjusted, self._stages, self._lonely_psu)
+
     def notes(self) -> tuple[str, ...]:
         """One-line description of the design, printed under results."""
         s = self._spec
@@ -150,10 +165,105 @@ class SurveyDesign:
                  f"{len(np.unique(self._stages[0].cluster))} PSUs",
                  "fpc" if s["fpc"] else "with replacement",
                  f"lonely PSU: {s['lonely_psu']}"]
-        return ("Design: " + ", ".join(parts),)
+        return ("Design: " + ", ".join(parts), *self._history)
 
     def __repr__(self) -> str:
         return self.notes()[0]
+
+    # --- weighting: each returns a new design ------------------------------------------
+
+    def _derive(self, weights: NDArray[np.float64], adjustment: Adjustment | None,
+                note: str) -> SurveyDesign:
+        new = copy.copy(self)
+        new._weights = weights
+        new._adjustments = self._adjustments + ((adjustment,) if adjustment else ())
+        new._history = (*self._history, note)
+        return new
+
+    def poststratify(self, targets: Mapping[str, Mapping[object, float]] | pd.DataFrame
+                     ) -> SurveyDesign:
+        """Post-stratify: weights of each cell sum to its population count.
+
+        Parameters
+        ----------
+        targets : dict or pandas.DataFrame
+            ``{"stype": {"E": 4421, "H": 755, "M": 1018}}`` for one variable, or a frame
+            with the post-stratification columns and a ``count`` column for crossed cells.
+
+        Returns
+        -------
+        SurveyDesign
+            With SEs that account for the post-stratification (as R's ``postStratify``).
+        """
+        if isinstance(targets, pd.DataFrame):
+            if "count" not in targets.columns:
+                raise CalibrationError("a post-stratification frame needs a 'count' column")
+            keys = [c for c in targets.columns if c != "count"]
+            missing = [k for k in keys if k not in self._data.columns]
+            if missing:
+                raise CalibrationError(f"post-stratification columns {missing} are not in the "
+                                       "design's data")
+            cell = self._data[keys].astype(str).agg("\x1f".join, axis=1)
+            labels = targets[keys].astype(str).agg("\x1f".join, axis=1)
+            data = pd.DataFrame({"cell": cell})
+            spec: Targets = {"cell": dict(zip(labels, targets["count"], strict=True))}
+        else:
+            if len(targets) != 1:
+                raise CalibrationError("post-stratify on one variable, or pass a frame of "
+                                       "crossed cells with a 'count' column")
+            data, spec = self._data, targets
+        x, totals, _ = calibration.calibration_matrix(data, spec)
+        weights, adjustment = calibration.linear_calibration(self._weights, x, totals)
+        return self._derive(weights, adjustment, f"Post-stratified on {', '.join(spec)}")
+
+    def rake(self, margins: Mapping[str, Mapping[object, float]], *, max_iter: int = 100,
+             tol: float = 1e-10) -> SurveyDesign:
+        """Rake (iterative proportional fitting) to known margins.
+
+        Parameters
+        ----------
+        margins : dict
+            ``{"stype": {"E": 4421, ...}, "sch.wide": {"No": 1072, "Yes": 5122}}``.
+        max_iter : int
+            Maximum cycles over the margins.
+        tol : float
+            Convergence: largest relative change of a weight in a cycle.
+
+        Returns
+        -------
+        SurveyDesign
+        """
+        weights, adjustment = calibration.raking_calibration(self._weights, self._data, margins,
+                                                             max_iter, tol)
+        return self._derive(weights, adjustment, f"Raked to {', '.join(margins)}")
+
+    def calibrate(self, targets: Targets) -> SurveyDesign:
+        """Linear (GREG) calibration to known population totals.
+
+        Parameters
+        ----------
+        targets : dict
+            Categorical columns map to level totals, numeric columns to their total:
+            ``{"stype": {"E": 4421, "H": 755, "M": 1018}, "api99": 3914069}``.
+
+        Returns
+        -------
+        SurveyDesign
+        """
+        x, totals, _ = calibration.calibration_matrix(self._data, targets)
+        weights, adjustment = calibration.linear_calibration(self._weights, x, totals)
+        return self._derive(weights, adjustment, f"Calibrated (GREG) to {', '.join(targets)}")
+
+    def trim(self, upper: float = np.inf, lower: float = -np.inf, *, strict: bool = False
+             ) -> SurveyDesign:
+        """Trim weights to ``[lower, upper]``, sharing the excess among the others (R's rule).
+
+        With ``strict=True`` repeat until no weight lies outside the bounds.
+        """
+        if lower >= upper:
+            raise CalibrationError(f"lower ({lower}) must be below upper ({upper})")
+        weights = calibration.trimmed(self._weights, lower, upper, strict)
+        return self._derive(weights, None, f"Weights trimmed to [{lower}, {upper}]")
 
     # --- estimates ---------------------------------------------------------------------
 

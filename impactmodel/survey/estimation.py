@@ -20,7 +20,6 @@ from scipy import stats
 
 from impactmodel.errors import ImpactModelError
 from impactmodel.survey.results import Estimates
-from impactmodel.survey.variance import design_covariance
 from impactmodel.vocabulary import closest
 
 if TYPE_CHECKING:
@@ -154,7 +153,7 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
             resid = yv - (total / np.where(weighted_n > 0, weighted_n, 1))[g[idx]]
             values = w[idx] * yv
         scores = _scores_matrix(idx, g[idx], values, n, dom.count)
-        variance = np.diag(design_covariance(scores, design.stages, design.lonely_psu))
+        variance = np.diag(design.covariance(scores))
         # variance of simple random sampling without replacement, as R's deff=TRUE
         s2 = (np.bincount(g[idx], weights=w[idx] * resid**2, minlength=dom.count)
               / weighted_n * count / (count - 1))
@@ -218,7 +217,7 @@ def ratio_estimates(design: SurveyDesign, numerator: str, denominator: str,
     idx = np.flatnonzero(use)
     values = w[idx] * (y[idx] - estimate[g[idx]] * x[idx]) / tx[g[idx]]
     scores = _scores_matrix(idx, g[idx], values, len(w), dom.count)
-    se = np.sqrt(np.diag(design_covariance(scores, design.stages, design.lonely_psu)))
+    se = np.sqrt(np.diag(design.covariance(scores)))
     z = stats.norm.ppf(0.5 + level / 2)
     table = dom.labels.copy()
     table["estimate"], table["se"] = estimate, se

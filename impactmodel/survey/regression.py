@@ -19,7 +19,6 @@ from scipy import stats
 from impactmodel.errors import ImpactModelError
 from impactmodel.survey.formula import model_matrix, parse_formula, response_vector
 from impactmodel.survey.results import Estimates
-from impactmodel.survey.variance import design_covariance
 
 if TYPE_CHECKING:
     from impactmodel.survey.design import SurveyDesign
@@ -64,7 +63,7 @@ def survey_glm(design: SurveyDesign, formula: str, family: str = "gaussian", *,
     a_inv = np.linalg.inv((xu * working_w[:, None]).T @ xu)
     scores = np.zeros_like(x)
     scores[use] = (xu * (wu * (yu - mu) / (var_mu * deta))[:, None]) @ a_inv
-    cov = design_covariance(scores, design.stages, design.lonely_psu)
+    cov = design.covariance(scores)
     se = np.sqrt(np.diag(cov))
     df = design.degrees_of_freedom_among(use) + 1 - len(beta)
     statistic = beta / se

@@ -47,6 +47,30 @@ for (rule in c("certainty", "remove", "adjust", "average")) {
 }
 options(survey.lonely.psu = "fail")
 
+# weighting: population counts from apipop (R's own population file)
+apipop <- rd("apipop.csv")
+pop.types <- as.data.frame(table(stype = apipop$stype))
+pop.schwide <- as.data.frame(table(sch.wide = apipop$sch.wide))
+out$pop_counts <- list(stype = setNames(as.list(pop.types$Freq), as.character(pop.types$stype)),
+                       sch_wide = setNames(as.list(pop.schwide$Freq), as.character(pop.schwide$sch.wide)),
+                       api99 = sum(apipop$api99))
+dclus1p <- postStratify(dclus1, ~stype, pop.types)
+out$clus1_poststrat_mean <- stat(svymean(~api00, dclus1p))
+out$clus1_poststrat_total <- stat(svytotal(~enroll, dclus1p))
+out$clus1_poststrat_by_schwide <- byres(svyby(~api00, ~sch.wide, dclus1p, svymean))
+dclus1r <- rake(dclus1, list(~stype, ~sch.wide), list(pop.types, pop.schwide),
+                control = list(maxit = 100, epsilon = 1e-12))
+out$clus1_rake_mean <- stat(svymean(~api00, dclus1r))
+out$clus1_rake_total <- stat(svytotal(~enroll, dclus1r))
+dclus1g <- calibrate(dclus1, ~stype + api99,
+                     c(`(Intercept)` = sum(pop.types$Freq), stypeH = pop.types$Freq[2],
+                       stypeM = pop.types$Freq[3], api99 = sum(apipop$api99)))
+out$clus1_greg_mean <- stat(svymean(~api00, dclus1g))
+out$clus1_greg_total <- stat(svytotal(~enroll, dclus1g))
+out$clus1_greg_glm <- NULL
+out$strat_trim_mean <- stat(svymean(~api00, trimWeights(dstrat, upper = 40)))
+out$strat_trim_weights_sum <- sum(weights(trimWeights(dstrat, upper = 40)))
+
 # GLMs converge tightly (R's default epsilon 1e-8 leaves ~1e-7 relative error in the
 # coefficients, visible in p-values at 1e-6): the figures are those of the exact MLE.
 tight <- glm.control(epsilon = 1e-14, maxit = 100)
