@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from impactmodel.errors import Problem, ValidationError
 from impactmodel.survey import calibration, estimation, regression
+from impactmodel.survey import replicates as replication
 from impactmodel.survey.calibration import Adjustment, CalibrationError, Targets
 from impactmodel.survey.results import Estimates
 from impactmodel.survey.structure import SOURCE, as_columns, build_stages, check_columns
@@ -264,6 +265,45 @@ class SurveyDesign:
             raise CalibrationError(f"lower ({lower}) must be below upper ({upper})")
         weights = calibration.trimmed(self._weights, lower, upper, strict)
         return self._derive(weights, None, f"Weights trimmed to [{lower}, {upper}]")
+
+    def replicate(self, kind: str, *, replicates: int = 200, seed: int | None = None,
+                  fay_rho: float = 0.5, mse: bool = False) -> replication.ReplicateDesign:
+        """Make replicate weights from this design.
+
+        Parameters
+        ----------
+        kind : {"JK1", "JKn", "bootstrap", "BRR", "Fay"}
+        replicates : int
+            Number of bootstrap replicates.
+        seed : int, optional
+            Seed of the bootstrap draws.
+        fay_rho : float
+            Fay's coefficient (kind ``"Fay"``).
+        mse : bool
+            Centre replicates at the full-sample estimate.
+
+        Returns
+        -------
+        ReplicateDesign
+        """
+        if self._adjustments:
+            raise replication.ReplicateError(
+                "make replicate weights before post-stratifying, raking or calibrating: "
+                "replicates of a calibrated design would need each replicate re-calibrated")
+        if kind in ("JK1", "JKn"):
+            weights = replication.jackknife(self, kind)
+        elif kind == "bootstrap":
+            weights = replication.bootstrap(self, replicates, seed)
+        elif kind in ("BRR", "Fay"):
+            weights = replication.balanced_half_samples(self, fay_rho if kind == "Fay" else 0.0)
+        else:
+            raise replication.ReplicateError(
+                f"unknown replicate kind {kind!r}; choose one of "
+                + ", ".join(replication.REPLICATE_KINDS))
+        if mse:
+            weights = replication.ReplicateWeights(weights.kind, weights.weights, weights.scale,
+                                                   weights.rscales, True)
+        return replication.ReplicateDesign.from_weights(self._data, self._weights, weights)
 
     # --- estimates ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,15 @@ from impactmodel.vocabulary import closest
 
 if TYPE_CHECKING:
     from impactmodel.survey.design import SurveyDesign
+
+
+class HasData(Protocol):
+    """Anything holding a respondent table (linearisation or replicate design)."""
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The respondent table."""
+        ...
 
 
 class EstimationError(ImpactModelError):
@@ -43,7 +52,7 @@ class Domains:
         return len(self.labels)
 
 
-def column(design: SurveyDesign, name: str) -> pd.Series:
+def column(design: HasData, name: str) -> pd.Series:
     """Return a data column, or raise naming the closest column."""
     if name not in design.data.columns:
         guess = closest(name, [str(c) for c in design.data.columns])
@@ -52,7 +61,7 @@ def column(design: SurveyDesign, name: str) -> pd.Series:
     return design.data[name]
 
 
-def domains(design: SurveyDesign, by: str | Sequence[str] | None) -> Domains:
+def domains(design: HasData, by: str | Sequence[str] | None) -> Domains:
     """Cross the ``by`` columns into domain codes (all rows in one domain when ``None``)."""
     names = [by] if isinstance(by, str) else list(by or [])
     n = len(design.data)
@@ -66,14 +75,14 @@ def domains(design: SurveyDesign, by: str | Sequence[str] | None) -> Domains:
     return Domains(code, labels)
 
 
-def _numeric(design: SurveyDesign, name: str) -> tuple[str, NDArray[np.float64]] | None:
+def _numeric(design: HasData, name: str) -> tuple[str, NDArray[np.float64]] | None:
     series = column(design, name)
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return name, series.to_numpy(dtype=float, na_value=np.nan)
     return None
 
 
-def expand_variables(design: SurveyDesign, variables: str | Sequence[str]
+def expand_variables(design: HasData, variables: str | Sequence[str]
                      ) -> list[tuple[str, NDArray[np.float64]]]:
     """Numeric columns as they are; categorical ones as one 0/1 column per level (R's naming)."""
     names = [variables] if isinstance(variables, str) else list(variables)
@@ -162,27 +171,37 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
             srs = srs * weighted_n**2
         with np.errstate(invalid="ignore", divide="ignore"):
             deff = variance / srs
-        se = np.sqrt(variance)
-        z = stats.norm.ppf(0.5 + level / 2)
-        block = dom.labels.copy()
-        block.insert(0, "variable", name)
-        block["estimate"] = estimate
-        block["se"] = se
-        block["ci_low"] = estimate - z * se
-        block["ci_high"] = estimate + z * se
-        block["deff"] = deff
-        block["n"] = count.astype(int)
-        block["weighted_n"] = weighted_n
-        blocks.append(block)
+        blocks.append(domain_block(dom, name, estimate, np.sqrt(variance), level, deff=deff,
+                                   n=count, weighted_n=weighted_n))
+    return Estimates(statistic, stack_blocks(blocks, dom), level, design.notes())
+
+
+def domain_block(dom: Domains, name: str, estimate: NDArray[np.float64],
+                 se: NDArray[np.float64], level: float, *, deff: NDArray[np.float64] | None,
+                 n: NDArray[np.float64], weighted_n: NDArray[np.float64]) -> pd.DataFrame:
+    """One variable's rows of an estimate table: estimate, se, normal CI, deff, n."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    block = dom.labels.copy()
+    block.insert(0, "variable", name)
+    block["estimate"] = estimate
+    block["se"] = se
+    block["ci_low"] = estimate - z * se
+    block["ci_high"] = estimate + z * se
+    block["deff"] = np.nan if deff is None else deff
+    block["n"] = np.asarray(n).astype(int)
+    block["weighted_n"] = weighted_n
+    return block
+
+
+def stack_blocks(blocks: list[pd.DataFrame], dom: Domains) -> pd.DataFrame:
+    """Index the table by variable (when several or no domains) and the domain columns."""
     table = pd.concat(blocks, ignore_index=True)
     index_cols = (["variable"] if table["variable"].nunique() > 1 or dom.labels.empty
                   else []) + list(dom.labels.columns)
-    if not index_cols:
-        index_cols = ["variable"]
-    table = table.set_index(index_cols)
+    table = table.set_index(index_cols or ["variable"])
     if "variable" in table.columns:
         table = table.drop(columns="variable")
-    return Estimates(statistic, table, level, design.notes())
+    return table
 
 
 def ratio_estimates(design: SurveyDesign, numerator: str, denominator: str,

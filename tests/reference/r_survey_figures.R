@@ -71,6 +71,22 @@ out$clus1_greg_glm <- NULL
 out$strat_trim_mean <- stat(svymean(~api00, trimWeights(dstrat, upper = 40)))
 out$strat_trim_weights_sum <- sum(weights(trimWeights(dstrat, upper = 40)))
 
+# replicate weights from the linearisation designs (JK1: unstratified; JKn: stratified)
+rstat <- function(x) list(estimate = unname(coef(x)), se = unname(SE(x)))
+jk1 <- as.svrepdesign(dclus1, type = "JK1")
+jkn <- as.svrepdesign(dstrat, type = "JKn")
+jk1_nofpc <- as.svrepdesign(dclus1_wr, type = "JK1")
+out$jk1_mean <- rstat(svymean(~api00, jk1))
+out$jk1_total <- rstat(svytotal(~enroll, jk1))
+out$jk1_by_stype <- byres(svyby(~api00, ~stype, jk1, svymean))
+out$jk1_ratio <- rstat(svyratio(~api.stu, ~enroll, jk1))
+out$jk1_nofpc_mean <- rstat(svymean(~api00, jk1_nofpc))
+out$jkn_mean <- rstat(svymean(~api00, jkn))
+out$jkn_total <- rstat(svytotal(~enroll, jkn))
+out$jk1_glm <- list(estimate = unname(coef(svyglm(api00 ~ ell + meals, design = jk1))),
+                    se = unname(SE(svyglm(api00 ~ ell + meals, design = jk1))))
+out$jk1_scale <- list(scale = jk1$scale, rscales = unname(jk1$rscales[1]))
+
 # GLMs converge tightly (R's default epsilon 1e-8 leaves ~1e-7 relative error in the
 # coefficients, visible in p-values at 1e-6): the figures are those of the exact MLE.
 tight <- glm.control(epsilon = 1e-14, maxit = 100)
