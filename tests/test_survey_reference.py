@@ -161,6 +161,15 @@ def test_clus2_two_stage(dclus2):
     close(t["se"], r["se"])
 
 
+def test_kish_design_effect_per_domain(dstrat):
+    t = dstrat.mean("api00", by="stype").to_frame()
+    # weights are constant within each stratum of apistrat: Kish's deff is 1 there
+    close(t["deff_kish"], [1.0, 1.0, 1.0])
+    overall = dstrat.data["pw"].to_numpy()
+    by_hand = len(overall) * np.sum(overall**2) / np.sum(overall) ** 2
+    close(dstrat.mean("api00").to_frame()["deff_kish"], by_hand)
+
+
 def test_degrees_of_freedom(dstrat, dclus1, dclus2):
     r = OURS["degf"]
     assert (dstrat.degrees_of_freedom, dclus1.degrees_of_freedom,

@@ -148,14 +148,16 @@ class SurveyDesign:
         first = self._stages[0]
         return len(np.unique(first.cluster[rows])) - len(np.unique(first.stratum[rows]))
 
-    def covariance(self, scores: NDArray[np.float64] | sp.spmatrix) -> NDArray[np.float64]:
+    def covariance(self, scores: NDArray[np.float64] | sp.spmatrix, *, diagonal: bool = False
+                   ) -> NDArray[np.float64]:
         """Design covariance of the totals of influence ``scores`` (n x k).
 
         Scores are first adjusted for every calibration of the weights (post-stratification,
-        raking, GREG), then linearised over the stages.
+        raking, GREG), then linearised over the stages. ``diagonal=True`` returns only the
+        variances (k,), which is all that standard errors need.
         """
         adjusted = calibration.adjust_scores(scores, self._adjustments)
-        return design_covariance(adjusted, self._stages, self._lonely_psu)
+        return design_covariance(adjusted, self._stages, self._lonely_psu, diagonal=diagonal)
 
     def notes(self) -> tuple[str, ...]:
         """One-line description of the design, printed under results."""

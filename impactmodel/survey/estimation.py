@@ -1,5 +1,6 @@
 """Means, totals, proportions and ratios, overall and by domain, with linearised SEs.
 
+Each table also gives Kish's design effect of unequal weighting within the domain.
 Domains use the full design (scores are zero outside the domain, as R's ``svyby`` on a
 ``survey.design2`` subset), never subset-then-estimate. Design effects follow R's
 ``deff=TRUE``: the design variance over the variance of simple random sampling without
@@ -162,7 +163,7 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
             resid = yv - (total / np.where(weighted_n > 0, weighted_n, 1))[g[idx]]
             values = w[idx] * yv
         scores = _scores_matrix(idx, g[idx], values, n, dom.count)
-        variance = np.diag(design.covariance(scores))
+        variance = design.covariance(scores, diagonal=True)
         # variance of simple random sampling without replacement, as R's deff=TRUE
         s2 = (np.bincount(g[idx], weights=w[idx] * resid**2, minlength=dom.count)
               / weighted_n * count / (count - 1))
@@ -171,15 +172,23 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
             srs = srs * weighted_n**2
         with np.errstate(invalid="ignore", divide="ignore"):
             deff = variance / srs
+        sum_w2 = np.bincount(g[idx], weights=w[idx] ** 2, minlength=dom.count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kish = count * sum_w2 / weighted_n**2
         blocks.append(domain_block(dom, name, estimate, np.sqrt(variance), level, deff=deff,
-                                   n=count, weighted_n=weighted_n))
+                                   n=count, weighted_n=weighted_n, deff_kish=kish))
     return Estimates(statistic, stack_blocks(blocks, dom), level, design.notes())
 
 
 def domain_block(dom: Domains, name: str, estimate: NDArray[np.float64],
                  se: NDArray[np.float64], level: float, *, deff: NDArray[np.float64] | None,
-                 n: NDArray[np.float64], weighted_n: NDArray[np.float64]) -> pd.DataFrame:
-    """One variable's rows of an estimate table: estimate, se, normal CI, deff, n."""
+                 n: NDArray[np.float64], weighted_n: NDArray[np.float64],
+                 deff_kish: NDArray[np.float64] | None = None) -> pd.DataFrame:
+    """One variable's rows of an estimate table: estimate, se, normal CI, deff, n.
+
+    ``deff`` is the design-based design effect (R's ``deff=TRUE``); ``deff_kish`` the
+    design effect of unequal weighting alone, ``n sum(w^2) / sum(w)^2`` (Kish 1965).
+    """
     z = stats.norm.ppf(0.5 + level / 2)
     block = dom.labels.copy()
     block.insert(0, "variable", name)
@@ -188,6 +197,7 @@ def domain_block(dom: Domains, name: str, estimate: NDArray[np.float64],
     block["ci_low"] = estimate - z * se
     block["ci_high"] = estimate + z * se
     block["deff"] = np.nan if deff is None else deff
+    block["deff_kish"] = np.nan if deff_kish is None else deff_kish
     block["n"] = np.asarray(n).astype(int)
     block["weighted_n"] = weighted_n
     return block
@@ -236,7 +246,7 @@ def ratio_estimates(design: SurveyDesign, numerator: str, denominator: str,
     idx = np.flatnonzero(use)
     values = w[idx] * (y[idx] - estimate[g[idx]] * x[idx]) / tx[g[idx]]
     scores = _scores_matrix(idx, g[idx], values, len(w), dom.count)
-    se = np.sqrt(np.diag(design.covariance(scores)))
+    se = np.sqrt(design.covariance(scores, diagonal=True))
     z = stats.norm.ppf(0.5 + level / 2)
     table = dom.labels.copy()
     table["estimate"], table["se"] = estimate, se

@@ -88,8 +88,16 @@ def cluster_totals(scores: NDArray[np.float64] | sp.spmatrix, cluster: NDArray[n
     return np.asarray(totals.todense() if sp.issparse(totals) else totals)
 
 
+def _crossprod(deviations: NDArray[np.float64], scale: NDArray[np.float64], diagonal: bool
+               ) -> NDArray[np.float64]:
+    if diagonal:
+        return np.einsum("ck,c,ck->k", deviations, scale, deviations)
+    return np.asarray((deviations * scale[:, None]).T @ deviations)
+
+
 def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
-                     lonely_psu: LonelyPSU, stage_number: int = 1) -> NDArray[np.float64]:
+                     lonely_psu: LonelyPSU, stage_number: int = 1, *,
+                     diagonal: bool = False) -> NDArray[np.float64]:
     """Between-cluster covariance of one stage (see the module docstring).
 
     Parameters
@@ -99,10 +107,12 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
     lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
     stage_number : int
         For messages.
+    diagonal : bool
+        Return only the variances, shape (k,), without forming the k x k matrix.
 
     Returns
     -------
-    ndarray, shape (k, k)
+    ndarray, shape (k, k), or (k,) when ``diagonal``
     """
     n_clusters = int(stage.cluster.max()) + 1
     totals = cluster_totals(scores, stage.cluster, n_clusters)
@@ -133,7 +143,7 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
         scale = np.where(n_h > 1, f_h * n_h / (n_h - 1), f_h)
     # self-representing strata (all f ~ 0) contribute nothing
     scale = np.where(f_h < 1e-7, 0.0, scale)
-    cov = (deviations * scale[:, None]).T @ deviations
+    cov = _crossprod(deviations, scale, diagonal)
     if lonely_psu == "average" and lonely.any():
         # R: within each parent cluster, the strata's sum is scaled by n_strata / n_ok_strata
         strata_present = np.unique(cluster_stratum)
@@ -143,12 +153,13 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
         n_ok = np.bincount(parents[ok], minlength=len(n_all))
         ratio = np.divide(n_all, n_ok, out=np.zeros(len(n_all)), where=n_ok > 0)
         weight = ratio[stage.parent[cluster_stratum]]
-        cov = (deviations * (scale * weight)[:, None]).T @ deviations
-    return np.asarray(cov)
+        cov = _crossprod(deviations, scale * weight, diagonal)
+    return cov
 
 
 def design_covariance(scores: NDArray[np.float64] | sp.spmatrix, stages: tuple[Stage, ...],
-                      lonely_psu: LonelyPSU = "fail") -> NDArray[np.float64]:
+                      lonely_psu: LonelyPSU = "fail", *, diagonal: bool = False
+                      ) -> NDArray[np.float64]:
     """Covariance of the totals of ``scores`` under a (multi-stage) design.
 
     Parameters
@@ -157,12 +168,14 @@ def design_covariance(scores: NDArray[np.float64] | sp.spmatrix, stages: tuple[S
         Influence scores (e.g. ``w_i (y_i - mean) / sum(w)`` for a mean).
     stages : tuple of Stage
     lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
+    diagonal : bool
+        Return only the variances, shape (k,).
 
     Returns
     -------
-    ndarray, shape (k, k)
+    ndarray, shape (k, k), or (k,) when ``diagonal``
     """
-    cov = stage_covariance(scores, stages[0], lonely_psu, 1)
+    cov = stage_covariance(scores, stages[0], lonely_psu, 1, diagonal=diagonal)
     factor = np.ones(len(stages[0].cluster))
     for number, (previous, stage) in enumerate(pairwise(stages), start=2):
         if previous.population is None:
@@ -171,5 +184,5 @@ def design_covariance(scores: NDArray[np.float64] | sp.spmatrix, stages: tuple[S
         if not np.any(factor > 0):
             break
         scaled = sp.diags(np.sqrt(factor)) @ scores
-        cov = cov + stage_covariance(scaled, stage, lonely_psu, number)
+        cov = cov + stage_covariance(scaled, stage, lonely_psu, number, diagonal=diagonal)
     return cov
