@@ -208,6 +208,23 @@ def test_glm_against_r(request, name, design, formula, family):
         close(t[col], r[col])
 
 
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("clus1_olr", {"table": "apiclus1", "ids": "dnum", "weights": "pw", "fpc": "fpc"}),
+    ("strat_olr", {"table": "apistrat", "strata": "stype", "weights": "pw", "fpc": "fpc"}),
+])
+def test_proportional_odds_against_r(api, name, kwargs):
+    data = api[kwargs.pop("table")].copy()
+    data["api_cat"] = pd.cut(data["api00"], [-np.inf, 600, 700, np.inf],
+                             labels=["low", "mid", "high"])
+    result = SurveyDesign(data, **kwargs).olr("api_cat ~ meals + ell")
+    r = OURS[name]
+    t = result.to_frame()
+    assert list(t.index) == r["terms"]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+    assert not any("did not converge" in note for note in result.notes)
+
+
 def test_design_errors_name_the_column(api):
     with pytest.raises(ValidationError, match="did you mean 'stype'"):
         SurveyDesign(api["apistrat"], strata="stypo", weights="pw")

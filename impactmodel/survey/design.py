@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from impactmodel.errors import Problem, ValidationError
-from impactmodel.survey import calibration, estimation, regression
+from impactmodel.survey import calibration, estimation, ordinal, regression
 from impactmodel.survey import replicates as replication
 from impactmodel.survey.calibration import Adjustment, CalibrationError, Targets
 from impactmodel.survey.results import Estimates
@@ -360,3 +360,21 @@ class SurveyDesign:
             ci_low, ci_high``.
         """
         return regression.survey_glm(self, formula, family, level=level)
+
+    def olr(self, formula: str, *, level: float = 0.95) -> Estimates:
+        """Survey-weighted proportional-odds regression for an ordered response.
+
+        Parameters
+        ----------
+        formula : str
+            ``"api_cat ~ meals + ell"``; the response an ordered categorical (or values
+            whose sorted order is the order), three or more levels.
+        level : float
+
+        Returns
+        -------
+        Estimates
+            Slopes in formula order, then the cut-points ``low|mid`` ... with R's sign
+            convention ``logit P(Y <= k) = zeta_k - x'beta``.
+        """
+        return ordinal.survey_olr(self, formula, level=level)
