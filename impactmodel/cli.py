@@ -61,6 +61,8 @@ def validate(data: DataArg, codebook: CodebookOpt = None) -> None:
 
 
 def _number(value: object) -> str:
+    if isinstance(value, str):
+        return escape(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
                                   and abs(value) >= 10):
         return f"{int(value):,}"
@@ -90,6 +92,60 @@ def describe(data: DataArg, codebook: CodebookOpt = None) -> None:
     weights = d.weights.T
     weights.index.name = "weights"
     out.print(_frame_table("Survey weights by population (Kish deff = n·Σw²/(Σw)²)", weights))
+
+
+@app.command()
+def estimate(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    codebook: CodebookOpt = None,
+    by: Annotated[str, typer.Option(
+        help="Domains: comma-separated population, region, department or columns.")
+    ] = "population",
+    lonely_psu: Annotated[str, typer.Option(
+        "--lonely-psu", help="Strata with one PSU: fail, certainty, remove, adjust, average.")
+    ] = "adjust",
+    level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
+    force: Annotated[bool, typer.Option(help="Overwrite existing files in --out.")] = False,
+) -> None:
+    """Design-based impact scores by domain: estimates.csv and estimates.parquet."""
+    from impactmodel.survey.impact import impact_score_table
+    from impactmodel.survey.variance import LONELY_PSU_RULES
+
+    targets = [out_dir / "estimates.csv", out_dir / "estimates.parquet"]
+    existing = [p for p in targets if p.exists()]
+    if existing and not force:
+        err.print(f"[bold red]error:[/] {escape(str(out_dir))} already holds "
+                  f"{', '.join(p.name for p in existing)}; choose another --out or pass --force")
+        raise typer.Exit(EXIT_INVALID_INPUT)
+    if lonely_psu not in LONELY_PSU_RULES:
+        err.print(f"[bold red]error:[/] --lonely-psu {escape(lonely_psu)!r} is not one of "
+                  + ", ".join(LONELY_PSU_RULES))
+        raise typer.Exit(EXIT_INVALID_INPUT)
+    if not 0 < level < 1:
+        err.print(f"[bold red]error:[/] --level must be in (0, 1), got {level}")
+        raise typer.Exit(EXIT_INVALID_INPUT)
+    survey = _load(data, codebook)
+    domains = [b.strip() for b in by.split(",") if b.strip()]
+    try:
+        table = impact_score_table(survey, domains, lonely_psu=lonely_psu,  # type: ignore[arg-type]
+                                   level=level)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in targets:  # write beside, then rename: no half-written file under a final name
+        partial = path.with_name(path.name + ".partial")
+        if path.suffix == ".csv":
+            table.to_csv(partial, index=False, lineterminator="\n")
+        else:
+            table.to_parquet(partial, index=False)
+        partial.replace(path)
+    impacts = table[~table["cell"].str.contains(":")]
+    shown = impacts[["domain", "cell", "estimate", "se", "deff", "n"]].head(24)
+    out.print(_frame_table(f"Impact scores (0-100) by {', '.join(domains) or 'all'} — first rows",
+                           shown.set_index("domain")))
+    out.print(f"[green]wrote[/] {len(table)} rows to {escape(str(targets[0]))} and "
+              f"{escape(targets[1].name)} (lonely PSU rule: {lonely_psu})")
 
 
 @app.command()

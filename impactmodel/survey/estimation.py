@@ -165,12 +165,12 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
         scores = _scores_matrix(idx, g[idx], values, n, dom.count)
         variance = design.covariance(scores, diagonal=True)
         # variance of simple random sampling without replacement, as R's deff=TRUE
-        s2 = (np.bincount(g[idx], weights=w[idx] * resid**2, minlength=dom.count)
-              / weighted_n * count / (count - 1))
-        srs = s2 * (weighted_n - count) / (weighted_n * count)
-        if statistic == "total":
-            srs = srs * weighted_n**2
         with np.errstate(invalid="ignore", divide="ignore"):
+            s2 = (np.bincount(g[idx], weights=w[idx] * resid**2, minlength=dom.count)
+                  / weighted_n * count / (count - 1))
+            srs = s2 * (weighted_n - count) / (weighted_n * count)
+            if statistic == "total":
+                srs = srs * weighted_n**2
             deff = variance / srs
         sum_w2 = np.bincount(g[idx], weights=w[idx] ** 2, minlength=dom.count)
         with np.errstate(invalid="ignore", divide="ignore"):
