@@ -18,6 +18,7 @@ A numpy/scipy kernel: rows of ``scores`` are respondents; nothing here knows pan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from typing import Literal
 
@@ -71,21 +72,38 @@ class Stage:
             f = (self.population - self.n_sampled) / self.population
         return np.where(np.isinf(self.population), 1.0, f)
 
+    @cached_property
+    def n_clusters(self) -> int:
+        """Number of cluster codes."""
+        return int(self.cluster.max()) + 1
+
+    @cached_property
+    def cluster_indicator(self) -> sp.csr_matrix:
+        """Sparse (clusters x respondents) 0/1 matrix: cluster totals are one product."""
+        n = len(self.cluster)
+        return sp.csr_matrix((np.ones(n), (self.cluster, np.arange(n))),
+                             shape=(self.n_clusters, n))
+
+    @cached_property
+    def cluster_stratum(self) -> NDArray[np.integer]:
+        """The stratum code of each cluster code."""
+        out = np.zeros(self.n_clusters, dtype=int)
+        out[self.cluster] = self.stratum
+        return out
+
+    @cached_property
+    def stratum_indicator(self) -> sp.csr_matrix:
+        """Sparse (strata x clusters) 0/1 matrix."""
+        k = self.n_clusters
+        return sp.csr_matrix((np.ones(k), (self.cluster_stratum, np.arange(k))),
+                             shape=(len(self.n_sampled), k))
+
     @property
     def sampling_fraction(self) -> NDArray[np.float64]:
         """``n_h / N_h`` per stratum code (0 when ``N_h`` is unknown)."""
         if self.population is None:
             return np.zeros_like(self.n_sampled)
         return self.n_sampled / self.population
-
-
-def cluster_totals(scores: NDArray[np.float64] | sp.spmatrix, cluster: NDArray[np.integer],
-                   n_clusters: int) -> NDArray[np.float64]:
-    """Sum the rows of ``scores`` within each cluster code; returns (n_clusters, k) dense."""
-    n = len(cluster)
-    indicator = sp.csr_matrix((np.ones(n), (cluster, np.arange(n))), shape=(n_clusters, n))
-    totals = indicator @ scores
-    return np.asarray(totals.todense() if sp.issparse(totals) else totals)
 
 
 def _crossprod(deviations: NDArray[np.float64], scale: NDArray[np.float64], diagonal: bool
@@ -114,13 +132,9 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
     -------
     ndarray, shape (k, k), or (k,) when ``diagonal``
     """
-    n_clusters = int(stage.cluster.max()) + 1
-    totals = cluster_totals(scores, stage.cluster, n_clusters)
-    present = np.zeros(n_clusters, dtype=bool)
-    present[stage.cluster] = True
-    cluster_stratum = np.zeros(n_clusters, dtype=int)
-    cluster_stratum[stage.cluster] = stage.stratum
-    totals, cluster_stratum = totals[present], cluster_stratum[present]
+    product = stage.cluster_indicator @ scores
+    totals = np.asarray(product.toarray() if sp.issparse(product) else product)
+    cluster_stratum = stage.cluster_stratum
     n_h = stage.n_sampled[cluster_stratum]
     f_h = stage.fpc_factor[cluster_stratum]
     # a stratum sampled whole (f ~ 0) is self-representing: no variance, lonely or not
@@ -130,9 +144,7 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
         raise LonelyPSUError(
             f"stratum {', '.join(map(repr, labels[:5]))} has only one PSU at stage "
             f"{stage_number}; choose lonely_psu='certainty', 'remove', 'adjust' or 'average'")
-    n_strata = len(stage.n_sampled)
-    sums = np.zeros((n_strata, totals.shape[1]))
-    np.add.at(sums, cluster_stratum, totals)
+    sums = stage.stratum_indicator @ totals
     means = sums / stage.n_sampled[:, None]
     deviations = totals - means[cluster_stratum]
     if lonely_psu == "adjust":
