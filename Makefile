@@ -1,4 +1,5 @@
-# Two entry points (see README): `make` runs the main job on the embedded example,
+# Two entry points (see README): `make` runs the main job on the embedded example
+# (validate, describe, design-based impact scores by population x region),
 # `make test` runs lint and the test suite. Both set up .venv first when needed.
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,6 +10,8 @@ EXAMPLE := data/example
 run: $(VENV)/.installed
 	$(BIN)/impactmodel validate $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml
 	$(BIN)/impactmodel describe $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml
+	$(BIN)/impactmodel estimate $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml \
+		--by population,region --out results/design-based --force
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest

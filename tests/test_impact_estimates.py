@@ -81,6 +81,7 @@ def test_cli_estimate_writes_csv_and_parquet(tmp_path, example_paths):
     (["--by", "populaton"], "did you mean 'population'"),
     (["--lonely-psu", "drop"], "is not one of"),
     (["--level", "1.5"], "--level must be in"),
+    (["--lonely-psu", "fail"], "only one PSU at stage 1"),
 ])
 def test_cli_estimate_bad_options_exit_2(tmp_path, example_paths, args, message):
     result = runner.invoke(app, ["estimate", str(example_paths[0]), "--out",

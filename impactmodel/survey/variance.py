@@ -141,9 +141,12 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
     lonely = (n_h == 1) & (f_h >= 1e-7)
     if lonely.any() and lonely_psu == "fail":
         labels = sorted({stage.stratum_labels[s] for s in cluster_stratum[lonely]})
+        shown = ", ".join(map(repr, labels[:5])) + (", ..." if len(labels) > 5 else "")
+        what = (f"stratum {shown} has" if len(labels) == 1
+                else f"{len(labels)} strata ({shown}) have")
         raise LonelyPSUError(
-            f"stratum {', '.join(map(repr, labels[:5]))} has only one PSU at stage "
-            f"{stage_number}; choose lonely_psu='certainty', 'remove', 'adjust' or 'average'")
+            f"{what} only one PSU at stage {stage_number}; choose lonely_psu='certainty', "
+            "'remove', 'adjust' or 'average'")
     sums = stage.stratum_indicator @ totals
     means = sums / stage.n_sampled[:, None]
     deviations = totals - means[cluster_stratum]
