@@ -225,6 +225,20 @@ def test_proportional_odds_against_r(api, name, kwargs):
     assert not any("did not converge" in note for note in result.notes)
 
 
+def test_probabilities_and_fpc_fractions_are_equivalent_forms(api):
+    data = api["apistrat"].assign(prob=lambda f: 1 / f["pw"],
+                                  fraction=lambda f: f.groupby("stype")["stype"]
+                                  .transform("size") / f["fpc"])
+    by_prob = SurveyDesign(data, strata="stype", probs="prob", fpc="fraction")
+    r = SHARED["strat_mean_api00"]["result"]
+    t = by_prob.mean("api00").to_frame()
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+    # without weights, the weights follow from the fpc: population / sample size
+    no_weights = SurveyDesign(api["apistrat"], strata="stype", fpc="fpc")
+    close(no_weights.weights, api["apistrat"]["pw"])
+
+
 def test_design_errors_name_the_column(api):
     with pytest.raises(ValidationError, match="did you mean 'stype'"):
         SurveyDesign(api["apistrat"], strata="stypo", weights="pw")
