@@ -1,6 +1,6 @@
 """Design-based estimates against R's survey package, to a relative error of 1e-6.
 
-Figures: ``shared/reference/api/expected.json`` (R 4.2.2, survey 4.1-1, as shipped) and
+Figures: ``tests/reference/api/expected.json`` (R 4.2.2, survey 4.1-1, as shipped in shared/) and
 ``tests/reference/r_survey_figures.json``, produced by ``tests/reference/r_survey_figures.R``
 with the same R and survey versions (the R call of each figure is in that script).
 """
@@ -19,7 +19,7 @@ from impactmodel.survey import SurveyDesign
 from impactmodel.survey.variance import LonelyPSUError
 
 HERE = Path(__file__).resolve().parent
-API = HERE.parents[1] / "shared" / "reference" / "api"
+API = HERE / "reference" / "api"
 SHARED = json.loads((API / "expected.json").read_text())
 OURS = json.loads((HERE / "reference" / "r_survey_figures.json").read_text())
 RTOL = 1e-6
@@ -53,7 +53,7 @@ def dclus2(api):
     return SurveyDesign(api["apiclus2"], ids=["dnum", "snum"], fpc=["fpc1", "fpc2"])
 
 
-# --- shared/reference/api/expected.json: every figure --------------------------------------
+# --- reference/api/expected.json: every figure --------------------------------------
 
 def test_expected_strat_mean(dstrat):
     r = SHARED["strat_mean_api00"]["result"]

@@ -14,7 +14,7 @@ from impactmodel.survey import SurveyDesign
 from impactmodel.survey.replicates import ReplicateDesign, ReplicateError
 
 HERE = Path(__file__).resolve().parent
-API = HERE.parents[1] / "shared" / "reference" / "api"
+API = HERE / "reference" / "api"
 R = json.loads((HERE / "reference" / "r_survey_figures.json").read_text())
 
 

@@ -1,8 +1,8 @@
 # Reference figures from R's survey package for impactmodel's design-based tests.
 # Run from this folder: Rscript r_survey_figures.R  (writes r_survey_figures.json)
-# Data: R survey's own api example data, as shipped in shared/reference/api/.
+# Data: R survey's own api example data, copied into api/ (see README.md).
 suppressMessages(library(survey))
-api <- "../../../shared/reference/api"
+api <- "api"
 rd <- function(f) read.csv(file.path(api, f), stringsAsFactors = TRUE)
 apistrat <- rd("apistrat.csv"); apiclus1 <- rd("apiclus1.csv"); apiclus2 <- rd("apiclus2.csv")
 out <- list(r_version = R.version.string, survey_version = as.character(packageVersion("survey")))
