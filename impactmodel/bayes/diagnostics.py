@@ -1,0 +1,113 @@
+"""Convergence checks run on every fit: R-hat, bulk and tail ESS, divergences, E-BFMI.
+
+Thresholds follow Vehtari et al. (2021, Bayesian Analysis 16(2)): R-hat <= 1.01 and
+bulk/tail ESS >= 100 per chain (400 for 4 chains) for reliable summaries; E-BFMI below 0.3
+signals poor exploration (Betancourt 2016). A fit failing any threshold is marked as not
+converged and says why; it is never reported as fine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits a converged fit must meet."""
+
+    max_rhat: float = 1.01
+    min_ess_bulk: float = 400.0
+    min_ess_tail: float = 400.0
+    max_divergences: int = 0
+    min_bfmi: float = 0.3
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Diagnostics of one fit and whether it passes the thresholds."""
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    min_bfmi: float
+    thresholds: Thresholds
+    problems: tuple[str, ...] = field(default=())
+    approximate: bool = False
+
+    @property
+    def converged(self) -> bool:
+        """True when no threshold is missed (never for an approximate fit)."""
+        return not self.problems and not self.approximate
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, for manifests and tables."""
+        return {"converged": self.converged, "max_rhat": self.max_rhat,
+                "min_ess_bulk": self.min_ess_bulk, "min_ess_tail": self.min_ess_tail,
+                "divergences": self.divergences, "min_bfmi": self.min_bfmi,
+                "approximate": self.approximate, "problems": list(self.problems)}
+
+    def __str__(self) -> str:
+        head = ("converged" if self.converged else
+                "APPROXIMATE (variational), not MCMC" if self.approximate else "NOT CONVERGED")
+        lines = [f"{head}: max R-hat {self.max_rhat:.3f}, min bulk ESS {self.min_ess_bulk:.0f}, "
+                 f"min tail ESS {self.min_ess_tail:.0f}, divergences {self.divergences}, "
+                 f"min E-BFMI {self.min_bfmi:.2f}"]
+        return "\n".join([*lines, *(f"  - {p}" for p in self.problems)])
+
+
+def _extreme(tree: xr.DataTree, op: str) -> float:
+    values = [np.asarray(v) for v in tree.ds.data_vars.values()]
+    flat = np.concatenate([v.ravel() for v in values]) if values else np.array([np.nan])
+    flat = flat[np.isfinite(flat)]
+    if not len(flat):
+        return float("nan")
+    return float(flat.max() if op == "max" else flat.min())
+
+
+def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
+                      thresholds: Thresholds | None = None, *, approximate: bool = False
+                      ) -> Convergence:
+    """Compute the diagnostics of ``idata`` and compare them with ``thresholds``.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        With ``posterior`` (and ``sample_stats`` for MCMC).
+    var_names : list of str, optional
+        Parameters to check (default: all in the posterior).
+    thresholds : Thresholds, optional
+    approximate : bool
+        The draws come from a variational approximation: report, but never "converged".
+
+    Returns
+    -------
+    Convergence
+    """
+    limits = thresholds or Thresholds()
+    if approximate:
+        return Convergence(np.nan, np.nan, np.nan, 0, np.nan, limits,
+                           ("draws from a variational approximation: no MCMC diagnostics",),
+                           approximate=True)
+    rhat = _extreme(az.rhat(idata, var_names=var_names), "max")
+    bulk = _extreme(az.ess(idata, var_names=var_names, method="bulk"), "min")
+    tail = _extreme(az.ess(idata, var_names=var_names, method="tail"), "min")
+    stats = idata["sample_stats"].ds
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    bfmi = _extreme(az.bfmi(idata), "min") if "energy" in stats else float("nan")
+    problems = []
+    if not rhat <= limits.max_rhat:
+        problems.append(f"R-hat {rhat:.3f} above {limits.max_rhat}")
+    if not bulk >= limits.min_ess_bulk:
+        problems.append(f"bulk ESS {bulk:.0f} below {limits.min_ess_bulk:.0f}")
+    if not tail >= limits.min_ess_tail:
+        problems.append(f"tail ESS {tail:.0f} below {limits.min_ess_tail:.0f}")
+    if divergences > limits.max_divergences:
+        problems.append(f"{divergences} divergent transitions")
+    if np.isfinite(bfmi) and bfmi < limits.min_bfmi:
+        problems.append(f"E-BFMI {bfmi:.2f} below {limits.min_bfmi}")
+    return Convergence(rhat, bulk, tail, divergences, bfmi, limits, tuple(problems))

@@ -1,0 +1,96 @@
+"""Draw from a PyMC model: nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit
+approximate mode. Seeds come from the caller; every fit is checked for convergence."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import pymc as pm
+import xarray as xr
+
+from impactmodel.bayes.diagnostics import Convergence, Thresholds, check_convergence
+from impactmodel.errors import ImpactModelError
+
+Sampler = Literal["nutpie", "pymc", "advi"]
+SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "advi")
+
+
+class SamplingError(ImpactModelError):
+    """The sampler cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How to sample.
+
+    Attributes
+    ----------
+    sampler : {"nutpie", "pymc", "advi"}
+        ``nutpie`` (default, compiled with numba), ``pymc`` (PyMC's own NUTS) or ``advi``
+        (mean-field variational approximation: fast, approximate, never "converged").
+    draws, tune, chains : int
+    seed : int
+    target_accept : float
+    advi_iterations : int
+    """
+
+    sampler: Sampler = "nutpie"
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 0
+    target_accept: float = 0.9
+    advi_iterations: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise SamplingError(f"unknown sampler {self.sampler!r}; choose one of "
+                                + ", ".join(SAMPLERS))
+        for name in ("draws", "tune", "chains"):
+            if getattr(self, name) < (0 if name == "tune" else 1):
+                raise SamplingError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Posterior draws with their convergence report."""
+
+    idata: xr.DataTree
+    convergence: Convergence
+    settings: SamplerSettings
+
+
+def sample_model(model: pm.Model, settings: SamplerSettings,
+                 thresholds: Thresholds | None = None,
+                 var_names: list[str] | None = None) -> Draws:
+    """Sample ``model`` and check convergence.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    settings : SamplerSettings
+    thresholds : Thresholds, optional
+    var_names : list of str, optional
+        Parameters whose diagnostics decide convergence (default: all free ones).
+
+    Returns
+    -------
+    Draws
+    """
+    with model, warnings.catch_warnings():
+        # PyMC warns when draws are few; the convergence report says it instead
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if settings.sampler == "advi":
+            approx = pm.fit(n=settings.advi_iterations, method="advi",
+                            random_seed=settings.seed, progressbar=False)
+            idata = approx.sample(settings.draws * settings.chains, random_seed=settings.seed)
+            return Draws(idata, check_convergence(idata, approximate=True), settings)
+        idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                          random_seed=settings.seed, target_accept=settings.target_accept,
+                          nuts_sampler=settings.sampler, progressbar=False,
+                          compute_convergence_checks=False)
+    names = var_names or [v.name for v in model.free_RVs]
+    return Draws(idata, check_convergence(idata, names, thresholds), settings)
