@@ -1,5 +1,6 @@
 """Draw from a PyMC model: nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit
-approximate mode. Seeds come from the caller; every fit is checked for convergence."""
+approximate mode. Seeds come from the caller; every fit is checked for convergence.
+"""
 
 from __future__ import annotations
 
