@@ -4,7 +4,8 @@ The exact posterior (BDA3 §5.4, with the model's own priors): integrate over ta
 conditionally normal posterior of mu and theta_j. With mu ~ N(m0, s0^2),
 y | tau ~ N(m0 1, diag(sigma^2 + tau^2) + s0^2 11'), and given tau
 mu ~ N(mu_hat, V) with V^-1 = 1/s0^2 + sum 1/(sigma_j^2 + tau^2); theta_j has mean
-w_j y_j + (1 - w_j) mu_hat and variance w_j sigma_j^2 + (1 - w_j)^2 V, w_j = tau^2/(sigma_j^2+tau^2).
+w_j y_j + (1 - w_j) mu_hat and variance w_j sigma_j^2 + (1 - w_j)^2 V,
+with w_j = tau^2 / (sigma_j^2 + tau^2).
 """
 
 from __future__ import annotations
