@@ -1,5 +1,7 @@
-"""Draw from a PyMC model: nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit
-approximate mode. Seeds come from the caller; every fit is checked for convergence.
+"""Draw from a PyMC model; every fit is checked for convergence.
+
+nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit approximate mode. Seeds
+come from the caller.
 """
 
 from __future__ import annotations
