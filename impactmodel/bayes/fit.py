@@ -1,0 +1,126 @@
+"""Fit the scale-score model to a survey and summarise its posterior.
+
+``fit_scale_scores(survey, ...) -> ScaleScoreFit``: construction never samples; the fit
+returns the posterior (``xarray.DataTree`` with named coordinates), its convergence report
+and tidy tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from impactmodel.bayes.diagnostics import Convergence, Thresholds
+from impactmodel.bayes.gaussian import scale_score_model
+from impactmodel.bayes.model_data import ScoreData, build_score_data
+from impactmodel.bayes.priors import ScaleScorePriors
+from impactmodel.bayes.sampling import SamplerSettings, sample_model
+from impactmodel.survey_data import SurveyData
+
+INTERVAL = 0.9
+
+
+@dataclass(frozen=True)
+class ScaleScoreFit:
+    """A fitted scale-score model."""
+
+    idata: xr.DataTree
+    convergence: Convergence
+    data: ScoreData
+    priors: ScaleScorePriors
+    settings: SamplerSettings
+
+    def draws(self, name: str) -> xr.DataArray:
+        """Posterior draws of ``name`` stacked over chains as ``sample``."""
+        return self.idata["posterior"][name].stack(sample=("chain", "draw"))
+
+    def effects(self, name: str = "effect_cell") -> pd.DataFrame:
+        """Tidy posterior summary of an effect array (mean, sd, 90% interval, P(> 0))."""
+        values = self.draws(name)
+        dims = [d for d in values.dims if d != "sample"]
+        lo, hi = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+        table = xr.Dataset({
+            "mean": values.mean("sample"), "sd": values.std("sample"),
+            "low": values.quantile(lo, "sample").drop_vars("quantile"),
+            "high": values.quantile(hi, "sample").drop_vars("quantile"),
+            "prob_positive": (values > 0).mean("sample"),
+        }).to_dataframe().reset_index()
+        return table[[*dims, "mean", "sd", "low", "high", "prob_positive"]]
+
+    def expected_scores(self) -> pd.DataFrame:
+        """Posterior expected impact score per population x department x impact.
+
+        The mean over the cells of that impact asked of the population (cells with data
+        for it) of the model's expected cell score for a respondent with the
+        population-in-department's mean practices (the overall mean where no respondent).
+        """
+        d = self.data
+        alpha = self.draws("alpha").values
+        alpha_cell = self.draws("alpha_cell").values
+        alpha_pop = self.draws("alpha_pop").values
+        u_dept = self.draws("u_department").values
+        effect = self.draws("effect_cell").values
+        b_pop, b_dept = self.draws("b_population").values, self.draws("b_department").values
+        resp = pd.DataFrame({"p": d.population, "d": d.department})
+        x_mean = pd.DataFrame(d.x).groupby([resp["p"], resp["d"]]).mean()
+        cells_of_pop = {p: np.unique(d.cell[d.population[d.respondent] == p])
+                        for p in np.unique(d.population)}
+        rows = []
+        for p, cells in cells_of_pop.items():
+            for dept in range(len(d.coords["department"])):
+                xbar = (x_mean.loc[(p, dept)].to_numpy() if (p, dept) in x_mean.index
+                        else np.zeros(d.x.shape[1]))
+                for m, impact in enumerate(d.coords["impact"]):
+                    cs = cells[d.cell_impact[cells] == m]
+                    if not len(cs):
+                        continue
+                    slopes = (effect[:, d.cell_impact[cs], d.cell_lens[cs],
+                                     d.cell_dimension[cs]]
+                              + b_pop[:, p][:, None] + b_dept[:, dept][:, None])
+                    score = (alpha + alpha_cell[cs].mean(0) + alpha_pop[m, p]
+                             + u_dept[m, dept] + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
+                    rows.append({"population": d.coords["population"][p],
+                                 "department": d.coords["department"][dept],
+                                 "impact": impact, "mean": score.mean(), "sd": score.std(),
+                                 "low": np.quantile(score, 0.05),
+                                 "high": np.quantile(score, 0.95)})
+        return pd.DataFrame(rows)
+
+
+def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = None,
+                     priors: Mapping[str, float] | None = None,
+                     settings: SamplerSettings | None = None,
+                     thresholds: Thresholds | None = None) -> ScaleScoreFit:
+    """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
+
+    Parameters
+    ----------
+    survey : SurveyData
+    practices : sequence of str, optional
+        Practice columns (default: every non-categorical practice).
+    priors : mapping, optional
+        Overrides of :class:`ScaleScorePriors` by name.
+    settings : SamplerSettings, optional
+    thresholds : Thresholds, optional
+
+    Returns
+    -------
+    ScaleScoreFit
+    """
+    data = build_score_data(survey, practices)
+    return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds)
+
+
+def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
+                   settings: SamplerSettings | None = None,
+                   thresholds: Thresholds | None = None) -> ScaleScoreFit:
+    """Fit the scale-score model to prepared :class:`ScoreData`."""
+    resolved = ScaleScorePriors().with_overrides(priors or {})
+    sampler = settings or SamplerSettings()
+    model = scale_score_model(data, resolved)
+    draws = sample_model(model, sampler, thresholds)
+    return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler)

@@ -1,0 +1,140 @@
+"""Arrays for the Bayesian impact models, built once from a validated survey.
+
+Rows are respondent x cell scale scores (POMP 0-100, :mod:`impactmodel.scores`) where the
+respondent answered at least one item of the cell; cells not asked of a population are
+missing by design and simply have no rows (nothing is imputed). Practices enter centred
+at their sample means: binary as 0/1, ordinal as level / (levels - 1), counts as
+``log1p``; categorical practices are not used by these models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from impactmodel.errors import ImpactModelError
+from impactmodel.scores import impact_scores
+from impactmodel.survey_data import SurveyData
+from impactmodel.territories import department_codes, region_of
+from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS, closest
+
+
+class ModelDataError(ImpactModelError):
+    """The survey cannot feed the model as specified."""
+
+
+@dataclass(frozen=True)
+class ScoreData:
+    """Long-format scale scores with every index a model needs.
+
+    Attributes hold one entry per row (``y``, ``respondent``, ``cell``, ``group``) or per
+    respondent (``x``, ``population``, ``department``), or per cell (``cell_impact`` ...).
+    ``group`` numbers the respondent x impact pairs (the respondent trait's units).
+    """
+
+    y: NDArray[np.float64]
+    respondent: NDArray[np.integer]
+    cell: NDArray[np.integer]
+    group: NDArray[np.integer]
+    group_impact: NDArray[np.integer]
+    x: NDArray[np.float64]
+    x_means: NDArray[np.float64]
+    population: NDArray[np.integer]
+    department: NDArray[np.integer]
+    cell_impact: NDArray[np.integer]
+    cell_lens: NDArray[np.integer]
+    cell_dimension: NDArray[np.integer]
+    department_region: NDArray[np.integer]
+    coords: dict[str, list[str]]
+
+    @property
+    def n_rows(self) -> int:
+        """Number of respondent x cell scores."""
+        return len(self.y)
+
+
+def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
+                    ) -> tuple[NDArray[np.float64], list[str]]:
+    """Respondents x practices on the model's scale (before centring); missing -> NaN."""
+    specs = {p.column: p for p in survey.codebook.practices}
+    names = list(practices) if practices is not None else [
+        p.column for p in survey.codebook.practices if p.type != "categorical"]
+    columns = []
+    for name in names:
+        if name not in specs:
+            guess = closest(name, specs)
+            raise ModelDataError(f"'{name}' is not a practice of the codebook"
+                                 + (f"; did you mean '{guess}'?" if guess else ""))
+        spec, series = specs[name], survey.frame[name]
+        if spec.type == "categorical":
+            raise ModelDataError(f"practice '{name}' is categorical: code it as binary "
+                                 "indicators to use it in a model")
+        if spec.type == "ordinal":
+            codes = series.cat.codes.to_numpy().astype(float)
+            codes[codes < 0] = np.nan
+            columns.append(codes / (len(spec.levels) - 1))
+        elif spec.type == "count":
+            columns.append(np.log1p(series.to_numpy(dtype=float, na_value=np.nan)))
+        else:
+            columns.append(series.to_numpy(dtype=float, na_value=np.nan))
+    return np.column_stack(columns), names
+
+
+def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None) -> ScoreData:
+    """Assemble :class:`ScoreData` from a survey.
+
+    Respondents with a missing practice value are left out (their count is reported by the
+    caller through ``coords``-sized arrays); use complete practice data or impute upstream.
+
+    Parameters
+    ----------
+    survey : SurveyData
+    practices : sequence of str, optional
+        Practice columns (default: every non-categorical practice of the codebook).
+
+    Returns
+    -------
+    ScoreData
+    """
+    x_raw, names = practice_matrix(survey, practices)
+    keep = ~np.isnan(x_raw).any(axis=1)
+    if not keep.any():
+        raise ModelDataError("no respondent has every practice value")
+    scores = impact_scores(survey, by="cell").to_numpy()[keep]
+    cells = list(impact_scores(survey, by="cell").columns)
+    x_kept = x_raw[keep]
+    x_means = x_kept.mean(axis=0)
+    respondent, cell = np.nonzero(~np.isnan(scores))
+    y = scores[respondent, cell]
+    parts = [c.split(":") for c in cells]
+    cell_impact = np.array([IMPACTS.index(p[0]) for p in parts])
+    group_key = respondent * len(IMPACTS) + cell_impact[cell]
+    group_codes, group = np.unique(group_key, return_inverse=True)
+    departments = list(department_codes())
+    regions = sorted(set(region_of().values()))
+    dept = survey.department.astype(str).to_numpy()[keep]
+    return ScoreData(
+        y=y, respondent=respondent, cell=cell, group=group,
+        group_impact=(group_codes % len(IMPACTS)).astype(int),
+        x=x_kept - x_means, x_means=x_means,
+        population=np.array([POPULATIONS.index(p) for p in
+                             survey.population.astype(str).to_numpy()[keep]]),
+        department=np.array([departments.index(d) for d in dept]),
+        cell_impact=cell_impact,
+        cell_lens=np.array([LENSES.index(p[1]) for p in parts]),
+        cell_dimension=np.array([DIMENSIONS.index(p[2]) for p in parts]),
+        department_region=np.array([regions.index(region_of()[d]) for d in departments]),
+        coords={"practice": names, "cell": cells, "impact": list(IMPACTS),
+                "lens": list(LENSES), "dimension": list(DIMENSIONS),
+                "population": list(POPULATIONS), "region": regions,
+                "department": departments},
+    )
+
+
+def respondents_frame(data: ScoreData) -> pd.DataFrame:
+    """One row per respondent kept: population and department indices (for summaries)."""
+    return pd.DataFrame({"population": data.population, "department": data.department})

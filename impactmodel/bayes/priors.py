@@ -1,0 +1,65 @@
+"""Default priors of the impact models, on the scale of the outcome (POMP points, 0-100).
+
+Every prior is overridable by name (``with_overrides``) from a model specification;
+unknown names are refused with the closest valid one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from impactmodel.errors import ImpactModelError
+from impactmodel.vocabulary import closest
+
+
+class PriorError(ImpactModelError):
+    """A prior override that does not exist or is not a positive number where needed."""
+
+
+@dataclass(frozen=True)
+class ScaleScorePriors:
+    """Weakly informative priors of the gaussian scale-score model (POMP points).
+
+    Attributes
+    ----------
+    intercept_mean, intercept_sd : float
+        Grand mean ~ N(50, 20): a score anywhere in 0-100 is plausible.
+    cell_sd : float
+        Half-normal scale of cell intercepts (deviation of a cell from the grand mean).
+    population_sd : float
+        Normal sd of population x impact offsets (sum-to-zero over populations).
+    region_sd, department_sd : float
+        Half-normal scales of the region and department-within-region sds.
+    effect_sd : float
+        Normal sd of a practice's overall effect (points per unit of the practice).
+    component_sd : float
+        Half-normal scale of the sds of impact, lens, dimension and population parts of
+        effects, and of the region / department variation of effects.
+    residual_sd, trait_sd : float
+        Half-normal scales of the residual sd and of the respondent trait sd per impact.
+    """
+
+    intercept_mean: float = 50.0
+    intercept_sd: float = 20.0
+    cell_sd: float = 10.0
+    population_sd: float = 10.0
+    region_sd: float = 5.0
+    department_sd: float = 5.0
+    effect_sd: float = 5.0
+    component_sd: float = 2.5
+    residual_sd: float = 20.0
+    trait_sd: float = 15.0
+
+    def with_overrides(self, overrides: Mapping[str, float]) -> ScaleScorePriors:
+        """Return priors with ``overrides`` applied (names as the attributes)."""
+        names = [f.name for f in fields(self)]
+        for key, value in overrides.items():
+            if key not in names:
+                guess = closest(key, names)
+                raise PriorError(f"unknown prior '{key}'"
+                                 + (f"; did you mean '{guess}'?" if guess else "")
+                                 + f" (priors: {', '.join(names)})")
+            if not isinstance(value, int | float) or (key != "intercept_mean" and value <= 0):
+                raise PriorError(f"prior '{key}' must be a positive number, got {value!r}")
+        return replace(self, **{k: float(v) for k, v in overrides.items()})

@@ -1,0 +1,126 @@
+"""The gaussian scale-score model: priors, agreement with MixedLM, partial pooling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from impactmodel import load_survey
+from impactmodel.bayes import SamplerSettings
+from impactmodel.bayes.fit import fit_scale_scores, fit_score_data
+from impactmodel.bayes.model_data import ScoreData
+from impactmodel.bayes.priors import PriorError, ScaleScorePriors
+from impactmodel.scores import impact_scores
+from impactmodel.simulate import SimulationSettings, simulate, write_simulation
+
+
+def test_prior_overrides_are_checked():
+    assert ScaleScorePriors().with_overrides({"effect_sd": 2}).effect_sd == 2.0
+    with pytest.raises(PriorError, match="did you mean 'effect_sd'"):
+        ScaleScorePriors().with_overrides({"efect_sd": 2})
+    with pytest.raises(PriorError, match="positive number"):
+        ScaleScorePriors().with_overrides({"residual_sd": -1})
+
+
+def synthetic(seed: int = 3, n: int = 1200) -> tuple[ScoreData, pd.DataFrame]:
+    """Gaussian scores from a model MixedLM can fit exactly: fixed population offsets and
+    practice slope, cell intercepts, a random intercept per department, no respondent trait."""
+    rng = np.random.default_rng(seed)
+    n_dept, n_region = 25, 5
+    pop = rng.integers(0, 4, n)
+    dept = rng.integers(0, n_dept, n)
+    x = rng.binomial(1, 0.4, n).astype(float)
+    pop_effect = np.array([0.0, 6.0, -4.0, 2.0])
+    dept_effect = rng.normal(0, 4, n_dept)
+    cells = ["performance:ecosystem:political", "performance:organisation:economic",
+             "innovation:ecosystem:social", "innovation:individual:societal",
+             "trust:organisation:environmental", "trust:individual:fulfilment"]
+    cell_effect = np.array([0.0, 3.0, -2.0, 1.0, 4.0, -3.0])
+    respondent = np.repeat(np.arange(n), len(cells))
+    cell = np.tile(np.arange(len(cells)), n)
+    y = (50 + pop_effect[pop][respondent] + dept_effect[dept][respondent] + cell_effect[cell]
+         + 3.0 * x[respondent] + rng.normal(0, 10, len(cell)))
+    impact_of = {"performance": 0, "innovation": 1, "trust": 2}
+    lens_of = {"ecosystem": 0, "organisation": 1, "individual": 2}
+    dims = ["political", "economic", "social", "environmental", "societal", "fulfilment"]
+    parts = [c.split(":") for c in cells]
+    cell_impact = np.array([impact_of[p[0]] for p in parts])
+    group_key = respondent * 3 + cell_impact[cell]
+    codes, group = np.unique(group_key, return_inverse=True)
+    data = ScoreData(
+        y=y, respondent=respondent, cell=cell, group=group, group_impact=codes % 3,
+        x=(x - x.mean())[:, None], x_means=np.array([x.mean()]), population=pop,
+        department=dept, cell_impact=cell_impact,
+        cell_lens=np.array([lens_of[p[1]] for p in parts]),
+        cell_dimension=np.array([dims.index(p[2]) for p in parts]),
+        department_region=np.arange(n_dept) % n_region,
+        coords={"practice": ["partners"], "cell": cells, "impact": list(impact_of),
+                "lens": list(lens_of), "dimension": dims,
+                "population": ["citizen", "elected", "business", "association"],
+                "region": [f"r{k}" for k in range(n_region)],
+                "department": [f"d{k:02d}" for k in range(n_dept)]})
+    frame = pd.DataFrame({"y": y, "x": x[respondent], "pop": pop[respondent],
+                          "cell": cell, "dept": dept[respondent]})
+    return data, frame
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    data, frame = synthetic()
+    fit = fit_score_data(data, settings=SamplerSettings(draws=1000, tune=1000, chains=4,
+                                                        seed=5))
+    mle = smf.mixedlm("y ~ x + C(pop) + C(cell)", frame, groups=frame["dept"]).fit(reml=True)
+    return fit, mle
+
+
+def test_practice_and_population_effects_agree_with_mixedlm(mixed):
+    fit, mle = mixed
+    b = fit.draws("b").sel(practice="partners").values
+    mcse = b.std() / np.sqrt(fit.convergence.min_ess_bulk)
+    # the posterior mean and REML differ by far less than a standard error
+    assert abs(b.mean() - mle.params["x"]) <= 4 * mcse + 0.15 * mle.bse["x"]
+    alpha_pop = fit.draws("alpha_pop").mean("impact").values  # (population, sample)
+    for k in (1, 2, 3):
+        contrast = alpha_pop[k] - alpha_pop[0]
+        name = f"C(pop)[T.{k}]"
+        mcse = contrast.std() / np.sqrt(fit.convergence.min_ess_bulk)
+        assert abs(contrast.mean() - mle.params[name]) <= 4 * mcse + 0.15 * mle.bse[name], k
+    # and both recover the generating values within their uncertainty
+    assert abs(b.mean() - 3.0) < 3 * b.std()
+
+
+def test_fit_is_reported_with_named_coordinates(mixed):
+    fit, _ = mixed
+    effects = fit.effects("effect_cell")
+    assert list(effects.columns[:4]) == ["practice", "impact", "lens", "dimension"]
+    assert len(effects) == 1 * 3 * 3 * 6
+    assert effects["prob_positive"].between(0, 1).all()
+    assert fit.idata["posterior"]["u_department"].dims[-2:] == ("impact", "department")
+    assert fit.convergence.max_rhat < 1.05
+
+
+def test_partial_pooling_beats_raw_department_means(tmp_path):
+    paths = write_simulation(simulate(SimulationSettings(seed=41, respondents=1600)), tmp_path)
+    survey = load_survey(paths["respondents"], paths["codebook"])
+    fit = fit_scale_scores(survey, practices=["partners", "mode_cooperation", "maturity"],
+                           settings=SamplerSettings(draws=300, tune=400, chains=2, seed=2))
+    model = fit.expected_scores()
+    truth = pd.DataFrame(json.loads(paths["truth"].read_text())["finite_population"]
+                         ["by_population_department"])
+    scores = impact_scores(survey)
+    raw = (scores.assign(population=survey.population.astype(str),
+                         department=survey.department.astype(str))
+           .melt(id_vars=["population", "department"], var_name="impact", value_name="score")
+           .dropna().groupby(["population", "department", "impact"])["score"]
+           .agg(["mean", "size"]).reset_index())
+    joined = (raw.merge(model, on=["population", "department", "impact"],
+                        suffixes=("_raw", "_model"))
+              .merge(truth, on=["population", "department", "impact"]))
+    assert len(joined) > 500
+    rmse_raw = np.sqrt(np.mean((joined["mean_raw"] - joined["mean"]) ** 2))
+    rmse_model = np.sqrt(np.mean((joined["mean_model"] - joined["mean"]) ** 2))
+    assert rmse_model < 0.8 * rmse_raw, (rmse_model, rmse_raw)
