@@ -336,9 +336,10 @@ class SurveyDesign:
                                            level=level)
 
     def ratio(self, numerator: str, denominator: str, by: Columns = None, *,
-              level: float = 0.95) -> Estimates:
+              na_rm: bool = False, level: float = 0.95) -> Estimates:
         """Ratio of weighted totals ``sum(w y) / sum(w x)``, by domain."""
-        return estimation.ratio_estimates(self, numerator, denominator, by, level=level)
+        return estimation.ratio_estimates(self, numerator, denominator, by, na_rm=na_rm,
+                                          level=level)
 
     def glm(self, formula: str, family: str = "gaussian", *, level: float = 0.95) -> Estimates:
         """Survey-weighted generalised linear model with design-based (sandwich) SEs.

@@ -68,9 +68,13 @@ def domains(design: HasData, by: str | Sequence[str] | None) -> Domains:
     n = len(design.data)
     if not names:
         return Domains(np.zeros(n, dtype=int), pd.DataFrame(index=[0]))
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise EstimationError(f"domain variables named more than once: {repeated}")
     keys = pd.DataFrame({name: column(design, name) for name in names})
     grouped = keys.groupby(names, sort=True, observed=True, dropna=True)
-    code = grouped.ngroup().to_numpy()
+    # rows with a missing domain value belong to no domain (R drops them)
+    code = grouped.ngroup().fillna(-1).to_numpy().astype(int)
     code = np.where(keys.isna().any(axis=1).to_numpy(), -1, code)
     labels = grouped.size().reset_index()[names]
     return Domains(code, labels)
@@ -87,6 +91,8 @@ def expand_variables(design: HasData, variables: str | Sequence[str]
                      ) -> list[tuple[str, NDArray[np.float64]]]:
     """Numeric columns as they are; categorical ones as one 0/1 column per level (R's naming)."""
     names = [variables] if isinstance(variables, str) else list(variables)
+    if not names:
+        raise EstimationError("give at least one variable to estimate")
     out = []
     for name in names:
         numeric = _numeric(design, name)
@@ -96,11 +102,19 @@ def expand_variables(design: HasData, variables: str | Sequence[str]
         series = column(design, name)
         categorical = series.astype("category")
         missing = series.isna().to_numpy()
+        if not len(categorical.cat.categories):
+            raise EstimationError(f"column '{name}' has no value to estimate")
         for level in categorical.cat.categories:
             values = (categorical == level).to_numpy(dtype=float)
             values[missing] = np.nan
             out.append((f"{name}{level}", values))
     return out
+
+
+def check_level(level: float) -> None:
+    """Refuse a confidence level outside (0, 1)."""
+    if not isinstance(level, int | float) or not 0 < level < 1:
+        raise EstimationError(f"level must be in (0, 1), got {level!r}")
 
 
 def _scores_matrix(rows: NDArray[np.int_], cols: NDArray[np.int_], values: NDArray[np.float64],
@@ -130,8 +144,7 @@ def linear_estimates(design: SurveyDesign, statistic: Literal["mean", "total"],
     -------
     Estimates
     """
-    if not 0 < level < 1:
-        raise EstimationError(f"level must be in (0, 1), got {level}")
+    check_level(level)
     dom = domains(design, by)
     w = design.weights
     n = len(w)
@@ -215,8 +228,8 @@ def stack_blocks(blocks: list[pd.DataFrame], dom: Domains) -> pd.DataFrame:
 
 
 def ratio_estimates(design: SurveyDesign, numerator: str, denominator: str,
-                    by: str | Sequence[str] | None = None, *, level: float = 0.95
-                    ) -> Estimates:
+                    by: str | Sequence[str] | None = None, *, na_rm: bool = False,
+                    level: float = 0.95) -> Estimates:
     """Estimate the ratio of totals ``sum(w y) / sum(w x)`` in each domain.
 
     Parameters
@@ -225,20 +238,24 @@ def ratio_estimates(design: SurveyDesign, numerator: str, denominator: str,
     numerator, denominator : str
         Numeric columns.
     by : str or sequence of str, optional
+    na_rm : bool
+        Leave out respondents missing either variable (they stay in the design).
     level : float
 
     Returns
     -------
     Estimates
     """
+    check_level(level)
     dom = domains(design, by)
     num, den = _numeric(design, numerator), _numeric(design, denominator)
     if num is None or den is None:
         raise EstimationError("a ratio needs numeric numerator and denominator columns")
     y, x = num[1], den[1]
     use = (dom.code >= 0) & ~np.isnan(y) & ~np.isnan(x)
-    if (~use & (dom.code >= 0)).any():
-        raise EstimationError(f"missing values in '{numerator}' or '{denominator}'")
+    if (~use & (dom.code >= 0)).any() and not na_rm:
+        raise EstimationError(f"missing values in '{numerator}' or '{denominator}'; pass "
+                              "na_rm=True to leave them out")
     w, g = design.weights, np.where(use, dom.code, 0)
     ty = np.bincount(g, weights=np.where(use, w * y, 0), minlength=dom.count)
     tx = np.bincount(g, weights=np.where(use, w * x, 0), minlength=dom.count)

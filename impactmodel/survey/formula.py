@@ -68,6 +68,8 @@ def parse_formula(text: str) -> Formula:
     FormulaError
         On anything but names joined by ``+`` (and intercept controls).
     """
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula must be text such as 'y ~ x', got {text!r}")
     tokens = _tokens(text)
     if tokens.count("~") != 1 or len(tokens) < 3 or tokens[1] != "~":
         raise FormulaError(f"a formula is 'response ~ term + term', got {text!r}")
@@ -102,8 +104,13 @@ def _levels(series: pd.Series) -> list[object]:
     return sorted(series.dropna().unique(), key=str)
 
 
-def model_matrix(formula: Formula, data: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+def model_matrix(formula: Formula, data: pd.DataFrame, usable: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Build the design matrix of ``formula`` on ``data``.
+
+    Categorical terms get one dummy per level observed among the rows used (rows with every
+    term present and ``usable``), the first such level as reference, as R drops unused
+    levels.
 
     Returns
     -------
@@ -126,13 +133,16 @@ def model_matrix(formula: Formula, data: pd.DataFrame) -> tuple[np.ndarray, list
         names.append("(Intercept)")
     complete = np.ones(len(data), dtype=bool)
     for term in formula.terms:
+        complete &= data[term].notna().to_numpy()
+    used = complete if usable is None else complete & usable
+    for term in formula.terms:
         series = data[term]
-        complete &= series.notna().to_numpy()
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             columns.append(series.to_numpy(dtype=float, na_value=np.nan))
             names.append(term)
             continue
-        levels = _levels(series)
+        observed = set(series[used].unique())
+        levels = [lv for lv in _levels(series) if lv in observed]
         for level in levels[1 if formula.intercept or columns else 0:]:
             columns.append((series == level).to_numpy(dtype=float))
             names.append(f"{term}{level}")

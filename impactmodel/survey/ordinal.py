@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from scipy import optimize, stats
 from scipy.special import expit
 
+from impactmodel.survey.estimation import check_level
 from impactmodel.survey.formula import FormulaError, model_matrix, parse_formula
 from impactmodel.survey.regression import RegressionError
 from impactmodel.survey.results import Estimates
@@ -63,11 +64,15 @@ def survey_olr(design: SurveyDesign, formula: str, *, level: float = 0.95) -> Es
     else:
         levels = sorted(response.dropna().unique())
         codes = response.map({v: k for k, v in enumerate(levels)}).to_numpy(dtype=float)
+    check_level(level)
     if len(levels) < 3:
         raise RegressionError(f"'{parsed.response}' has {len(levels)} levels; an ordinal model "
                               "needs three or more (use a binomial GLM for two)")
-    no_intercept = type(parsed)(parsed.response, parsed.terms, intercept=False)
-    x, names, complete = model_matrix(no_intercept, data)
+    # R's svyolr: the model matrix is built with an intercept (so factors get a reference
+    # level), then the intercept column is dropped in favour of the cut-points
+    with_intercept = type(parsed)(parsed.response, parsed.terms, intercept=True)
+    x, names, complete = model_matrix(with_intercept, data, usable=~np.isnan(codes))
+    x, names = x[:, 1:], names[1:]
     use = complete & ~np.isnan(codes)
     xu, yu = x[use], codes[use].astype(int)
     observed = np.bincount(yu, minlength=len(levels))
@@ -114,6 +119,9 @@ def survey_olr(design: SurveyDesign, formula: str, *, level: float = 0.95) -> Es
     # polish BFGS's answer with Newton steps on the analytic score
     for _ in range(10):
         info = information(params)
+        if not np.all(np.isfinite(info)) or np.linalg.matrix_rank(info) < p + q:
+            raise RegressionError(f"the ordinal model {formula!r} is not identified (a constant "
+                                  "or collinear predictor, or complete separation)")
         move = np.linalg.solve(info, total_score(params))
         params = params + move
         if np.max(np.abs(move) / np.maximum(1.0, np.abs(params))) < 1e-12:

@@ -17,6 +17,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from impactmodel.errors import ImpactModelError
+from impactmodel.survey.estimation import check_level
 from impactmodel.survey.formula import model_matrix, parse_formula, response_vector
 from impactmodel.survey.results import Estimates
 
@@ -36,15 +37,30 @@ class RegressionError(ImpactModelError):
     """The model cannot be fitted as specified."""
 
 
+def check_response(y: np.ndarray, family: str, name: str) -> None:
+    """Refuse responses outside the family's support (as R's glm does)."""
+    if family.endswith("binomial") and ((y < 0) | (y > 1)).any():
+        raise RegressionError(f"a {family} response must lie in [0, 1]; '{name}' has values "
+                              f"{sorted(set(y[(y < 0) | (y > 1)]))[:5]}")
+    if family.endswith("poisson") and (y < 0).any():
+        raise RegressionError(f"a {family} response must be >= 0; '{name}' has negative values")
+
+
 def survey_glm(design: SurveyDesign, formula: str, family: str = "gaussian", *,
                level: float = 0.95) -> Estimates:
     """Fit a survey-weighted GLM (see :meth:`SurveyDesign.glm`)."""
     if family not in FAMILIES:
         raise RegressionError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    check_level(level)
     parsed = parse_formula(formula)
-    x, names, complete = model_matrix(parsed, design.data)
     y = response_vector(parsed, design.data, binary=family.endswith("binomial"))
+    x, names, complete = model_matrix(parsed, design.data, usable=~np.isnan(y))
     use = complete & ~np.isnan(y)
+    if not names:
+        raise RegressionError(f"the formula {formula!r} has no term and no intercept")
+    if not use.any():
+        raise RegressionError(f"no respondent has every variable of {formula!r}")
+    check_response(y[use], family, parsed.response)
     w = design.weights
     xu, yu, wu = x[use], y[use], w[use]
     if np.linalg.matrix_rank(xu) < xu.shape[1]:
