@@ -185,6 +185,46 @@ def test_lonely_psu_rules(api, rule):
     check_stat(design.mean("api00").to_frame(), OURS[f"lonely_{rule}"])
 
 
+@pytest.fixture(scope="module")
+def lone(api) -> pd.DataFrame:
+    strat = api["apistrat"]
+    first_high = strat.loc[strat["stype"] == "H", "snum"].iloc[0]
+    return strat[(strat["stype"] != "H") | (strat["snum"] == first_high)]
+
+
+def test_lonely_average_by_domain_counts_the_strata_in_the_domain(lone):
+    design = SurveyDesign(lone, strata="stype", weights="pw", lonely_psu="average")
+    r = OURS["lonely_average_by_stype"]
+    t = design.mean("api00", by="stype").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t.loc[["E", "M"], "se"], [r["se"][0], r["se"][2]])
+    assert np.isnan(t.loc["H", "se"])  # R: NaN, the domain's only stratum is lonely
+    r = OURS["lonely_average_by_schwide"]
+    t = design.mean("api00", by="sch.wide").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+    check_stat(design.mean("acs.k3", na_rm=True).to_frame(), OURS["lonely_average_acs_narm"])
+
+
+def test_lonely_fail_only_for_strata_in_use(lone):
+    design = SurveyDesign(lone, strata="stype", weights="pw")
+    # the lonely high school has no acs.k3: with na_rm it is outside the estimate, as in R
+    check_stat(design.mean("acs.k3", na_rm=True).to_frame(), OURS["lonely_fail_acs_narm"])
+    with pytest.raises(LonelyPSUError):
+        design.mean("api00")
+
+
+def test_domain_variable_with_missing_values(api):
+    data = api["apiclus1"].copy()
+    data["stype2"] = data["stype"].astype(object)
+    data.loc[data.index[0:40:4], "stype2"] = None
+    design = SurveyDesign(data, ids="dnum", weights="pw", fpc="fpc")
+    r = OURS["clus1_by_with_na"]
+    t = design.mean("api00", by="stype2").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    close(t["se"], r["se"])
+
+
 def test_lonely_psu_fail_names_the_stratum(api):
     strat = api["apistrat"]
     lone = strat[(strat["stype"] != "H") | (strat.index == strat.index[strat["stype"] == "H"][0])]

@@ -139,14 +139,29 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
     f_h = stage.fpc_factor[cluster_stratum]
     # a stratum sampled whole (f ~ 0) is self-representing: no variance, lonely or not
     lonely = (n_h == 1) & (f_h >= 1e-7)
-    if lonely.any() and lonely_psu == "fail":
-        labels = sorted({stage.stratum_labels[s] for s in cluster_stratum[lonely]})
-        shown = ", ".join(map(repr, labels[:5])) + (", ..." if len(labels) > 5 else "")
-        what = (f"stratum {shown} has" if len(labels) == 1
-                else f"{len(labels)} strata ({shown}) have")
-        raise LonelyPSUError(
-            f"{what} only one PSU at stage {stage_number}; choose lonely_psu='certainty', "
-            "'remove', 'adjust' or 'average'")
+    present = None
+    if lonely.any() and lonely_psu in ("fail", "average"):
+        # which strata hold respondents of each column (a domain, or the rows a model used):
+        # R works on the subset, so a stratum outside it is neither lonely nor counted
+        if sp.issparse(scores):  # the structure marks the rows in use (zeros included)
+            marks = sp.csr_matrix(scores, copy=True)
+            marks.data[:] = 1.0
+        else:
+            marks = (np.asarray(scores) != 0).astype(float)
+        support = stage.cluster_indicator @ marks
+        support = np.asarray(support.toarray() if sp.issparse(support) else support) > 0
+        present = (np.asarray(stage.stratum_indicator @ support) > 0)  # strata x k
+    if present is not None and lonely_psu == "fail":
+        lonely_strata = np.unique(cluster_stratum[lonely])
+        hit = lonely_strata[present[lonely_strata].any(axis=1)]
+        if len(hit):
+            labels = sorted({stage.stratum_labels[s] for s in hit})
+            shown = ", ".join(map(repr, labels[:5])) + (", ..." if len(labels) > 5 else "")
+            what = (f"stratum {shown} has" if len(labels) == 1
+                    else f"{len(labels)} strata ({shown}) have")
+            raise LonelyPSUError(
+                f"{what} only one PSU at stage {stage_number}; choose lonely_psu="
+                "'certainty', 'remove', 'adjust' or 'average'")
     sums = stage.stratum_indicator @ totals
     means = sums / stage.n_sampled[:, None]
     deviations = totals - means[cluster_stratum]
@@ -159,16 +174,21 @@ def stage_covariance(scores: NDArray[np.float64] | sp.spmatrix, stage: Stage,
     # self-representing strata (all f ~ 0) contribute nothing
     scale = np.where(f_h < 1e-7, 0.0, scale)
     cov = _crossprod(deviations, scale, diagonal)
-    if lonely_psu == "average" and lonely.any():
-        # R: within each parent cluster, the strata's sum is scaled by n_strata / n_ok_strata
-        strata_present = np.unique(cluster_stratum)
-        parents = stage.parent[strata_present]
-        ok = stage.n_sampled[strata_present] > 1
-        n_all = np.bincount(parents, minlength=int(stage.parent.max()) + 1)
-        n_ok = np.bincount(parents[ok], minlength=len(n_all))
-        ratio = np.divide(n_all, n_ok, out=np.zeros(len(n_all)), where=n_ok > 0)
-        weight = ratio[stage.parent[cluster_stratum]]
-        cov = _crossprod(deviations, scale * weight, diagonal)
+    if lonely_psu == "average" and present is not None:
+        # R: within each parent cluster, the sum over the strata present is scaled by
+        # n_strata / n_ok_strata (NaN when no stratum there has two PSUs)
+        stratum_lonely = (stage.n_sampled == 1) & (stage.fpc_factor >= 1e-7)
+        n_parents = int(stage.parent.max()) + 1
+        parent_of = sp.csr_matrix((np.ones(len(stage.parent)),
+                                   (stage.parent, np.arange(len(stage.parent)))),
+                                  shape=(n_parents, len(stage.parent)))
+        n_all = np.asarray(parent_of @ present.astype(float))
+        n_ok = np.asarray(parent_of @ (present & ~stratum_lonely[:, None]).astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(n_all > 0, n_all / n_ok, 0.0)  # parents x k
+        weight = ratio[stage.parent[cluster_stratum]]  # clusters x k
+        weighted = deviations * np.sqrt(np.where(np.isfinite(weight), weight, np.nan))
+        cov = _crossprod(weighted, scale, diagonal)
     return cov
 
 

@@ -45,7 +45,24 @@ for (rule in c("certainty", "remove", "adjust", "average")) {
   d <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = lone)
   out[[paste0("lonely_", rule)]] <- stat(svymean(~api00, d))
 }
+options(survey.lonely.psu = "average")
+d_avg <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = lone)
+out$lonely_average_by_stype <- byres(svyby(~api00, ~stype, d_avg, svymean))
+out$lonely_average_by_schwide <- byres(svyby(~api00, ~sch.wide, d_avg, svymean))
+out$lonely_average_acs_narm <- rstat0 <- list(
+  estimate = unname(coef(svymean(~acs.k3, d_avg, na.rm = TRUE))),
+  se = unname(SE(svymean(~acs.k3, d_avg, na.rm = TRUE))))
 options(survey.lonely.psu = "fail")
+d_fail <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = lone)
+# the lonely high school has no acs.k3 value: R's subset leaves the stratum out
+out$lonely_fail_acs_narm <- list(
+  estimate = unname(coef(svymean(~acs.k3, d_fail, na.rm = TRUE))),
+  se = unname(SE(svymean(~acs.k3, d_fail, na.rm = TRUE))))
+# a domain variable with missing values: those rows belong to no domain
+na_by <- apiclus1; na_by$stype2 <- na_by$stype; na_by$stype2[seq(1, 40, by = 4)] <- NA
+out$clus1_by_with_na <- byres(svyby(~api00, ~stype2,
+                                    svydesign(id = ~dnum, weights = ~pw, data = na_by,
+                                              fpc = ~fpc), svymean))
 
 # weighting: population counts from apipop (R's own population file)
 apipop <- rd("apipop.csv")
