@@ -58,6 +58,22 @@ def test_jk1_against_r(jk1, clus1):
     check(no_fpc.mean("api00"), R["jk1_nofpc_mean"])
 
 
+def test_jk1_glm_inference_uses_t_on_replicate_df(jk1):
+    r = R["jk1_glm_t"]
+    t = jk1.glm("api00 ~ ell + meals + mobility").to_frame()
+    close(t["p_value"], r["p_value"])
+    close(t["ci_low"], r["ci_low"])
+    close(t["ci_high"], r["ci_high"])
+    assert jk1.degrees_of_freedom + 1 - 4 == r["df"]
+
+
+def test_domains_in_a_single_psu_drop_undefined_replicates(jk1):
+    r = R["jk1_by_cname"]
+    t = jk1.mean("api00", by="cname").to_frame().loc[r["domain"]]
+    close(t["estimate"], r["estimate"])
+    np.testing.assert_allclose(t["se"], r["se"], rtol=1e-6, atol=1e-9)
+
+
 def test_jkn_against_r(strat):
     jkn = SurveyDesign(strat, strata="stype", weights="pw", fpc="fpc").replicate("JKn")
     check(jkn.mean("api00"), R["jkn_mean"])

@@ -249,10 +249,23 @@ class ReplicateDesign:
 
     def variance(self, full: NDArray[np.float64], replicated: NDArray[np.float64]
                  ) -> NDArray[np.float64]:
-        """Replicate variance of ``full`` (k,) from ``replicated`` (R, k)."""
+        """Replicate variance of ``full`` (k,) from ``replicated`` (R, k).
+
+        Replicates where an estimate is undefined (a domain emptied by dropping its only
+        PSU) are left out of that estimate's variance, as R's ``svrVar`` does.
+        """
         r = self._replicates
-        centre = full if r.mse else replicated.mean(axis=0)
-        return r.scale * np.sum(r.rscales[:, None] * (replicated - centre) ** 2, axis=0)
+        ok = np.isfinite(replicated)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centre = full if r.mse else (np.where(ok, replicated, 0).sum(axis=0)
+                                         / ok.sum(axis=0))
+            squares = np.where(ok, (replicated - centre) ** 2, 0.0)
+        return r.scale * np.sum(r.rscales[:, None] * squares, axis=0)
+
+    @property
+    def degrees_of_freedom(self) -> int:
+        """Rank of the replicate weights minus one (R's ``degf`` of a replicate design)."""
+        return int(np.linalg.matrix_rank(self._replicates.weights)) - 1
 
     def _estimate(self, statistic: str, variables: str | Sequence[str],
                   by: str | Sequence[str] | None, na_rm: bool, level: float) -> Estimates:
@@ -267,7 +280,8 @@ class ReplicateDesign:
                               shape=(len(y), dom.count))
             totals = np.asarray((g.T @ (all_w * np.nan_to_num(y)[:, None])).T)
             sizes = np.asarray((g.T @ all_w).T)
-            values = totals / sizes if statistic == "mean" else totals
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = totals / sizes if statistic == "mean" else totals
             variance = self.variance(values[0], values[1:])
             blocks.append(domain_block(dom, name, values[0], np.sqrt(variance), level,
                                        deff=None, n=np.asarray(g.sum(axis=0)).ravel(),
@@ -317,9 +331,12 @@ class ReplicateDesign:
                 fits.append(params)
         values = np.asarray(fits)
         se = np.sqrt(self.variance(values[0], values[1:]))
-        z = stats.norm.ppf(0.5 + level / 2)
-        table = pd.DataFrame({"estimate": values[0], "se": se, "statistic": values[0] / se,
-                              "p_value": 2 * stats.norm.sf(np.abs(values[0] / se)),
-                              "ci_low": values[0] - z * se, "ci_high": values[0] + z * se},
+        df = self.degrees_of_freedom + 1 - len(names)  # as R's svyglm on replicate designs
+        q = stats.t.ppf(0.5 + level / 2, df) if df > 0 else np.nan
+        statistic = values[0] / se
+        table = pd.DataFrame({"estimate": values[0], "se": se, "statistic": statistic,
+                              "p_value": 2 * stats.t.sf(np.abs(statistic), df) if df > 0
+                              else np.nan,
+                              "ci_low": values[0] - q * se, "ci_high": values[0] + q * se},
                              index=pd.Index(names, name="term"))
         return Estimates(f"glm ({family})", table, level, self.notes())

@@ -102,6 +102,12 @@ out$jkn_mean <- rstat(svymean(~api00, jkn))
 out$jkn_total <- rstat(svytotal(~enroll, jkn))
 out$jk1_glm <- list(estimate = unname(coef(svyglm(api00 ~ ell + meals, design = jk1))),
                     se = unname(SE(svyglm(api00 ~ ell + meals, design = jk1))))
+jk1_glm_fit <- svyglm(api00 ~ ell + meals + mobility, design = jk1)
+out$jk1_glm_t <- list(p_value = unname(summary(jk1_glm_fit)$coefficients[, 4]),
+                      ci_low = unname(confint(jk1_glm_fit)[, 1]),
+                      ci_high = unname(confint(jk1_glm_fit)[, 2]),
+                      df = jk1_glm_fit$df.residual)
+out$jk1_by_cname <- byres(svyby(~api00, ~cname, jk1, svymean))
 out$jk1_scale <- list(scale = jk1$scale, rscales = unname(jk1$rscales[1]))
 
 # proportional odds: api00 cut at 600 and 700; tight optim control and small Hessian steps
