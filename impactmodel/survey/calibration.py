@@ -80,9 +80,25 @@ def adjust_scores(scores: NDArray[np.float64] | sp.spmatrix,
     return dense
 
 
+def _total(value: object, where: str) -> float:
+    """Return a population total, refusing anything but a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise CalibrationError(f"the target for {where} must be a number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise CalibrationError(f"the target for {where} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
 def _level_codes(series: pd.Series, totals: Mapping[object, float], name: str
                  ) -> tuple[NDArray[np.integer], NDArray[np.float64]]:
     """Codes of each row's level in ``totals`` (keys matched as text) and the totals."""
+    if not isinstance(totals, Mapping) or not totals:
+        raise CalibrationError(f"the targets of '{name}' must map each level to its population "
+                               f"total, e.g. {{'A': 120, 'B': 80}}; got {totals!r}")
+    if series.isna().any():
+        raise CalibrationError(f"'{name}' is missing for {int(series.isna().sum())} "
+                               "respondents; a calibration variable must be known for everyone")
+    level_totals = [_total(v, f"'{name}' = {k!r}") for k, v in totals.items()]
     keys = [str(k) for k in totals]
     values = series.astype(str).to_numpy()
     present = set(values)
@@ -98,7 +114,7 @@ def _level_codes(series: pd.Series, totals: Mapping[object, float], name: str
         raise CalibrationError(f"calibration target for level(s) {absent} of '{name}', which "
                                "no respondent has: collapse them with a neighbouring level")
     codes = pd.Categorical(values, categories=keys).codes.astype(int)
-    return codes, np.asarray(list(totals.values()), dtype=float)
+    return codes, np.asarray(level_totals, dtype=float)
 
 
 def calibration_matrix(data: pd.DataFrame, targets: Targets
@@ -108,6 +124,8 @@ def calibration_matrix(data: pd.DataFrame, targets: Targets
     ``{"stype": {"E": 4421, ...}}`` gives one indicator column per level;
     ``{"api99": 3914069}`` gives the numeric column and its total.
     """
+    if not targets:
+        raise CalibrationError("no calibration target given")
     columns, totals, names = [], [], []
     for name, target in targets.items():
         if name not in data.columns:
@@ -126,7 +144,7 @@ def calibration_matrix(data: pd.DataFrame, targets: Targets
                 raise CalibrationError(f"'{name}' has missing or non-numeric values; a "
                                        "calibration variable must be known for everyone")
             columns.append(values)
-            totals.append(float(target))
+            totals.append(_total(target, f"'{name}'"))
             names.append(name)
     return np.column_stack(columns), np.asarray(totals), names
 
@@ -151,10 +169,14 @@ def raking_calibration(weights: NDArray[np.float64], data: pd.DataFrame,
                        margins: Mapping[str, Mapping[object, float]], max_iter: int, tol: float
                        ) -> tuple[NDArray[np.float64], RakingAdjustment]:
     """Rake to ``margins`` with :func:`impactmodel.weighting.rake`."""
+    if not margins:
+        raise CalibrationError("no raking margin given")
     coded = []
     for name, totals in margins.items():
         if name not in data.columns:
-            raise CalibrationError(f"no column '{name}' for the raking margin")
+            guess = closest(name, [str(c) for c in data.columns])
+            raise CalibrationError(f"no column '{name}' for the raking margin"
+                                   + (f"; did you mean '{guess}'?" if guess else ""))
         coded.append(_level_codes(data[name], totals, name))
     sums = {round(float(t.sum()), 6) for _, t in coded}
     if len(sums) > 1:

@@ -72,6 +72,16 @@ class SurveyDesign:
             raise ValidationError([Problem(SOURCE, "give weights or probs, not both",
                                            column=f"{weights}, {probs}")])
         ids_l, strata_l, fpc_l = as_columns(ids), as_columns(strata), as_columns(fpc)
+        for role, names in (("ids", ids_l), ("strata", strata_l), ("fpc", fpc_l),
+                            ("weights", as_columns(weights)), ("probs", as_columns(probs))):
+            bad = [n for n in names if not isinstance(n, str)]
+            if bad:
+                raise ValidationError([Problem(SOURCE, f"{role} must name columns",
+                                               column=role, values=tuple(map(repr, bad)),
+                                               expected="column names (text)")])
+        if not isinstance(data, pd.DataFrame) or data.empty:
+            raise ValidationError([Problem(SOURCE, "the design needs a table with respondents",
+                                           expected="a non-empty pandas DataFrame")])
         frame = data.reset_index(drop=True)
         named = {"ids": [c for c in ids_l if c not in ("1", "0")], "strata": strata_l,
                  "fpc": fpc_l, "weights": as_columns(weights), "probs": as_columns(probs)}
@@ -202,18 +212,29 @@ class SurveyDesign:
             if "count" not in targets.columns:
                 raise CalibrationError("a post-stratification frame needs a 'count' column")
             keys = [c for c in targets.columns if c != "count"]
+            if not keys:
+                raise CalibrationError("a post-stratification frame needs the cell columns "
+                                       "beside 'count'")
             missing = [k for k in keys if k not in self._data.columns]
             if missing:
                 raise CalibrationError(f"post-stratification columns {missing} are not in the "
                                        "design's data")
+            for key in keys:
+                if self._data[key].isna().any() or targets[key].isna().any():
+                    raise CalibrationError(f"post-stratification column '{key}' has missing "
+                                           "values (in the data or the targets)")
+            if targets.duplicated(keys).any():
+                raise CalibrationError("the post-stratification frame lists a cell twice: "
+                                       f"{targets[targets.duplicated(keys)][keys].iloc[0].tolist()}")
             cell = self._data[keys].astype(str).agg("\x1f".join, axis=1)
             labels = targets[keys].astype(str).agg("\x1f".join, axis=1)
             data = pd.DataFrame({"cell": cell})
             spec: Targets = {"cell": dict(zip(labels, targets["count"], strict=True))}
         else:
-            if len(targets) != 1:
-                raise CalibrationError("post-stratify on one variable, or pass a frame of "
-                                       "crossed cells with a 'count' column")
+            if len(targets) != 1 or not all(isinstance(v, Mapping) for v in targets.values()):
+                raise CalibrationError("post-stratify on one variable mapped to its level "
+                                       "counts, or pass a frame of crossed cells with a "
+                                       "'count' column")
             data, spec = self._data, targets
         x, totals, _ = calibration.calibration_matrix(data, spec)
         weights, adjustment = calibration.linear_calibration(self._weights, x, totals)
@@ -263,6 +284,9 @@ class SurveyDesign:
 
         With ``strict=True`` repeat until no weight lies outside the bounds.
         """
+        for name, bound in (("upper", upper), ("lower", lower)):
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise CalibrationError(f"{name} must be a number, got {bound!r}")
         if lower >= upper:
             raise CalibrationError(f"lower ({lower}) must be below upper ({upper})")
         weights = calibration.trimmed(self._weights, lower, upper, strict)
@@ -288,6 +312,9 @@ class SurveyDesign:
         -------
         ReplicateDesign
         """
+        if isinstance(replicates, bool) or not isinstance(replicates, int):
+            raise replication.ReplicateError(f"replicates must be a whole number, got "
+                                             f"{replicates!r}")
         if self._adjustments:
             raise replication.ReplicateError(
                 "make replicate weights before post-stratifying, raking or calibrating: "

@@ -35,6 +35,7 @@ from scipy.linalg import hadamard
 from impactmodel.errors import ImpactModelError
 from impactmodel.survey.estimation import (
     Domains,
+    check_level,
     domain_block,
     domains,
     expand_variables,
@@ -97,6 +98,8 @@ def jackknife(design: SurveyDesign, kind: str) -> ReplicateWeights:
             multiplier[psu == c] = 0.0
             columns.append(w * multiplier)
             rscales.append((1 - fraction[h]) * (n_h - 1) / n_h)
+    if not columns:
+        raise ReplicateError("no stratum has two or more PSUs: no jackknife replicate exists")
     weights = np.column_stack(columns)
     if kind == "JK1":
         return ReplicateWeights(kind, weights, float(rscales[0]), np.ones(len(rscales)))
@@ -189,16 +192,26 @@ class ReplicateDesign:
                  mse: bool = False) -> None:
         frame = data.reset_index(drop=True)
         if isinstance(repweights, str):
-            pattern = re.compile(repweights)
+            try:
+                pattern = re.compile(repweights)
+            except re.error as exc:
+                raise ReplicateError(f"repweights {repweights!r} is not a valid regular "
+                                     f"expression: {exc}") from None
             columns = [c for c in frame.columns if pattern.fullmatch(str(c))]
         else:
             columns = list(repweights)
         missing = [c for c in [weights, *columns] if c not in frame.columns]
         if missing or not columns:
             raise ReplicateError(f"replicate-weight columns not found: {missing or repweights}")
-        rep = frame[columns].to_numpy(dtype=float)
+        try:
+            rep = frame[columns].apply(pd.to_numeric).to_numpy(dtype=float)
+            full = pd.to_numeric(frame[weights]).to_numpy(dtype=float)
+        except (ValueError, TypeError):
+            raise ReplicateError("replicate and full-sample weights must be numbers") from None
         if np.isnan(rep).any() or (rep < 0).any():
             raise ReplicateError("replicate weights must be present and >= 0")
+        if not np.all(np.isfinite(full)) or (full <= 0).any():
+            raise ReplicateError(f"full-sample weights '{weights}' must be finite and > 0")
         n_rep = rep.shape[1]
         defaults = {"JK1": (n_rep - 1) / n_rep, "bootstrap": 1 / max(n_rep - 1, 1),
                     "BRR": 1 / n_rep, "Fay": 1 / (n_rep * (1 - fay_rho) ** 2)}
@@ -210,7 +223,7 @@ class ReplicateDesign:
         if len(rs) != n_rep:
             raise ReplicateError(f"rscales has {len(rs)} values for {n_rep} replicates")
         self._data = frame
-        self._weights = frame[weights].to_numpy(dtype=float)
+        self._weights = full
         self._replicates = ReplicateWeights(kind, rep, float(scale), rs, mse)
 
     @classmethod
@@ -269,6 +282,7 @@ class ReplicateDesign:
 
     def _estimate(self, statistic: str, variables: str | Sequence[str],
                   by: str | Sequence[str] | None, na_rm: bool, level: float) -> Estimates:
+        check_level(level)
         dom = domains(self, by)
         all_w = np.column_stack([self._weights, self._replicates.weights])
         blocks = []
@@ -300,9 +314,15 @@ class ReplicateDesign:
 
     def ratio(self, numerator: str, denominator: str, *, level: float = 0.95) -> Estimates:
         """Ratio of weighted totals with a replicate SE."""
+        check_level(level)
         all_w = np.column_stack([self._weights, self._replicates.weights])
-        y = self._data[numerator].to_numpy(dtype=float)
-        x = self._data[denominator].to_numpy(dtype=float)
+        pair = [expand_variables(self, name) for name in (numerator, denominator)]
+        if any(len(p) != 1 or p[0][0] != name for p, name in
+               zip(pair, (numerator, denominator), strict=True)):
+            raise ReplicateError("a ratio needs numeric numerator and denominator columns")
+        y, x = pair[0][0][1], pair[1][0][1]
+        if np.isnan(y).any() or np.isnan(x).any():
+            raise ReplicateError(f"missing values in '{numerator}' or '{denominator}'")
         values = (all_w.T @ y) / (all_w.T @ x)
         se = np.sqrt(self.variance(values[:1], values[1:, None]))
         dom = Domains(np.zeros(len(y), dtype=int), pd.DataFrame(index=[0]))

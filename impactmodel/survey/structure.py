@@ -26,8 +26,8 @@ def as_columns(value: str | Sequence[str] | None) -> list[str]:
     """Normalise a column argument to a list (``None`` -> ``[]``)."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [value]  # type: ignore[list-item]  # a non-text name is reported by the caller
     return list(value)
 
 
