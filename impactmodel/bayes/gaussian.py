@@ -24,6 +24,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from impactmodel.bayes.effects import practice_effects
 from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import ScaleScorePriors
 
@@ -85,37 +86,8 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None) -
             "u_department", u_region[:, data.department_region]
             + dept_scale * pm.Normal("u_department_z", 0, 1, dims=("impact", "department")),
             dims=("impact", "department"))
-        b = pm.Normal("b", 0.0, p.effect_sd, dims="practice")
-        comp_scale = pm.HalfNormal("component_scale", p.component_sd,
-                                   shape=4)  # impact, lens, dimension, population
-        b_impact = pm.ZeroSumNormal("b_impact", sigma=comp_scale[0],
-                                    dims=("practice", "impact"))
-        b_lens = pm.ZeroSumNormal("b_lens", sigma=comp_scale[1], dims=("practice", "lens"))
-        b_dim = pm.ZeroSumNormal("b_dimension", sigma=comp_scale[2],
-                                 dims=("practice", "dimension"))
-        b_pop = pm.ZeroSumNormal("b_population", sigma=comp_scale[3],
-                                 dims=("practice", "population"))
-        slope_scale = pm.HalfNormal("slope_territory_scale", p.component_sd, shape=2)
-        b_region = pm.Deterministic(
-            "b_region", slope_scale[0] * pm.Normal("b_region_z", 0, 1,
-                                                   dims=("practice", "region")),
-            dims=("practice", "region"))
-        b_dept = pm.Deterministic(
-            "b_department", b_region[:, data.department_region]
-            + slope_scale[1] * pm.Normal("b_department_z", 0, 1,
-                                         dims=("practice", "department")),
-            dims=("practice", "department"))
-        effect_cell = pm.Deterministic(
-            "effect_cell", b[:, None, None, None] + b_impact[:, :, None, None]
-            + b_lens[:, None, :, None] + b_dim[:, None, None, :],
-            dims=("practice", "impact", "lens", "dimension"))
-        pm.Deterministic("effect_population", b[:, None] + b_pop,
-                         dims=("practice", "population"))
-        pm.Deterministic("effect_department", b[:, None] + b_dept,
-                         dims=("practice", "department"))
-        pm.Deterministic("effect_region", b[:, None] + b_region, dims=("practice", "region"))
-        pm.Deterministic("prob_effect_positive", pt.gt(effect_cell, 0),
-                         dims=("practice", "impact", "lens", "dimension"))
+        effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
+                                   component_sd=p.component_sd)
         # intercept and slopes per design cell g = (cell, population, department) present,
         # then one gather per row: far fewer indexing operations than per row
         keys = np.stack([data.cell, resp_pop, resp_dept], axis=1)
@@ -123,9 +95,8 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None) -
         gc, gp, gd = design_cells[:, 0], design_cells[:, 1], design_cells[:, 2]
         gm = data.cell_impact[gc]
         intercept_g = alpha + alpha_cell[gc] + alpha_pop[gm, gp] + u_dept[gm, gd]
-        slopes_g = (effect_cell[:, data.cell_impact[gc], data.cell_lens[gc],
-                                data.cell_dimension[gc]]
-                    + b_pop[:, gp] + b_dept[:, gd]).T
+        slopes_g = effects.slopes(data.cell_impact[gc], data.cell_lens[gc],
+                                  data.cell_dimension[gc], gp, gd)
         x_rows = data.x[data.respondent]
         mu = intercept_g[g] + pt.sum(x_rows * slopes_g[g], axis=1)
         sigma = pm.HalfNormal("sigma", p.residual_sd)

@@ -22,6 +22,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from impactmodel.bayes.effects import practice_effects
 from impactmodel.bayes.item_data import ItemData
 
 
@@ -66,37 +67,16 @@ def ordinal_item_model(data: ItemData, *, effect_sd: float = 1.0, component_sd: 
         gamma = pm.Normal("gamma", 0.0, 1.0, dims=("impact", "covariate"))
         tau = pm.HalfNormal("trait_sd", trait_sd, dims="impact")
         trait_z = pm.Normal("trait_z", 0.0, 1.0, dims=("respondent", "impact"))
-        b = pm.Normal("b", 0.0, effect_sd, dims="practice")
-        comp = pm.HalfNormal("component_scale", component_sd, shape=4)
-        b_impact = pm.ZeroSumNormal("b_impact", sigma=comp[0], dims=("practice", "impact"))
-        b_lens = pm.ZeroSumNormal("b_lens", sigma=comp[1], dims=("practice", "lens"))
-        b_dim = pm.ZeroSumNormal("b_dimension", sigma=comp[2], dims=("practice", "dimension"))
-        b_pop = pm.ZeroSumNormal("b_population", sigma=comp[3],
-                                 dims=("practice", "population"))
-        slope_scale = pm.HalfNormal("slope_territory_scale", component_sd, shape=2)
-        b_region = pm.Deterministic(
-            "b_region", slope_scale[0] * pm.Normal("b_region_z", 0, 1,
-                                                   dims=("practice", "region")),
-            dims=("practice", "region"))
-        b_dept = pm.Deterministic(
-            "b_department", b_region[:, data.department_region]
-            + slope_scale[1] * pm.Normal("b_department_z", 0, 1,
-                                         dims=("practice", "department")),
-            dims=("practice", "department"))
-        effect_cell = pm.Deterministic(
-            "effect_cell", b[:, None, None, None] + b_impact[:, :, None, None]
-            + b_lens[:, None, :, None] + b_dim[:, None, None, :],
-            dims=("practice", "impact", "lens", "dimension"))
-        pm.Deterministic("effect_population", b[:, None] + b_pop,
-                         dims=("practice", "population"))
+        effects = practice_effects(data.department_region, effect_sd=effect_sd,
+                                   component_sd=component_sd)
         # linear predictor per (item, population, department) design cell, then per row
         keys = np.stack([data.item, resp_pop, resp_dept], axis=1)
         cells, g = np.unique(keys, axis=0, return_inverse=True)
         gi, gp, gd = cells[:, 0], cells[:, 1], cells[:, 2]
         gm = data.item_impact[gi]
         base_g = mu[gm, gp] + u_dept[gm, gd]
-        slopes_g = (effect_cell[:, data.item_impact[gi], data.item_lens[gi],
-                                data.item_dimension[gi]] + b_pop[:, gp] + b_dept[:, gd]).T
+        slopes_g = effects.slopes(data.item_impact[gi], data.item_lens[gi],
+                                  data.item_dimension[gi], gp, gd)
         covariate_term = pt.sum(data.z[data.respondent] * gamma[impact], axis=1)
         eta = (base_g[g] + pt.sum(data.x[data.respondent] * slopes_g[g], axis=1)
                + covariate_term + tau[impact] * trait_z[data.respondent, impact])
