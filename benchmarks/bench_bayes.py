@@ -54,7 +54,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["gaussian", "ordinal"])
     parser.add_argument("--samplers", nargs="+", default=["nutpie", "pymc"])
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds allowed per case (a case over it is reported)")
     args = parser.parse_args()
+    console = Console()
     table = Table(title="Bayesian impact models, 4 chains (wall time includes compilation)")
     for col in ("model", "target n", "sampler", "wall s", "min bulk ESS", "ESS/s",
                 "max R-hat", "divergences", "peak MB"):
@@ -62,18 +65,26 @@ def main() -> None:
     for model in args.models:
         for n in args.respondents:
             for sampler in args.samplers:
-                done = subprocess.run([sys.executable, "-c", CASE, model, str(n), sampler,
-                                       str(args.draws)], capture_output=True, text=True)
-                if done.returncode != 0:
-                    table.add_row(model, str(n), sampler, "failed", "", "", "", "", "")
-                    print(done.stderr[-800:])
-                    continue
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                table.add_row(model, f"{n:,}", sampler, f"{r['wall_s']:.0f}",
-                              f"{r['ess_bulk']:.0f}", f"{r['ess_bulk'] / r['wall_s']:.1f}",
-                              f"{r['rhat']:.3f}", str(r["divergences"]),
-                              f"{r['peak_mb']:.0f}")
-    Console().print(table)
+                try:
+                    done = subprocess.run([sys.executable, "-c", CASE, model, str(n), sampler,
+                                           str(args.draws)], capture_output=True, text=True,
+                                          timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    row = [model, f"{n:,}", sampler, f"> {args.timeout:.0f}", "", "", "", "",
+                           ""]
+                else:
+                    if done.returncode != 0:
+                        console.print(done.stderr[-800:])
+                        row = [model, f"{n:,}", sampler, "failed", "", "", "", "", ""]
+                    else:
+                        r = json.loads(done.stdout.strip().splitlines()[-1])
+                        row = [model, f"{n:,}", sampler, f"{r['wall_s']:.0f}",
+                               f"{r['ess_bulk']:.0f}", f"{r['ess_bulk'] / r['wall_s']:.1f}",
+                               f"{r['rhat']:.3f}", str(r["divergences"]),
+                               f"{r['peak_mb']:.0f}"]
+                table.add_row(*row)
+                console.print(" | ".join(row))  # progress, in case a later case hangs
+    console.print(table)
 
 
 if __name__ == "__main__":
