@@ -39,6 +39,12 @@ def _fail(exc: ImpactModelError) -> typer.Exit:
     return typer.Exit(EXIT_INVALID_INPUT)
 
 
+def _unwritable(folder: Path, exc: OSError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] cannot write to {escape(str(folder))}: "
+              f"{escape(exc.strerror or str(exc))}; choose another --out")
+    return typer.Exit(EXIT_INVALID_INPUT)
+
+
 def _load(data: Path, codebook: Path | None) -> SurveyData:
     """Load and validate, or print every problem and exit with status 2."""
     book = codebook if codebook is not None else data.with_name("codebook.toml")
@@ -132,14 +138,17 @@ def estimate(
                                    level=level)
     except ImpactModelError as exc:
         raise _fail(exc) from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in targets:  # write beside, then rename: no half-written file under a final name
-        partial = path.with_name(path.name + ".partial")
-        if path.suffix == ".csv":
-            table.to_csv(partial, index=False, lineterminator="\n")
-        else:
-            table.to_parquet(partial, index=False)
-        partial.replace(path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in targets:  # write beside, then rename: no half-written file under its name
+            partial = path.with_name(path.name + ".partial")
+            if path.suffix == ".csv":
+                table.to_csv(partial, index=False, lineterminator="\n")
+            else:
+                table.to_parquet(partial, index=False)
+            partial.replace(path)
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from None
     impacts = table[~table["cell"].str.contains(":")]
     shown = impacts[["domain", "cell", "estimate", "se", "deff", "n"]].head(24)
     out.print(_frame_table(f"Impact scores (0-100) by {', '.join(domains) or 'all'} — first rows",
@@ -173,7 +182,10 @@ def simulate(
         task = progress.add_task("simulating population, samples and answers", total=None)
         sim = run_simulation(settings)
         progress.update(task, description="writing files")
-        paths = write_simulation(sim, out_dir)
+        try:
+            paths = write_simulation(sim, out_dir)
+        except OSError as exc:
+            raise _unwritable(out_dir, exc) from None
     n = len(sim.respondents)
     out.print(f"[green]wrote[/] {n} respondents (seed {seed}) to {out_dir}: "
               + ", ".join(p.name for p in paths.values()))

@@ -89,3 +89,13 @@ def test_cli_estimate_bad_options_exit_2(tmp_path, example_paths, args, message)
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_output_folder_that_is_a_file_exits_2(tmp_path, example_paths):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    for args in (["estimate", str(example_paths[0]), "--out", str(blocker / "x")],
+                 ["simulate", "--respondents", "500", "--out", str(blocker / "x")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "cannot write to" in result.output
