@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings
 from impactmodel.bayes.fit import fit_scale_scores, fit_score_data
+from impactmodel.bayes.gaussian import scale_score_model
 from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import PriorError, ScaleScorePriors
 from impactmodel.scores import impact_scores
@@ -68,12 +71,49 @@ def synthetic(seed: int = 3, n: int = 1200) -> tuple[ScoreData, pd.DataFrame]:
     return data, frame
 
 
+def test_sufficient_statistics_likelihood_equals_the_multivariate_normal():
+    """The model's likelihood, computed from per-cell and per-class statistics, equals the
+    textbook density: per respondent x impact, a normal with covariance
+    sigma^2 I + tau^2 11' around the row means (scipy, row by row)."""
+    data, _ = synthetic(n=60)
+    # drop some scores so that groups differ in size and answered cells
+    keep = np.random.default_rng(1).random(data.n_rows) > 0.25
+    codes, group = np.unique(data.group[keep], return_inverse=True)
+    data = replace(data, y=data.y[keep], respondent=data.respondent[keep],
+                   cell=data.cell[keep], group=group, group_impact=data.group_impact[codes])
+    model = scale_score_model(data, parametrisation="non-centred").model
+    rng = np.random.default_rng(2)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    names = ["alpha", "u_department", "effect_cell", "b_population", "b_department",
+             "sigma", "trait_sd"]
+    outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
+    values = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
+                              point_fn=True)(point)
+    potential, (alpha, u, effect, b_pop, b_dept, sigma, tau) = values[0], values[1:]
+    expected = 0.0
+    for g in range(group.max() + 1):
+        rows = np.nonzero(data.group == g)[0]
+        i = data.respondent[rows[0]]
+        p, d = data.population[i], data.department[i]
+        mean = []
+        for r in rows:
+            c = data.cell[r]
+            m = data.cell_impact[c]
+            slope = (effect[:, m, data.cell_lens[c], data.cell_dimension[c]] + b_pop[:, p]
+                     + b_dept[:, d])
+            mean.append(alpha[c, p] + u[m, d] + data.x[i] @ slope)
+        cov = sigma**2 * np.eye(len(rows)) + tau[data.group_impact[g]] ** 2
+        expected += stats.multivariate_normal(np.array(mean), cov).logpdf(data.y[rows])
+    assert potential == pytest.approx(expected, rel=1e-10)
+
+
 @pytest.fixture(scope="module")
 def mixed():
     data, frame = synthetic()
     fit = fit_score_data(data, settings=SamplerSettings(draws=1000, tune=1000, chains=4,
                                                         seed=5))
-    mle = smf.mixedlm("y ~ x + C(pop) + C(cell)", frame, groups=frame["dept"]).fit(reml=True)
+    # the same mean structure as the model: one intercept per cell x population
+    mle = smf.mixedlm("y ~ 0 + C(cell):C(pop) + x", frame, groups=frame["dept"]).fit(reml=True)
     return fit, mle
 
 
@@ -83,12 +123,21 @@ def test_practice_and_population_effects_agree_with_mixedlm(mixed):
     mcse = b.std() / np.sqrt(fit.convergence.min_ess_bulk)
     # the posterior mean and REML differ by far less than a standard error
     assert abs(b.mean() - mle.params["x"]) <= 4 * mcse + 0.15 * mle.bse["x"]
-    alpha_pop = fit.draws("alpha_pop").mean("impact").values  # (population, sample)
+    alpha = fit.draws("alpha").values  # (cell, population, sample)
+    names = list(mle.params.index)
+    cov = mle.cov_params().loc[names, names].to_numpy()
+    n_cells = alpha.shape[0]
     for k in (1, 2, 3):
-        contrast = alpha_pop[k] - alpha_pop[0]
-        name = f"C(pop)[T.{k}]"
+        # population k against population 0, averaged over the cells
+        contrast = (alpha[:, k] - alpha[:, 0]).mean(axis=0)
+        weights = np.zeros(len(names))
+        for c in range(n_cells):
+            weights[names.index(f"C(cell)[{c}]:C(pop)[{k}]")] += 1 / n_cells
+            weights[names.index(f"C(cell)[{c}]:C(pop)[0]")] -= 1 / n_cells
+        mle_value, mle_se = weights @ mle.params.to_numpy(), np.sqrt(weights @ cov @ weights)
         mcse = contrast.std() / np.sqrt(fit.convergence.min_ess_bulk)
-        assert abs(contrast.mean() - mle.params[name]) <= 4 * mcse + 0.15 * mle.bse[name], k
+        assert abs(contrast.mean() - mle_value) <= 4 * mcse + 0.15 * mle_se, k
+        assert contrast.std() == pytest.approx(mle_se, rel=0.15), k
     # and both recover the generating values within their uncertainty
     assert abs(b.mean() - 3.0) < 3 * b.std()
 

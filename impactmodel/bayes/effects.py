@@ -1,4 +1,4 @@
-"""The practice-effect structure shared by the impact models.
+"""The practice-effect and territorial structures shared by the impact models.
 
 Inside a ``pm.Model`` with coordinates ``practice, impact, lens, dimension, population,
 region, department``: a practice's effect in cell (impact m, lens l, dimension k), for
@@ -6,8 +6,9 @@ population p in department d of region r, is
 
     b + b_impact[m] + b_lens[l] + b_dim[k] + b_pop[p] + b_region[r] + b_dept[d]
 
-with sum-to-zero impact / lens / dimension / population parts (their sds estimated) and
-non-centred region and department-within-region variation.
+with sum-to-zero impact / lens / dimension parts (their sds estimated), a sum-to-zero
+population part with a fixed prior sd (four populations cannot inform an sd), and region
+plus department-within-region variation (:func:`territorial_deviations`).
 """
 
 from __future__ import annotations
@@ -28,41 +29,77 @@ class PracticeEffects:
     population: pt.TensorVariable  # practice x population (sum-to-zero part)
     department: pt.TensorVariable  # practice x department (region + department variation)
 
-    def slopes(self, impact: NDArray[np.integer], lens: NDArray[np.integer],
-               dimension: NDArray[np.integer], population: NDArray[np.integer],
-               department: NDArray[np.integer]) -> pt.TensorVariable:
-        """Slopes (rows x practices) for rows indexed by their cell, population, department."""
+    def slopes(self, impact: pt.TensorLike, lens: pt.TensorLike, dimension: pt.TensorLike,
+               population: pt.TensorLike, department: pt.TensorLike) -> pt.TensorVariable:
+        """Slopes (units x practices) for units indexed by cell parts, population, department."""
         return (self.cell[:, impact, lens, dimension] + self.population[:, population]
                 + self.department[:, department]).T
 
+    def by_cell(self, cell_impact: NDArray[np.integer], cell_lens: NDArray[np.integer],
+                cell_dimension: NDArray[np.integer]) -> pt.TensorVariable:
+        """Cell parts of the slopes, cells x practices, for cells given by their parts."""
+        return self.cell[:, cell_impact, cell_lens, cell_dimension].T
+
+
+def zero_sum_part(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
+                  centred: bool) -> pt.TensorVariable:
+    """A sum-to-zero (over the last of ``dims``) normal part with an estimated ``scale``.
+
+    Centred: ``ZeroSumNormal(sigma=scale)``; non-centred: ``scale`` times a standard
+    ``ZeroSumNormal`` named ``{name}_z`` (no funnel when the data say little).
+    """
+    if centred:
+        return pm.ZeroSumNormal(name, sigma=scale, dims=dims)
+    return pm.Deterministic(name, scale * pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dims),
+                            dims=dims)
+
+
+def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
+                           region_sd: float, department_sd: float, centred: bool,
+                           dims: str) -> pt.TensorVariable:
+    """Region plus department-within-region deviations, ``dims x department``.
+
+    Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
+    ``{prefix}_region`` (sum-to-zero over regions) and ``{prefix}_department`` (the
+    department's total deviation: its region's plus its own). ``centred`` chooses the
+    centred form (many respondents per department) or the non-centred one (few).
+    """
+    region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
+    dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
+    region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
+    if centred:
+        own = pm.Normal(f"{prefix}_department_own", 0.0, dept_scale,
+                        dims=(dims, "department"))
+    else:
+        own = dept_scale * pm.Normal(f"{prefix}_department_z", 0.0, 1.0,
+                                     dims=(dims, "department"))
+    return pm.Deterministic(f"{prefix}_department", region[:, department_region] + own,
+                            dims=(dims, "department"))
+
 
 def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float,
-                     component_sd: float) -> PracticeEffects:
+                     component_sd: float, centred: bool) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
     ``effect_department`` and ``prob_effect_positive`` (per cell).
     """
     b = pm.Normal("b", 0.0, effect_sd, dims="practice")
-    scale = pm.HalfNormal("component_scale", component_sd, shape=4)
-    b_impact = pm.ZeroSumNormal("b_impact", sigma=scale[0], dims=("practice", "impact"))
-    b_lens = pm.ZeroSumNormal("b_lens", sigma=scale[1], dims=("practice", "lens"))
-    b_dim = pm.ZeroSumNormal("b_dimension", sigma=scale[2], dims=("practice", "dimension"))
-    b_pop = pm.ZeroSumNormal("b_population", sigma=scale[3], dims=("practice", "population"))
-    territory = pm.HalfNormal("slope_territory_scale", component_sd, shape=2)
-    b_region = pm.Deterministic(
-        "b_region", territory[0] * pm.Normal("b_region_z", 0, 1, dims=("practice", "region")),
-        dims=("practice", "region"))
-    b_dept = pm.Deterministic(
-        "b_department", b_region[:, department_region]
-        + territory[1] * pm.Normal("b_department_z", 0, 1, dims=("practice", "department")),
-        dims=("practice", "department"))
+    scale = pm.HalfNormal("component_scale", component_sd, shape=3)
+    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), centred)
+    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), centred)
+    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), centred)
+    b_pop = pm.ZeroSumNormal("b_population", sigma=component_sd,
+                             dims=("practice", "population"))
+    b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
+                                    centred, dims="practice")
     cell = pm.Deterministic(
         "effect_cell", b[:, None, None, None] + b_impact[:, :, None, None]
         + b_lens[:, None, :, None] + b_dim[:, None, None, :],
         dims=("practice", "impact", "lens", "dimension"))
     pm.Deterministic("effect_population", b[:, None] + b_pop, dims=("practice", "population"))
-    pm.Deterministic("effect_region", b[:, None] + b_region, dims=("practice", "region"))
+    region = pm.modelcontext(None)["b_region"]
+    pm.Deterministic("effect_region", b[:, None] + region, dims=("practice", "region"))
     pm.Deterministic("effect_department", b[:, None] + b_dept,
                      dims=("practice", "department"))
     pm.Deterministic("prob_effect_positive", pt.gt(cell, 0),

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
-from impactmodel.bayes.gaussian import scale_score_model
+from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.model_data import ScoreData, build_score_data
 from impactmodel.bayes.priors import ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
@@ -59,9 +59,7 @@ class ScaleScoreFit:
         population-in-department's mean practices (the overall mean where no respondent).
         """
         d = self.data
-        alpha = self.draws("alpha").values
-        alpha_cell = self.draws("alpha_cell").values
-        alpha_pop = self.draws("alpha_pop").values
+        alpha = self.draws("alpha").values  # cell x population x sample
         u_dept = self.draws("u_department").values
         effect = self.draws("effect_cell").values
         b_pop, b_dept = self.draws("b_population").values, self.draws("b_department").values
@@ -81,8 +79,7 @@ class ScaleScoreFit:
                     slopes = (effect[:, d.cell_impact[cs], d.cell_lens[cs],
                                      d.cell_dimension[cs]]
                               + b_pop[:, p][:, None] + b_dept[:, dept][:, None])
-                    score = (alpha + alpha_cell[cs].mean(0) + alpha_pop[m, p]
-                             + u_dept[m, dept] + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
+                    score = (alpha[cs, p].mean(0) + u_dept[m, dept] + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
                     rows.append({"population": d.coords["population"][p],
                                  "department": d.coords["department"][dept],
                                  "impact": impact, "mean": score.mean(), "sd": score.std(),
@@ -94,7 +91,8 @@ class ScaleScoreFit:
 def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = None,
                      priors: Mapping[str, float] | None = None,
                      settings: SamplerSettings | None = None,
-                     thresholds: Thresholds | None = None) -> ScaleScoreFit:
+                     thresholds: Thresholds | None = None,
+                     parametrisation: Parametrisation = "auto") -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -106,21 +104,25 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
         Overrides of :class:`ScaleScorePriors` by name.
     settings : SamplerSettings, optional
     thresholds : Thresholds, optional
+    parametrisation : {"auto", "centred", "non-centred"}
+        Of the territorial deviations (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
 
     Returns
     -------
     ScaleScoreFit
     """
     data = build_score_data(survey, practices)
-    return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds)
+    return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
+                          parametrisation=parametrisation)
 
 
 def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
                    settings: SamplerSettings | None = None,
-                   thresholds: Thresholds | None = None) -> ScaleScoreFit:
+                   thresholds: Thresholds | None = None,
+                   parametrisation: Parametrisation = "auto") -> ScaleScoreFit:
     """Fit the scale-score model to prepared :class:`ScoreData`."""
     resolved = ScaleScorePriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
-    model = scale_score_model(data, resolved)
+    model = scale_score_model(data, resolved, parametrisation)
     draws = sample_model(model, sampler, thresholds)
     return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler)

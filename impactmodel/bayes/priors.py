@@ -24,26 +24,21 @@ class ScaleScorePriors:
     Attributes
     ----------
     intercept_mean, intercept_sd : float
-        Grand mean ~ N(50, 20): a score anywhere in 0-100 is plausible.
-    cell_sd : float
-        Half-normal scale of cell intercepts (deviation of a cell from the grand mean).
-    population_sd : float
-        Normal sd of population x impact offsets (sum-to-zero over populations).
+        Each cell x population mean score ~ N(50, 20): anywhere in 0-100 is plausible.
     region_sd, department_sd : float
         Half-normal scales of the region and department-within-region sds.
     effect_sd : float
         Normal sd of a practice's overall effect (points per unit of the practice).
     component_sd : float
-        Half-normal scale of the sds of impact, lens, dimension and population parts of
-        effects, and of the region / department variation of effects.
+        Half-normal scale of the sds of the impact, lens and dimension parts of effects
+        and of their region / department variation; normal sd of the (sum-to-zero)
+        population part.
     residual_sd, trait_sd : float
         Half-normal scales of the residual sd and of the respondent trait sd per impact.
     """
 
     intercept_mean: float = 50.0
     intercept_sd: float = 20.0
-    cell_sd: float = 10.0
-    population_sd: float = 10.0
     region_sd: float = 5.0
     department_sd: float = 5.0
     effect_sd: float = 5.0

@@ -1,15 +1,20 @@
 """Draw from a PyMC model; every fit is checked for convergence.
 
 nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit approximate mode. Seeds
-come from the caller.
+come from the caller. A model built as a :class:`BuiltModel` (its data in ``pm.Data``
+containers, its structure summarised by a hashable key) is compiled by nutpie once per
+process: a second fit of the same structure on new data swaps the data into the compiled
+model instead of compiling again.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import nutpie
+import numpy as np
 import pymc as pm
 import xarray as xr
 
@@ -57,6 +62,35 @@ class SamplerSettings:
 
 
 @dataclass(frozen=True)
+class BuiltModel:
+    """A PyMC model with its data containers and a key of everything else it depends on.
+
+    Two models with equal ``structure`` differ only in the values of ``data`` (the
+    ``pm.Data`` containers of the same names), so one compiled model serves both.
+    """
+
+    model: pm.Model
+    data: dict[str, np.ndarray]
+    structure: tuple[Any, ...]
+
+
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+_COMPILED_MAX = 8
+
+
+def _compiled(built: BuiltModel) -> Any:
+    """nutpie's compiled model for ``built``, reusing one compiled for the same structure."""
+    cached = _COMPILED.get(built.structure)
+    if cached is not None:
+        return cached.with_data(**built.data)
+    compiled = nutpie.compile_pymc_model(built.model, freeze_model=False)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[built.structure] = compiled
+    return compiled
+
+
+@dataclass(frozen=True)
 class Draws:
     """Posterior draws with their convergence report."""
 
@@ -65,14 +99,15 @@ class Draws:
     settings: SamplerSettings
 
 
-def sample_model(model: pm.Model, settings: SamplerSettings,
+def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                  thresholds: Thresholds | None = None,
                  var_names: list[str] | None = None) -> Draws:
     """Sample ``model`` and check convergence.
 
     Parameters
     ----------
-    model : pymc.Model
+    model : pymc.Model or BuiltModel
+        A :class:`BuiltModel` is compiled once per structure (nutpie only).
     settings : SamplerSettings
     thresholds : Thresholds, optional
     var_names : list of str, optional
@@ -82,6 +117,8 @@ def sample_model(model: pm.Model, settings: SamplerSettings,
     -------
     Draws
     """
+    built = model if isinstance(model, BuiltModel) else None
+    model = built.model if built else model
     with model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
@@ -91,9 +128,20 @@ def sample_model(model: pm.Model, settings: SamplerSettings,
                             random_seed=settings.seed, progressbar=False)
             idata = approx.sample(settings.draws * settings.chains, random_seed=settings.seed)
             return Draws(idata, check_convergence(idata, approximate=True), settings)
+        if built is not None and settings.sampler == "nutpie":
+            idata = nutpie.sample(_compiled(built), draws=settings.draws, tune=settings.tune,
+                                  chains=settings.chains, seed=settings.seed,
+                                  target_accept=settings.target_accept, progress_bar=False,
+                                  save_warmup=False)
+            return Draws(idata, check_convergence(idata, var_names or _free_names(model),
+                                                  thresholds), settings)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=settings.target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
                           compute_convergence_checks=False)
-    names = var_names or [v.name for v in model.free_RVs]
+    names = var_names or _free_names(model)
     return Draws(idata, check_convergence(idata, names, thresholds), settings)
+
+
+def _free_names(model: pm.Model) -> list[str]:
+    return [v.name for v in model.free_RVs]
