@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
@@ -173,3 +174,52 @@ def test_partial_pooling_beats_raw_department_means(tmp_path):
     rmse_raw = np.sqrt(np.mean((joined["mean_raw"] - joined["mean"]) ** 2))
     rmse_model = np.sqrt(np.mean((joined["mean_model"] - joined["mean"]) ** 2))
     assert rmse_model < 0.8 * rmse_raw, (rmse_model, rmse_raw)
+
+
+def test_pointwise_log_likelihood_sums_to_the_model_likelihood(mixed):
+    """Per-respondent log-likelihoods (computed row by row from the draws) add up, at every
+    draw, to the model's own likelihood on sufficient statistics."""
+    fit, _ = mixed
+    tree = fit.log_likelihood(max_draws=8)
+    loglik = tree["log_likelihood"]["scores"]
+    assert loglik.sizes["respondent"] == len(fit.data.population)
+    model = scale_score_model(fit.data, fit.priors).model
+    potential = model.compile_fn(model.replace_rvs_by_values([model.potentials[0]])[0],
+                                 inputs=model.value_vars, on_unused_input="ignore")
+    posterior = tree["posterior"]
+    for chain, draw in [(0, 0), (1, posterior.sizes["draw"] - 1)]:
+        point = {}
+        for rv, value in zip(model.free_RVs, model.value_vars, strict=True):
+            raw = posterior[rv.name].isel(chain=chain, draw=draw).values
+            transform = model.rvs_to_transforms[rv]
+            point[value.name] = (raw if transform is None else
+                                 transform.forward(pt.as_tensor_variable(raw),
+                                                   *rv.owner.inputs).eval())
+        expected = float(potential(point))
+        assert float(loglik.isel(chain=chain, draw=draw).sum()) == pytest.approx(
+            expected, rel=1e-9)
+
+
+def test_loo_is_available_and_reliable(mixed):
+    fit, _ = mixed
+    result = fit.loo(max_draws=1000)
+    assert np.isfinite(result.elpd)
+    assert result.n_data_points == len(fit.data.population)
+    # a well-specified model on 1,200 respondents: Pareto k below 0.7 almost everywhere
+    assert (np.asarray(result.pareto_k) < 0.7).mean() > 0.98
+
+
+def test_predictive_check_passes_on_the_right_model_and_fails_on_wrong_data(mixed):
+    fit, _ = mixed
+    table = fit.predictive_check(max_draws=200, seed=1)
+    assert set(table["statistic"]) == {"mean", "sd"}
+    # data from the model: no extreme p-value across the 2 x 4 x 3 checks
+    assert table["p_value"].between(0.005, 0.995).all(), table
+    # the same posterior confronted with scores twice as dispersed for one population
+    d = fit.data
+    wide = d.population[d.respondent] == 1
+    y = d.y.copy()
+    y[wide] = y[wide].mean() + 2 * (y[wide] - y[wide].mean())
+    wrong = replace(fit, data=replace(d, y=y)).predictive_check(max_draws=200, seed=1)
+    flagged = wrong[(wrong["population"] == "elected") & (wrong["statistic"] == "sd")]
+    assert (flagged["p_value"] == 0.0).all(), flagged

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -17,6 +18,8 @@ import xarray as xr
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.model_data import ScoreData, build_score_data
+from impactmodel.bayes.predictive import (pointwise_log_likelihood, replicated_scores,
+                                          thinned)
 from impactmodel.bayes.priors import ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
 from impactmodel.survey_data import SurveyData
@@ -50,6 +53,61 @@ class ScaleScoreFit:
             "prob_positive": (values > 0).mean("sample"),
         }).to_dataframe().reset_index()
         return table[[*dims, "mean", "sd", "low", "high", "prob_positive"]]
+
+    def log_likelihood(self, max_draws: int = 1000) -> xr.DataTree:
+        """Posterior (thinned to ``max_draws``) with the per-respondent log-likelihood.
+
+        The group ``log_likelihood`` holds ``scores`` (chain, draw, respondent): see
+        :mod:`impactmodel.bayes.predictive`.
+        """
+        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
+        loglik = pointwise_log_likelihood(self.data, posterior)
+        return xr.DataTree.from_dict({"posterior": posterior,
+                                      "log_likelihood": loglik.to_dataset()})
+
+    def loo(self, max_draws: int = 1000) -> object:
+        """PSIS leave-one-respondent-out cross-validation (ArviZ ``loo``, pointwise)."""
+        return az.loo(self.log_likelihood(max_draws), pointwise=True, var_name="scores")
+
+    def posterior_predictive(self, max_draws: int = 200, seed: int = 0) -> xr.DataTree:
+        """Replicated scores (``posterior_predictive``) beside the ``observed_data``.
+
+        Ready for ArviZ's predictive plots (``az.plot_ppc_dist``).
+        """
+        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
+        replicated = replicated_scores(self.data, posterior, np.random.default_rng(seed))
+        observed = xr.DataArray(self.data.y, dims="row", name="scores")
+        return xr.DataTree.from_dict({"posterior_predictive": replicated.to_dataset(),
+                                      "observed_data": observed.to_dataset()})
+
+    def predictive_check(self, max_draws: int = 200, seed: int = 0) -> pd.DataFrame:
+        """Posterior predictive check of the mean and sd of scores per population x impact.
+
+        Columns: observed statistic, replicated mean and 90% interval, and the posterior
+        predictive p-value ``P(T(replicated) >= T(observed))`` (values near 0 or 1 flag a
+        feature of the data the model does not reproduce).
+        """
+        d = self.data
+        replicated = self.posterior_predictive(max_draws, seed)["posterior_predictive"]
+        rep = replicated["scores"].stack(sample=("chain", "draw")).values  # rows x draws
+        population = d.population[d.respondent]
+        impact = d.cell_impact[d.cell]
+        rows = []
+        for p_index, population_name in enumerate(d.coords["population"]):
+            for m, impact_name in enumerate(d.coords["impact"]):
+                sel = (population == p_index) & (impact == m)
+                if sel.sum() < 2:
+                    continue
+                for name, stat in (("mean", np.mean), ("sd", np.std)):
+                    observed = float(stat(d.y[sel]))
+                    simulated = stat(rep[sel], axis=0)
+                    rows.append({"population": population_name, "impact": impact_name,
+                                 "statistic": name, "observed": observed,
+                                 "replicated": float(simulated.mean()),
+                                 "low": float(np.quantile(simulated, 0.05)),
+                                 "high": float(np.quantile(simulated, 0.95)),
+                                 "p_value": float((simulated >= observed).mean())})
+        return pd.DataFrame(rows)
 
     def expected_scores(self) -> pd.DataFrame:
         """Posterior expected impact score per population x department x impact.

@@ -114,6 +114,16 @@ class ScoreStatistics:
     n_groups: int
 
 
+def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Design cells present, as keys ``(cell * populations + population) * departments +
+    department`` in increasing order, and each row's position among them."""
+    n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
+    row_key = ((data.cell * n_pop + data.population[data.respondent]) * n_dept
+               + data.department[data.respondent])
+    keys, row_cell = np.unique(row_key, return_inverse=True)
+    return keys, row_cell
+
+
 def score_statistics(data: ScoreData) -> ScoreStatistics:
     """Reduce :class:`ScoreData` to :class:`ScoreStatistics` (see the module docstring).
 
@@ -127,10 +137,7 @@ def score_statistics(data: ScoreData) -> ScoreStatistics:
     """
     n_cells = len(data.coords["cell"])
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
-    resp_pop = data.population[data.respondent]
-    resp_dept = data.department[data.respondent]
-    row_key = (data.cell * n_pop + resp_pop) * n_dept + resp_dept
-    keys, design_cell = np.unique(row_key, return_inverse=True)
+    keys, design_cell = design_cells(data)
     rows = quadratic_stats(design_cell, len(keys), data.y, data.x[data.respondent])
 
     n_groups = int(data.group.max()) + 1
