@@ -107,7 +107,8 @@ def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
     if not tail >= limits.min_ess_tail:
         problems.append(f"tail ESS {tail:.0f} below {limits.min_ess_tail:.0f}")
     if divergences > limits.max_divergences:
-        problems.append(f"{divergences} divergent transitions")
+        problems.append(f"{divergences} divergent transitions (raise target_accept, e.g. "
+                        "0.95, or reparametrise)")
     if np.isfinite(bfmi) and bfmi < limits.min_bfmi:
         problems.append(f"E-BFMI {bfmi:.2f} below {limits.min_bfmi}")
     return Convergence(rhat, bulk, tail, divergences, bfmi, limits, tuple(problems))

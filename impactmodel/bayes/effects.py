@@ -54,6 +54,23 @@ def zero_sum_part(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
                             dims=dims)
 
 
+def within_group_basis(group: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Orthonormal basis of the vectors that sum to zero within every group.
+
+    Helmert contrasts per group: ``units x (units - groups)``; a group of one unit
+    contributes no column (its deviation is zero).
+    """
+    columns = []
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        for k in range(1, len(members)):
+            v = np.zeros(len(group))
+            v[members[:k]] = 1.0
+            v[members[k]] = -float(k)
+            columns.append(v / np.sqrt(k * (k + 1)))
+    return np.column_stack(columns) if columns else np.zeros((len(group), 0))
+
+
 def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
                            dims: str) -> pt.TensorVariable:
@@ -61,18 +78,27 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
 
     Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
     ``{prefix}_region`` (sum-to-zero over regions) and ``{prefix}_department`` (the
-    department's total deviation: its region's plus its own). ``centred`` chooses the
-    centred form (many respondents per department) or the non-centred one (few).
+    department's total deviation: its region's plus its own). Departments' own
+    deviations sum to zero *within their region* (a region's mean is its region
+    deviation, the nation's mean is carried by the intercepts, so nothing is confounded);
+    they are drawn in an orthonormal basis of that subspace, so that, as with
+    ``ZeroSumNormal``, ``{prefix}_department_scale`` is the sd of departments around
+    their region's mean. ``centred`` chooses the centred form (many respondents per
+    department) or the non-centred one (few).
     """
+    model = pm.modelcontext(None)
+    basis = within_group_basis(department_region)
+    if "department_contrast" not in model.coords:
+        model.add_coord("department_contrast", list(range(basis.shape[1])))
     region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
     dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
     region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
+    contrast_dims = (dims, "department_contrast")
     if centred:
-        own = pm.Normal(f"{prefix}_department_own", 0.0, dept_scale,
-                        dims=(dims, "department"))
+        z = pm.Normal(f"{prefix}_department_own", 0.0, dept_scale, dims=contrast_dims)
     else:
-        own = dept_scale * pm.Normal(f"{prefix}_department_z", 0.0, 1.0,
-                                     dims=(dims, "department"))
+        z = dept_scale * pm.Normal(f"{prefix}_department_z", 0.0, 1.0, dims=contrast_dims)
+    own = pt.dot(z, pt.as_tensor_variable(basis.T))
     return pm.Deterministic(f"{prefix}_department", region[:, department_region] + own,
                             dims=(dims, "department"))
 

@@ -41,6 +41,8 @@ class SamplerSettings:
     draws, tune, chains : int
     seed : int
     target_accept : float
+        NUTS target acceptance (0.8, nutpie's and PyMC's default: the models are
+        parametrised to need no more; raise it if a fit reports divergences).
     advi_iterations : int
     """
 
@@ -49,7 +51,7 @@ class SamplerSettings:
     tune: int = 1000
     chains: int = 4
     seed: int = 0
-    target_accept: float = 0.9
+    target_accept: float = 0.8
     advi_iterations: int = 20000
 
     def __post_init__(self) -> None:
