@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings, sample_model
@@ -21,6 +22,36 @@ from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 
 PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperation",
              "mode_innovation", "maturity"]
+
+
+def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
+    """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta)),
+    with eta assembled here from the parameters as the module docstring writes it."""
+    paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), tmp_path)
+    survey = load_survey(paths["respondents"], paths["codebook"])
+    data = build_item_data(survey, ["partners", "maturity"], ["age_group"])
+    model = ordinal_item_model(data, parametrisation="non-centred").model
+    rng = np.random.default_rng(4)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_z", "effect_cell",
+             "b_population", "b_department"]
+    outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
+    values = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
+                              point_fn=True)(point)
+    potential, parameters = values[0], dict(zip(names, values[1:], strict=True))
+    kappa, delta, u = parameters["kappa"], parameters["delta"], parameters["u_department"]
+    i, j = data.respondent, data.item
+    p, dep = data.population[i], data.department[i]
+    m = data.item_impact[j]
+    slope = (parameters["effect_cell"][:, m, data.item_lens[j], data.item_dimension[j]]
+             + parameters["b_population"][:, p] + parameters["b_department"][:, dep])
+    eta = (delta[j, p] + u[m, dep] + np.sum(data.z[i] * parameters["gamma"][m], axis=1)
+           + parameters["trait_sd"][m] * parameters["trait_z"][i, m]
+           + np.sum(data.x[i] * slope.T, axis=1))
+    cuts = np.column_stack([np.full(len(kappa), -np.inf), kappa, np.full(len(kappa), np.inf)])
+    prob = expit(cuts[j, data.y + 1] - eta) - expit(cuts[j, data.y] - eta)
+    assert np.isnan(delta).sum() > 0  # items not asked of a population have no shift
+    assert potential == pytest.approx(np.log(prob).sum(), rel=1e-9)
 
 
 @pytest.fixture(scope="module")

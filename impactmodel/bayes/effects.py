@@ -43,7 +43,7 @@ class PracticeEffects:
 
 def zero_sum_part(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
                   centred: bool) -> pt.TensorVariable:
-    """A sum-to-zero (over the last of ``dims``) normal part with an estimated ``scale``.
+    """Declare a sum-to-zero (over the last of ``dims``) normal part of sd ``scale``.
 
     Centred: ``ZeroSumNormal(sigma=scale)``; non-centred: ``scale`` times a standard
     ``ZeroSumNormal`` named ``{name}_z`` (no funnel when the data say little).

@@ -18,8 +18,7 @@ import xarray as xr
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.model_data import ScoreData, build_score_data
-from impactmodel.bayes.predictive import (pointwise_log_likelihood, replicated_scores,
-                                          thinned)
+from impactmodel.bayes.predictive import pointwise_log_likelihood, replicated_scores, thinned
 from impactmodel.bayes.priors import ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
 from impactmodel.survey_data import SurveyData
@@ -137,7 +136,8 @@ class ScaleScoreFit:
                     slopes = (effect[:, d.cell_impact[cs], d.cell_lens[cs],
                                      d.cell_dimension[cs]]
                               + b_pop[:, p][:, None] + b_dept[:, dept][:, None])
-                    score = (alpha[cs, p].mean(0) + u_dept[m, dept] + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
+                    score = (alpha[cs, p].mean(0) + u_dept[m, dept]
+                             + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
                     rows.append({"population": d.coords["population"][p],
                                  "department": d.coords["department"][dept],
                                  "impact": impact, "mean": score.mean(), "sd": score.std(),

@@ -75,7 +75,7 @@ def _residual_sum_of_squares(data: dict[str, pt.TensorVariable], prefix: str,
 
 
 def _data_arrays(stats: ScoreStatistics) -> dict[str, np.ndarray]:
-    """The model's data containers, by name."""
+    """Name the model's data containers."""
     arrays: dict[str, np.ndarray] = {
         "h_cell": stats.cell, "h_population": stats.population,
         "h_department": stats.department, "k_pattern": stats.class_pattern,

@@ -3,7 +3,8 @@
 Rows are the answered items (item non-response and items not asked have no row). Answers
 are reverse-coded where the codebook says so and shifted to ``0 .. K-1``. Respondents with
 a missing practice or covariate are left out. Covariates (codebook ``[covariates]``,
-categorical) enter as treatment dummies, first level as reference.
+categorical) enter as treatment dummies, first level as reference, centred at their
+sample means like the practices (so that they are not confounded with the intercepts).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
     return ItemData(
         y=answers[respondent, item].astype(int), respondent=respondent, item=item,
         n_levels=high - low + 1, x=x_kept - x_kept.mean(axis=0), x_means=x_kept.mean(axis=0),
-        z=np.asarray(z_raw[keep], dtype=np.float64),
+        z=np.asarray(z_raw[keep] - z_raw[keep].mean(axis=0), dtype=np.float64),
         population=np.array([POPULATIONS.index(p) for p in
                              survey.population.astype(str).to_numpy()[keep]]),
         department=np.array([departments.index(d) for d in dept]),

@@ -3,17 +3,27 @@
 For respondent ``i`` (population ``p``, department ``d`` in region ``r``) answering item
 ``j`` of cell ``c = (impact m, lens l, dimension k)``::
 
-    eta_ij = mu[m, p] + u_region[m, r] + u_dept[m, d] + z_i' gamma[m]
+    eta_ij = delta[j, p] + u_region[m, r] + u_dept[m, d] + z_i' gamma[m]
              + theta_im + sum_s x_is beta_s(c, p, r, d)
     P(y_ij <= k) = logistic(kappa_jk - eta_ij)
 
 (R's ``polr`` sign convention, and the simulator's), with item-specific ordered cut-points
 ``kappa_j``, ``theta_im = tau_m * n_im`` (non-centred) the respondent's trait, ``z`` the
 covariate dummies, and the practice effects decomposed exactly as in the scale-score
-model (:mod:`impactmodel.bayes.gaussian`): overall + impact + lens + dimension parts,
-population part (sum-to-zero) and region / department-within-region variation. The
-likelihood is written by hand on the log scale (no N x K probability matrix is stored).
-Effects are on the latent logit scale.
+model (:mod:`impactmodel.bayes.effects`): overall + impact + lens + dimension parts,
+population part (sum-to-zero) and region / department-within-region variation.
+
+Coding, chosen for sampling:
+
+- ``delta[j, p]``: each item's population shifts, summing to zero over the populations
+  the item is asked of (the item's location is in its cut-points). Questionnaires differ
+  by population, so a shared population effect beside item cut-points is only weakly
+  identified; per-item shifts are not.
+- territorial and effect parts as in the scale-score model, centred or not by data size
+  (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
+
+The likelihood is written by hand on the log scale (no N x K probability matrix is
+stored). Effects are on the latent logit scale.
 """
 
 from __future__ import annotations
@@ -22,70 +32,108 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from impactmodel.bayes.effects import practice_effects
+from impactmodel.bayes.effects import practice_effects, territorial_deviations, within_group_basis
+from impactmodel.bayes.gaussian import Parametrisation, choose_parametrisation
 from impactmodel.bayes.item_data import ItemData
+from impactmodel.bayes.priors import OrdinalPriors
+from impactmodel.bayes.sampling import BuiltModel
 
 
-def ordinal_item_model(data: ItemData, *, effect_sd: float = 1.0, component_sd: float = 0.5,
-                       territory_sd: float = 0.5, trait_sd: float = 1.5) -> pm.Model:
+def _item_population_pairs(data: ItemData) -> np.ndarray:
+    """(item, population) pairs with answers, sorted by item."""
+    pairs = np.unique(np.column_stack([data.item, data.population[data.respondent]]), axis=0)
+    return pairs
+
+
+def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
+                       parametrisation: Parametrisation = "auto") -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
 
     Parameters
     ----------
     data : ItemData
-    effect_sd : float
-        Normal sd of a practice's overall effect (logit per unit of the practice).
-    component_sd : float
-        Half-normal scale of the sds of the effect components and territorial variation.
-    territory_sd : float
-        Half-normal scale of the region and department intercept sds.
-    trait_sd : float
-        Half-normal scale of the respondent trait sds.
+    priors : OrdinalPriors, optional
+    parametrisation : {"auto", "centred", "non-centred"}
+        Of the territorial deviations and effect components.
 
     Returns
     -------
-    pymc.Model
+    BuiltModel
+        Named coordinates as the scale-score model's, plus ``item``, ``cut``,
+        ``covariate`` and ``respondent``.
     """
+    p = priors or OrdinalPriors()
     c = data.coords
-    n_cut = data.n_levels - 1
+    centred = choose_parametrisation(
+        np.bincount(data.department, minlength=len(c["department"])), parametrisation)
+    n_pop = len(c["population"])
+    n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
-    resp_dept = data.department[data.respondent]
-    impact = data.item_impact[data.item]
-    with pm.Model(coords=c) as model:
+    pairs = _item_population_pairs(data)
+    shift_basis = within_group_basis(pairs[:, 0])
+    row_pair = np.searchsorted(pairs[:, 0] * n_pop + pairs[:, 1], data.item * n_pop + resp_pop)
+    row_impact = data.item_impact[data.item]
+    arrays = {"y": data.y, "row_item": data.item, "row_respondent": data.respondent,
+              "row_impact": row_impact, "row_pair": row_pair, "x": data.x, "z": data.z,
+              "resp_population": data.population, "resp_department": data.department}
+    coords = {**c, "item_population_contrast": list(range(shift_basis.shape[1]))}
+    with pm.Model(coords=coords) as model:
+        d = {name: pm.Data(name, value) for name, value in arrays.items()}
+        n_cut = data.n_levels - 1
         start = np.linspace(-2, 2, n_cut)
-        kappa = pm.Normal("kappa", 0.0, 3.0, dims=("item", "cut"),
+        kappa = pm.Normal("kappa", 0.0, p.cutpoint_sd, dims=("item", "cut"),
                           transform=pm.distributions.transforms.ordered,
                           initval=np.tile(start, (len(c["item"]), 1)))
-        mu = pm.ZeroSumNormal("mu", sigma=1.5, dims=("impact", "population"))
-        region_scale = pm.HalfNormal("region_scale", territory_sd)
-        dept_scale = pm.HalfNormal("department_scale", territory_sd)
-        u_region = pm.ZeroSumNormal("u_region", sigma=region_scale, dims=("impact", "region"))
-        u_dept = pm.Deterministic(
-            "u_department", u_region[:, data.department_region]
-            + dept_scale * pm.Normal("u_department_z", 0, 1, dims=("impact", "department")),
-            dims=("impact", "department"))
-        gamma = pm.Normal("gamma", 0.0, 1.0, dims=("impact", "covariate"))
-        tau = pm.HalfNormal("trait_sd", trait_sd, dims="impact")
+        shift = pt.dot(pt.as_tensor_variable(shift_basis),
+                       pm.Normal("delta_z", 0.0, p.population_sd,
+                                 dims="item_population_contrast"))
+        u_dept = territorial_deviations("u", data.department_region, p.region_sd,
+                                        p.department_sd, centred, dims="impact")
+        gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
+        tau = pm.HalfNormal("trait_sd", p.trait_sd, dims="impact")
         trait_z = pm.Normal("trait_z", 0.0, 1.0, dims=("respondent", "impact"))
-        effects = practice_effects(data.department_region, effect_sd=effect_sd,
-                                   component_sd=component_sd)
-        # linear predictor per (item, population, department) design cell, then per row
-        keys = np.stack([data.item, resp_pop, resp_dept], axis=1)
-        cells, g = np.unique(keys, axis=0, return_inverse=True)
-        gi, gp, gd = cells[:, 0], cells[:, 1], cells[:, 2]
-        gm = data.item_impact[gi]
-        base_g = mu[gm, gp] + u_dept[gm, gd]
-        slopes_g = effects.slopes(data.item_impact[gi], data.item_lens[gi],
-                                  data.item_dimension[gi], gp, gd)
-        covariate_term = pt.sum(data.z[data.respondent] * gamma[impact], axis=1)
-        eta = (base_g[g] + pt.sum(data.x[data.respondent] * slopes_g[g], axis=1)
-               + covariate_term + tau[impact] * trait_z[data.respondent, impact])
-        wide = pt.concatenate([pt.full((kappa.shape[0], 1), -40.0), kappa,
-                               pt.full((kappa.shape[0], 1), 40.0)], axis=1)
-        upper = wide[data.item, data.y + 1] - eta
-        lower = wide[data.item, data.y] - eta
-        # log(F(upper) - F(lower)) = log F(upper) + log(1 - exp(log F(lower) - log F(upper)))
-        log_up = pt.log(pt.sigmoid(upper))
-        log_low = pt.log(pt.sigmoid(lower))
-        pm.Potential("likelihood", pt.sum(log_up + pt.log1mexp(log_low - log_up)))
-    return model
+        effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
+                                   component_sd=p.component_sd, centred=centred)
+        # per respondent x impact: everything that does not depend on the item
+        x, resp_dept = d["x"], d["resp_department"]
+        slope_resp = effects.population.T[d["resp_population"]] + effects.department.T[resp_dept]
+        per_person = (pt.dot(d["z"], gamma.T) + tau * trait_z + u_dept.T[resp_dept]
+                      + pt.sum(x * slope_resp, axis=1)[:, None])  # respondent x impact
+        # per respondent x item: the item's cell part of the slopes (one matrix product)
+        slope_item = effects.by_cell(data.item_impact, data.item_lens, data.item_dimension)
+        per_item = pt.dot(x, slope_item.T)  # respondent x item
+        respondent, impact, item = d["row_respondent"], d["row_impact"], d["row_item"]
+        eta = (shift[d["row_pair"]] + per_person.reshape((-1,))[respondent * n_impacts + impact]
+               + per_item.reshape((-1,))[respondent * len(c["item"]) + item])
+        pm.Deterministic("delta", _pairs_to_grid(shift, pairs, len(c["item"]), n_pop),
+                         dims=("item", "population"))
+        # P(y = k) = F(u) - F(l), u = kappa_{k+1} - eta, l = kappa_k - eta, F logistic.
+        # F(u) - F(l) = F(u) F(-l) (1 - exp(l - u)), so with t = exp(eta),
+        # a = exp(-kappa_{k+1}), b = exp(kappa_k):
+        #   log P = log1mexp(kappa_k - kappa_{k+1}) - log1p(t a + b / t + a b)
+        # a, b and the first term are per item x category; per answer there is one exp and
+        # one log1p (and no new transcendental function in the gradient).
+        big = 40.0
+        wide = pt.concatenate([pt.full((kappa.shape[0], 1), -big), kappa,
+                               pt.full((kappa.shape[0], 1), big)], axis=1)
+        lower, upper = wide[:, :-1], wide[:, 1:]  # item x category
+        gap = pt.log1mexp(lower - upper).reshape((-1,))
+        a = pt.exp(-upper).reshape((-1,))
+        b = pt.exp(lower).reshape((-1,))
+        at = d["row_item"] * (n_cut + 1) + d["y"]
+        t = pt.exp(eta)
+        a_row, b_row = a[at], b[at]
+        pm.Potential("likelihood", pt.sum(gap[at] - pt.log1p(t * a_row + b_row / t
+                                                             + a_row * b_row)))
+    structure = ("ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
+                 len(c["respondent"]), tuple(data.department_region), p, centred,
+                 tuple(map(tuple, pairs)))
+    return BuiltModel(model, arrays, structure)
+
+
+def _pairs_to_grid(shift: pt.TensorVariable, pairs: np.ndarray, n_items: int,
+                   n_pop: int) -> pt.TensorVariable:
+    """Item x population array of the shifts (NaN where the item is not asked)."""
+    grid = pt.full((n_items * n_pop,), np.nan)
+    return pt.set_subtensor(grid[pairs[:, 0] * n_pop + pairs[:, 1]], shift).reshape(
+        (n_items, n_pop))

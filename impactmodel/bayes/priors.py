@@ -1,4 +1,6 @@
-"""Default priors of the impact models, on the scale of the outcome (POMP points, 0-100).
+"""Default priors of the impact models, on the scale of each outcome.
+
+The scale-score model works in POMP points (0-100), the ordinal model on the logit scale.
 
 Every prior is overridable by name (``with_overrides``) from a model specification;
 unknown names are refused with the closest valid one.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Self
 
 from impactmodel.errors import ImpactModelError
 from impactmodel.vocabulary import closest
@@ -17,8 +20,26 @@ class PriorError(ImpactModelError):
     """A prior override that does not exist or is not a positive number where needed."""
 
 
+class _Overridable:
+    """Priors that a model specification may override by name."""
+
+    def with_overrides(self, overrides: Mapping[str, float]) -> Self:
+        """Return priors with ``overrides`` applied (names as the attributes)."""
+        names = [f.name for f in fields(self)]  # type: ignore[arg-type]
+        for key, value in overrides.items():
+            if key not in names:
+                guess = closest(key, names)
+                raise PriorError(f"unknown prior '{key}'"
+                                 + (f"; did you mean '{guess}'?" if guess else "")
+                                 + f" (priors: {', '.join(names)})")
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or (not key.endswith("_mean") and value <= 0)):
+                raise PriorError(f"prior '{key}' must be a positive number, got {value!r}")
+        return replace(self, **{k: float(v) for k, v in overrides.items()})  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class ScaleScorePriors:
+class ScaleScorePriors(_Overridable):
     """Weakly informative priors of the gaussian scale-score model (POMP points).
 
     Attributes
@@ -46,15 +67,32 @@ class ScaleScorePriors:
     residual_sd: float = 20.0
     trait_sd: float = 15.0
 
-    def with_overrides(self, overrides: Mapping[str, float]) -> ScaleScorePriors:
-        """Return priors with ``overrides`` applied (names as the attributes)."""
-        names = [f.name for f in fields(self)]
-        for key, value in overrides.items():
-            if key not in names:
-                guess = closest(key, names)
-                raise PriorError(f"unknown prior '{key}'"
-                                 + (f"; did you mean '{guess}'?" if guess else "")
-                                 + f" (priors: {', '.join(names)})")
-            if not isinstance(value, int | float) or (key != "intercept_mean" and value <= 0):
-                raise PriorError(f"prior '{key}' must be a positive number, got {value!r}")
-        return replace(self, **{k: float(v) for k, v in overrides.items()})
+
+@dataclass(frozen=True)
+class OrdinalPriors(_Overridable):
+    """Weakly informative priors of the ordinal item model (logit scale).
+
+    Attributes
+    ----------
+    cutpoint_sd : float
+        Normal sd of the ordered cut-points of each item (their location is the item's).
+    population_sd : float
+        Normal sd of an item's population shifts (sum-to-zero over the populations asked).
+    region_sd, department_sd : float
+        Half-normal scales of the region and department-within-region sds.
+    covariate_sd : float
+        Normal sd of the covariate (dummy) effects per impact.
+    trait_sd : float
+        Half-normal scale of the respondent trait sd per impact.
+    effect_sd, component_sd : float
+        As in :class:`ScaleScorePriors`, in logits per unit of the practice.
+    """
+
+    cutpoint_sd: float = 3.0
+    population_sd: float = 1.0
+    region_sd: float = 0.5
+    department_sd: float = 0.5
+    covariate_sd: float = 1.0
+    trait_sd: float = 1.5
+    effect_sd: float = 1.0
+    component_sd: float = 0.5

@@ -13,8 +13,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import nutpie
 import numpy as np
+import nutpie
 import pymc as pm
 import xarray as xr
 
@@ -81,7 +81,7 @@ _COMPILED_MAX = 8
 
 
 def _compiled(built: BuiltModel) -> Any:
-    """nutpie's compiled model for ``built``, reusing one compiled for the same structure."""
+    """Nutpie's compiled model for ``built``, reusing one compiled for the same structure."""
     cached = _COMPILED.get(built.structure)
     if cached is not None:
         return cached.with_data(**built.data)

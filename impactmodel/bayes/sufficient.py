@@ -115,8 +115,10 @@ class ScoreStatistics:
 
 
 def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Design cells present, as keys ``(cell * populations + population) * departments +
-    department`` in increasing order, and each row's position among them."""
+    """Return the design cells present and each row's position among them.
+
+    Keys are ``(cell * populations + population) * departments + department``, increasing.
+    """
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     row_key = ((data.cell * n_pop + data.population[data.respondent]) * n_dept
                + data.department[data.respondent])
