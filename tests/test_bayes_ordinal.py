@@ -2,8 +2,8 @@
 
 Short version for CI (one simulated survey, small chains); ``benchmarks/`` holds the long
 repeated-simulation coverage study. The target of ``effect_cell`` is the simulator's
-``beta_cell`` plus the mean of its population deviations (the model's population parts
-sum to zero, so that mean is carried by the cell effects).
+``beta_cell`` plus the means of its population, region and department-within-region
+deviations (the model's parts sum to zero, so those means are carried by the cell effects).
 """
 
 from __future__ import annotations
@@ -63,8 +63,14 @@ def recovery(tmp_path_factory):
     draws = sample_model(ordinal_item_model(data),
                          SamplerSettings(draws=250, tune=300, chains=2, seed=3))
     truth = json.loads(paths["truth"].read_text())["parameters"]
-    target = (np.array(truth["beta_cell"]["values"])
-              + np.array(truth["beta_population"]["values"]).mean(axis=1)[:, None, None, None])
+    region, dept = (np.array(truth[k]["values"]) for k in ("beta_region", "beta_department"))
+    # the model's department parts sum to zero within regions: their regional means move
+    # into the region parts, whose national mean moves into the cell effects
+    region_total = region + np.stack([dept[:, data.department_region == r].mean(axis=1)
+                                      for r in range(region.shape[1])], axis=1)
+    shared = (np.array(truth["beta_population"]["values"]).mean(axis=1)
+              + region_total.mean(axis=1))
+    target = np.array(truth["beta_cell"]["values"]) + shared[:, None, None, None]
     return data, draws, target
 
 
