@@ -1,89 +1,214 @@
-"""Benchmark the Bayesian impact models: compile and sampling time, ESS/s, diagnostics.
+"""Benchmark the Bayesian impact models against the naive baseline, in the same run.
 
-Each (model, respondents, sampler) case runs in its own subprocess on a simulated survey
-(peak memory = that process's max RSS). First version: the package's own formulations
-with nutpie and with PyMC's NUTS; the naive-formulation baseline of the issue is still to
-be added.
+Each case (model x respondents x formulation x sampler x seed) runs in its own subprocess
+on a simulated survey (simulated once per size and cached under ``--cache``; simulation
+time is not counted). Per case: preparation (data arrays, sufficient statistics), cold
+compilation, sampling time, end-to-end wall time, minimum bulk and tail ESS, ESS per
+second (end to end) and per gradient evaluation (post-warmup), divergences, R-hat,
+E-BFMI, peak memory (this process plus its largest child times the worker count), and,
+for the package's formulation with nutpie, the overhead of a second fit of the same
+structure on new data (model build + reuse of the compiled model).
 
-    .venv/bin/python benchmarks/bench_bayes.py [--respondents 1000 4000] [--models gaussian]
+The baseline is always PyMC's default NUTS on the naive formulation
+(``benchmarks/naive_models.py``) of the same model on the same data. Only runs passing
+R-hat <= 1.01, minimum bulk ESS >= 400 and no divergences count; the table reports
+medians over seeds of the passing runs.
+
+``--tile k`` repeats the simulated respondents k times (the simulator holds every unit's
+answers in memory, so 1,000,000 respondents are the 100,000 survey tiled 10 times; the
+cost of the sufficient-statistics model depends on the questionnaire and territories,
+not on the rows, which is what that size shows).
+
+    .venv/bin/python benchmarks/bench_bayes.py --models gaussian --respondents 1000 100000
+    .venv/bin/python benchmarks/bench_bayes.py --models ordinal --respondents 1000 \
+        --cases package:nutpie naive:pymc
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 CASE = r"""
-import json, resource, sys, tempfile, time
+import json, os, resource, sys, time
+from dataclasses import replace
+import numpy as np
+sys.path.insert(0, os.path.join(os.getcwd(), "benchmarks"))
 from impactmodel import load_survey
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.bayes import SamplerSettings, sample_model
-model_name, n, sampler, draws = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-practices = ["partners", "mode_cooperation", "maturity"]
-with tempfile.TemporaryDirectory() as tmp:
-    paths = write_simulation(simulate(SimulationSettings(seed=1, respondents=n)), tmp)
-    survey = load_survey(paths["respondents"], paths["codebook"])
-if model_name == "gaussian":
-    from impactmodel.bayes.model_data import build_score_data
-    from impactmodel.bayes.gaussian import scale_score_model
-    model = scale_score_model(build_score_data(survey, practices))
-else:
+from impactmodel.bayes.sampling import _compiled
+
+model_name, n, formulation, sampler = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+draws, seed, tile, cache = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
+PRACTICES = ["partners", "mode_cooperation", "maturity"]
+
+
+def survey_for(sim_seed):
+    folder = os.path.join(cache, f"sim-{n}-{sim_seed}")
+    if not os.path.exists(os.path.join(folder, "respondents.csv")):
+        write_simulation(simulate(SimulationSettings(seed=sim_seed, respondents=n)), folder)
+    return load_survey(os.path.join(folder, "respondents.csv"),
+                       os.path.join(folder, "codebook.toml"))
+
+
+def tiled(data):
+    if tile == 1:
+        return data
+    n_resp, n_groups = len(data.population), int(data.group.max()) + 1
+    reps = np.arange(tile)
+    return replace(data, y=np.tile(data.y, tile),
+                   respondent=(data.respondent[None] + n_resp * reps[:, None]).ravel(),
+                   cell=np.tile(data.cell, tile),
+                   group=(data.group[None] + n_groups * reps[:, None]).ravel(),
+                   group_impact=np.tile(data.group_impact, tile), x=np.tile(data.x, (tile, 1)),
+                   population=np.tile(data.population, tile),
+                   department=np.tile(data.department, tile))
+
+
+def prepare(survey):
+    if model_name == "gaussian":
+        from impactmodel.bayes.model_data import build_score_data
+        from impactmodel.bayes.gaussian import scale_score_model
+        from naive_models import naive_scale_score_model
+        data = tiled(build_score_data(survey, PRACTICES))
+        return (scale_score_model(data) if formulation == "package"
+                else naive_scale_score_model(data)), len(data.population)
     from impactmodel.bayes.item_data import build_item_data
     from impactmodel.bayes.ordinal import ordinal_item_model
-    model = ordinal_item_model(build_item_data(survey, practices))
+    from naive_models import naive_ordinal_model
+    data = build_item_data(survey, PRACTICES)
+    return (ordinal_item_model(data) if formulation == "package"
+            else naive_ordinal_model(data)), data.n_respondents
+
+
+survey = survey_for(1)
 t0 = time.perf_counter()
-result = sample_model(model, SamplerSettings(sampler=sampler, draws=draws, tune=draws,
-                                             chains=4, seed=1))
-wall = time.perf_counter() - t0
+built, respondents = prepare(survey)
+prepare_s = time.perf_counter() - t0
+settings = SamplerSettings(sampler=sampler, draws=draws, tune=draws, chains=4, seed=seed)
+compile_s = float("nan")
+if formulation == "package" and sampler == "nutpie":
+    t1 = time.perf_counter()
+    _compiled(built)
+    compile_s = time.perf_counter() - t1
+t1 = time.perf_counter()
+result = sample_model(built, settings)
+sample_s = time.perf_counter() - t1
+wall_s = time.perf_counter() - t0
+reuse_s = float("nan")
+if formulation == "package" and sampler == "nutpie" and model_name == "gaussian":
+    t2 = time.perf_counter()
+    second, _ = prepare(survey_for(2))
+    _compiled(second)
+    reuse_s = time.perf_counter() - t2
 c = result.convergence
-print(json.dumps({"wall_s": wall, "ess_bulk": c.min_ess_bulk, "ess_tail": c.min_ess_tail,
-                  "rhat": c.max_rhat, "divergences": c.divergences, "bfmi": c.min_bfmi,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "respondents": survey.n_respondents}))
+steps = float(result.idata["sample_stats"]["n_steps"].sum())
+workers = 1 if sampler == "nutpie" else 2
+peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+print(json.dumps({"respondents": respondents, "prepare_s": prepare_s, "compile_s": compile_s,
+                  "sample_s": sample_s, "wall_s": wall_s, "reuse_s": reuse_s,
+                  "ess_bulk": c.min_ess_bulk, "ess_tail": c.min_ess_tail,
+                  "ess_per_grad": c.min_ess_bulk / steps, "rhat": c.max_rhat,
+                  "divergences": c.divergences, "bfmi": c.min_bfmi, "peak_mb": peak,
+                  "passed": c.converged}))
 """
+
+COLUMNS = ("model", "respondents", "formulation", "sampler", "passed", "prepare s",
+           "compile s", "sample s", "wall s", "2nd fit s", "min bulk ESS", "min tail ESS",
+           "ESS/s", "ESS/grad", "x naive ESS/s", "max R-hat", "div.", "E-BFMI", "peak MB")
+
+
+def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sampler: str,
+             seed: int) -> dict[str, float] | str:
+    """One case in a subprocess: its measurements, or why there are none."""
+    argv = [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
+            str(seed), str(args.tile), str(args.cache)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return f"> {args.timeout:.0f} s"
+    if done.returncode != 0:
+        Console().print(done.stderr[-1500:])
+        return "failed"
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def median_of(runs: list[dict[str, float]], key: str) -> float:
+    """Median of ``key`` over ``runs``."""
+    return statistics.median(r[key] for r in runs)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--respondents", type=int, nargs="+", default=[1000, 4000])
+    """Run every case and print the table (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--respondents", type=int, nargs="+", default=[1000])
     parser.add_argument("--models", nargs="+", default=["gaussian", "ordinal"])
-    parser.add_argument("--samplers", nargs="+", default=["nutpie", "pymc"])
-    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--cases", nargs="+",
+                        default=["package:nutpie", "package:pymc", "naive:pymc"],
+                        help="formulation:sampler pairs; naive:pymc is the baseline")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--draws", type=int, default=1000, help="draws and tuning per chain")
+    parser.add_argument("--tile", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed per case (a case over it is reported)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/impactmodel-bench"))
     args = parser.parse_args()
     console = Console()
-    table = Table(title="Bayesian impact models, 4 chains (wall time includes compilation)")
-    for col in ("model", "target n", "sampler", "wall s", "min bulk ESS", "ESS/s",
-                "max R-hat", "divergences", "peak MB"):
+    table = Table(title=f"Bayesian impact models: 4 chains x {args.draws} draws "
+                        f"(+ {args.draws} tuning), medians over seeds {args.seeds}")
+    for col in COLUMNS:
         table.add_column(col, justify="right")
     for model in args.models:
         for n in args.respondents:
-            for sampler in args.samplers:
-                try:
-                    done = subprocess.run([sys.executable, "-c", CASE, model, str(n), sampler,
-                                           str(args.draws)], capture_output=True, text=True,
-                                          timeout=args.timeout)
-                except subprocess.TimeoutExpired:
-                    row = [model, f"{n:,}", sampler, f"> {args.timeout:.0f}", "", "", "", "",
-                           ""]
-                else:
-                    if done.returncode != 0:
-                        console.print(done.stderr[-800:])
-                        row = [model, f"{n:,}", sampler, "failed", "", "", "", "", ""]
-                    else:
-                        r = json.loads(done.stdout.strip().splitlines()[-1])
-                        row = [model, f"{n:,}", sampler, f"{r['wall_s']:.0f}",
-                               f"{r['ess_bulk']:.0f}", f"{r['ess_bulk'] / r['wall_s']:.1f}",
-                               f"{r['rhat']:.3f}", str(r["divergences"]),
-                               f"{r['peak_mb']:.0f}"]
-                table.add_row(*row)
-                console.print(" | ".join(row))  # progress, in case a later case hangs
+            summary: dict[str, list[dict[str, float]]] = {}
+            cells: dict[str, list[str]] = {}
+            for case in args.cases:
+                formulation, sampler = case.split(":")
+                runs, notes = [], []
+                for seed in args.seeds:
+                    outcome = run_case(args, model, n, formulation, sampler, seed)
+                    if isinstance(outcome, str):
+                        notes.append(outcome)
+                        console.print(f"{model} {n} {case} seed {seed}: {outcome}")
+                        continue
+                    console.print(f"{model} {n} {case} seed {seed}: {json.dumps(outcome)}")
+                    (runs if outcome["passed"] else notes).append(
+                        outcome if outcome["passed"] else "not converged")
+                summary[case] = runs  # type: ignore[assignment]
+                cells[case] = notes
+            baseline = summary.get("naive:pymc", [])
+            base_rate = (median_of(baseline, "ess_bulk") / median_of(baseline, "wall_s")
+                         if baseline else float("nan"))
+            for case, runs in summary.items():
+                formulation, sampler = case.split(":")
+                passed = f"{len(runs)}/{len(args.seeds)}"
+                if not runs:
+                    table.add_row(model, f"{n:,}", formulation, sampler, passed,
+                                  *([""] * 3), "; ".join(sorted(set(cells[case]))),
+                                  *([""] * (len(COLUMNS) - 9)))
+                    continue
+                rate = median_of(runs, "ess_bulk") / median_of(runs, "wall_s")
+                table.add_row(
+                    model, f"{int(median_of(runs, 'respondents')):,}", formulation, sampler,
+                    passed, f"{median_of(runs, 'prepare_s'):.1f}",
+                    f"{median_of(runs, 'compile_s'):.1f}", f"{median_of(runs, 'sample_s'):.1f}",
+                    f"{median_of(runs, 'wall_s'):.1f}", f"{median_of(runs, 'reuse_s'):.2f}",
+                    f"{median_of(runs, 'ess_bulk'):.0f}", f"{median_of(runs, 'ess_tail'):.0f}",
+                    f"{rate:.1f}", f"{median_of(runs, 'ess_per_grad'):.4f}",
+                    f"{rate / base_rate:.1f}" if baseline else "baseline failed",
+                    f"{median_of(runs, 'rhat'):.3f}", f"{median_of(runs, 'divergences'):.0f}",
+                    f"{median_of(runs, 'bfmi'):.2f}", f"{median_of(runs, 'peak_mb'):.0f}")
     console.print(table)
 
 

@@ -15,7 +15,8 @@ import pytest
 from scipy.special import expit
 
 from impactmodel import load_survey
-from impactmodel.bayes import SamplerSettings, sample_model
+from impactmodel.bayes import SamplerSettings
+from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import ordinal_item_model
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
@@ -59,9 +60,9 @@ def recovery(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ordinal")
     paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), folder)
     survey = load_survey(paths["respondents"], paths["codebook"])
-    data = build_item_data(survey, PRACTICES, ["age_group", "size_class"])
-    draws = sample_model(ordinal_item_model(data),
-                         SamplerSettings(draws=250, tune=300, chains=2, seed=3))
+    draws = fit_items(survey, practices=PRACTICES, covariates=["age_group", "size_class"],
+                      settings=SamplerSettings(draws=250, tune=300, chains=2, seed=3))
+    data = draws.data
     truth = json.loads(paths["truth"].read_text())["parameters"]
     region, dept = (np.array(truth[k]["values"]) for k in ("beta_region", "beta_department"))
     # the model's department parts sum to zero within regions: their regional means move
@@ -94,3 +95,11 @@ def test_model_has_named_coordinates(recovery):
         "citizen", "elected", "business", "association"]
     assert posterior["kappa"].sizes["cut"] == data.n_levels - 1
     assert draws.convergence.divergences == 0
+    table = draws.effects("effect_population")
+    assert list(table.columns) == ["practice", "population", "mean", "sd", "low", "high",
+                                   "prob_positive"]
+    contrast = draws.contrast("effect_population", "population", "elected", "citizen")
+    means = table.set_index(["practice", "population"])["mean"]
+    for _, row in contrast.iterrows():
+        expected = means[(row["practice"], "elected")] - means[(row["practice"], "citizen")]
+        assert row["mean"] == pytest.approx(expected, abs=1e-9)

@@ -1,8 +1,9 @@
-"""Fit the scale-score model to a survey and summarise its posterior.
+"""Fit the impact models to a survey and summarise their posteriors.
 
-``fit_scale_scores(survey, ...) -> ScaleScoreFit``: construction never samples; the fit
-returns the posterior (``xarray.DataTree`` with named coordinates), its convergence report
-and tidy tables.
+``fit_scale_scores(survey, ...) -> ScaleScoreFit`` (gaussian, scale scores) and
+``fit_items(survey, ...) -> ItemFit`` (ordinal, item answers): construction never
+samples; a fit holds the posterior (``xarray.DataTree`` with named coordinates), its
+convergence report and tidy tables.
 """
 
 from __future__ import annotations
@@ -17,24 +18,34 @@ import xarray as xr
 
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
+from impactmodel.bayes.item_data import ItemData, build_item_data
 from impactmodel.bayes.model_data import ScoreData, build_score_data
+from impactmodel.bayes.ordinal import ordinal_item_model
 from impactmodel.bayes.predictive import pointwise_log_likelihood, replicated_scores, thinned
-from impactmodel.bayes.priors import ScaleScorePriors
+from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
 from impactmodel.survey_data import SurveyData
 
 INTERVAL = 0.9
 
 
-@dataclass(frozen=True)
-class ScaleScoreFit:
-    """A fitted scale-score model."""
+def _summary_table(values: xr.DataArray) -> pd.DataFrame:
+    """Mean, sd, central 90% interval and P(> 0) of draws stacked as ``sample``."""
+    dims = [d for d in values.dims if d != "sample"]
+    lo, hi = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+    table = xr.Dataset({
+        "mean": values.mean("sample"), "sd": values.std("sample"),
+        "low": values.quantile(lo, "sample").drop_vars("quantile"),
+        "high": values.quantile(hi, "sample").drop_vars("quantile"),
+        "prob_positive": (values > 0).mean("sample"),
+    }).to_dataframe().reset_index()
+    return table[[*dims, "mean", "sd", "low", "high", "prob_positive"]]
+
+
+class _PosteriorTables:
+    """Draws and tidy effect tables, shared by the fitted models."""
 
     idata: xr.DataTree
-    convergence: Convergence
-    data: ScoreData
-    priors: ScaleScorePriors
-    settings: SamplerSettings
 
     def draws(self, name: str) -> xr.DataArray:
         """Posterior draws of ``name`` stacked over chains as ``sample``."""
@@ -42,16 +53,27 @@ class ScaleScoreFit:
 
     def effects(self, name: str = "effect_cell") -> pd.DataFrame:
         """Tidy posterior summary of an effect array (mean, sd, 90% interval, P(> 0))."""
+        return _summary_table(self.draws(name))
+
+    def contrast(self, name: str, dim: str, first: str, second: str) -> pd.DataFrame:
+        """Posterior of ``name[first] - name[second]`` along ``dim`` (e.g. two populations).
+
+        Returns the tidy summary (mean, sd, 90% interval, P(> 0)) over the other dims.
+        """
         values = self.draws(name)
-        dims = [d for d in values.dims if d != "sample"]
-        lo, hi = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
-        table = xr.Dataset({
-            "mean": values.mean("sample"), "sd": values.std("sample"),
-            "low": values.quantile(lo, "sample").drop_vars("quantile"),
-            "high": values.quantile(hi, "sample").drop_vars("quantile"),
-            "prob_positive": (values > 0).mean("sample"),
-        }).to_dataframe().reset_index()
-        return table[[*dims, "mean", "sd", "low", "high", "prob_positive"]]
+        difference = values.sel({dim: first}) - values.sel({dim: second})
+        return _summary_table(difference)
+
+
+@dataclass(frozen=True)
+class ScaleScoreFit(_PosteriorTables):
+    """A fitted scale-score model."""
+
+    idata: xr.DataTree
+    convergence: Convergence
+    data: ScoreData
+    priors: ScaleScorePriors
+    settings: SamplerSettings
 
     def log_likelihood(self, max_draws: int = 1000) -> xr.DataTree:
         """Posterior (thinned to ``max_draws``) with the per-respondent log-likelihood.
@@ -184,3 +206,46 @@ def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None
     model = scale_score_model(data, resolved, parametrisation)
     draws = sample_model(model, sampler, thresholds)
     return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler)
+
+
+@dataclass(frozen=True)
+class ItemFit(_PosteriorTables):
+    """A fitted ordinal item model (effects on the latent logit scale)."""
+
+    idata: xr.DataTree
+    convergence: Convergence
+    data: ItemData
+    priors: OrdinalPriors
+    settings: SamplerSettings
+
+
+def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
+              covariates: Sequence[str] | None = None,
+              priors: Mapping[str, float] | None = None,
+              settings: SamplerSettings | None = None, thresholds: Thresholds | None = None,
+              parametrisation: Parametrisation = "auto") -> ItemFit:
+    """Fit the ordinal item-level model (:mod:`impactmodel.bayes.ordinal`).
+
+    Parameters
+    ----------
+    survey : SurveyData
+    practices : sequence of str, optional
+        Practice columns (default: every non-categorical practice).
+    covariates : sequence of str, optional
+        Categorical covariates (default: the codebook's post-stratification variables).
+    priors : mapping, optional
+        Overrides of :class:`~impactmodel.bayes.priors.OrdinalPriors` by name.
+    settings : SamplerSettings, optional
+    thresholds : Thresholds, optional
+    parametrisation : {"auto", "centred", "non-centred"}
+
+    Returns
+    -------
+    ItemFit
+    """
+    data = build_item_data(survey, practices, covariates)
+    resolved = OrdinalPriors().with_overrides(priors or {})
+    sampler = settings or SamplerSettings()
+    built = ordinal_item_model(data, resolved, parametrisation)
+    draws = sample_model(built, sampler, thresholds)
+    return ItemFit(draws.idata, draws.convergence, data, resolved, sampler)
