@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,10 +92,13 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     design = reduced_design()
-    with scale_score_model(design, parametrisation="non-centred").model:
+    model = scale_score_model(design, parametrisation="non-centred").model
+    names = [v.name for v in model.free_RVs + model.deterministics]
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the model has potentials": intended
         prior = pm.sample_prior_predictive(draws=args.replications, random_seed=11,
-                                           compile_kwargs={"on_unused_input": "ignore"})
-    truths = prior["prior"]
+                                           var_names=names)
+    truths = prior["prior"].to_dataset()
     n_post = 4 * args.draws // args.thin
     ranks = {i: [] for i in range(len(CHECKED))}
     failures, start = 0, time.perf_counter()
