@@ -122,7 +122,7 @@ def main() -> None:
     table = Table(title=f"SBC: {args.replications} replications, ranks among {n_post} "
                         f"posterior draws, {bins} bins (chi-square test of uniformity)")
     for col in ("parameter", "counts per bin", "chi-square", "p-value"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     fig, axes = plt.subplots(2, (len(CHECKED) + 1) // 2, figsize=(16, 6), sharey=True)
     for i, (name, sel) in enumerate(CHECKED):
         counts = np.histogram(ranks[i], bins=bins, range=(0, n_post + 1))[0]
