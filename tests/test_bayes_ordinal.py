@@ -20,6 +20,7 @@ from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import ordinal_item_model
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
+from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
 PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperation",
              "mode_innovation", "maturity"]
@@ -64,14 +65,7 @@ def recovery(tmp_path_factory):
                       settings=SamplerSettings(draws=250, tune=300, chains=2, seed=3))
     data = draws.data
     truth = json.loads(paths["truth"].read_text())["parameters"]
-    region, dept = (np.array(truth[k]["values"]) for k in ("beta_region", "beta_department"))
-    # the model's department parts sum to zero within regions: their regional means move
-    # into the region parts, whose national mean moves into the cell effects
-    region_total = region + np.stack([dept[:, data.department_region == r].mean(axis=1)
-                                      for r in range(region.shape[1])], axis=1)
-    shared = (np.array(truth["beta_population"]["values"]).mean(axis=1)
-              + region_total.mean(axis=1))
-    target = np.array(truth["beta_cell"]["values"]) + shared[:, None, None, None]
+    target = effect_cell_in_sum_to_zero_coding(truth, data.department_region)
     return data, draws, target
 
 

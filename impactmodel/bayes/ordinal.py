@@ -125,9 +125,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         a_row, b_row = a[at], b[at]
         pm.Potential("likelihood", pt.sum(gap[at] - pt.log1p(t * a_row + b_row / t
                                                              + a_row * b_row)))
-    structure = ("ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
-                 len(c["respondent"]), tuple(data.department_region), p, centred,
-                 tuple(map(tuple, pairs)))
+    structure: tuple[object, ...] = (
+        "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
+        len(c["respondent"]), tuple(data.department_region), p, centred,
+        tuple(tuple(int(v) for v in pair) for pair in pairs))
     return BuiltModel(model, arrays, structure)
 
 

@@ -120,8 +120,8 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     Draws
     """
     built = model if isinstance(model, BuiltModel) else None
-    model = built.model if built else model
-    with model, warnings.catch_warnings():
+    pymc_model: pm.Model = built.model if built is not None else model
+    with pymc_model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -135,13 +135,13 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                   chains=settings.chains, seed=settings.seed,
                                   target_accept=settings.target_accept, progress_bar=False,
                                   save_warmup=False)
-            return Draws(idata, check_convergence(idata, var_names or _free_names(model),
+            return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), settings)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=settings.target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
                           compute_convergence_checks=False)
-    names = var_names or _free_names(model)
+    names = var_names or _free_names(pymc_model)
     return Draws(idata, check_convergence(idata, names, thresholds), settings)
 
 

@@ -113,3 +113,34 @@ def draw_items(rng: np.random.Generator, units: pd.DataFrame, items: tuple[ItemS
         asked = np.isin(pop, [POPULATIONS.index(q) for q in item.asked])
         out[asked, j] = y[asked]
     return out
+
+
+def effect_cell_in_sum_to_zero_coding(parameters: dict[str, Any],
+                                      department_region: NDArray[np.integer]
+                                      ) -> NDArray[np.float64]:
+    """Express the generating cell effects as the package's models parametrise them.
+
+    The models' population, region and department-within-region parts of the practice
+    effects sum to zero (:mod:`impactmodel.bayes.effects`), so their means move into the
+    cell effects: ``beta_cell`` plus the mean population deviation plus the national mean
+    of the region deviations, each region's including its departments' mean.
+
+    Parameters
+    ----------
+    parameters : dict
+        ``truth.json``'s ``parameters`` (each a ``{"dims", "values"}`` mapping).
+    department_region : ndarray of int
+        Region index of each department, in the simulator's order.
+
+    Returns
+    -------
+    ndarray, shape (practice, impact, lens, dimension)
+    """
+    def values(name: str) -> NDArray[np.float64]:
+        return np.asarray(parameters[name]["values"], dtype=float)
+
+    region, dept = values("beta_region"), values("beta_department")
+    region_total = region + np.stack([dept[:, department_region == r].mean(axis=1)
+                                      for r in range(region.shape[1])], axis=1)
+    shared = values("beta_population").mean(axis=1) + region_total.mean(axis=1)
+    return values("beta_cell") + shared[:, None, None, None]
