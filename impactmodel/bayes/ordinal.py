@@ -28,6 +28,8 @@ stored). Effects are on the latent logit scale.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -76,7 +78,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     arrays = {"y": data.y, "row_item": data.item, "row_respondent": data.respondent,
               "row_impact": row_impact, "row_pair": row_pair, "x": data.x, "z": data.z,
               "resp_population": data.population, "resp_department": data.department}
-    coords = {**c, "item_population_contrast": list(range(shift_basis.shape[1]))}
+    coords: dict[str, list[Any]] = {**c, "item_population_contrast":
+                                     list(range(shift_basis.shape[1]))}
     with pm.Model(coords=coords) as model:
         d = {name: pm.Data(name, value) for name, value in arrays.items()}
         n_cut = data.n_levels - 1
