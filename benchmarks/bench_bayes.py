@@ -11,8 +11,10 @@ structure on new data (model build + reuse of the compiled model).
 
 The baseline is always PyMC's default NUTS on the naive formulation
 (``benchmarks/naive_models.py``) of the same model on the same data. Only runs passing
-R-hat <= 1.01, minimum bulk ESS >= 400 and no divergences count; the table reports
-medians over seeds of the passing runs.
+R-hat <= 1.01, minimum bulk ESS >= 400 and no divergences pass: the table reports
+medians over seeds of every completed run with the count of passing ones, and marks a
+speed ratio with ``*`` when a run on either side did not pass (ESS of an unconverged
+run is not reliable).
 
 ``--tile k`` repeats the simulated respondents k times (the simulator holds every unit's
 answers in memory, so 1,000,000 respondents are the 100,000 survey tiled 10 times; the
@@ -164,7 +166,7 @@ def main() -> None:
                         help="seconds allowed per case (a case over it is reported)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/impactmodel-bench"))
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 240))
     table = Table(title=f"Bayesian impact models: 4 chains x {args.draws} draws "
                         f"(+ {args.draws} tuning), medians over seeds {args.seeds}")
     for col in COLUMNS:
@@ -175,7 +177,8 @@ def main() -> None:
             cells: dict[str, list[str]] = {}
             for case in args.cases:
                 formulation, sampler = case.split(":")
-                runs, notes = [], []
+                runs: list[dict[str, float]] = []
+                notes: list[str] = []
                 for seed in args.seeds:
                     outcome = run_case(args, model, n, formulation, sampler, seed)
                     if isinstance(outcome, str):
@@ -183,30 +186,31 @@ def main() -> None:
                         console.print(f"{model} {n} {case} seed {seed}: {outcome}")
                         continue
                     console.print(f"{model} {n} {case} seed {seed}: {json.dumps(outcome)}")
-                    (runs if outcome["passed"] else notes).append(
-                        outcome if outcome["passed"] else "not converged")
-                summary[case] = runs  # type: ignore[assignment]
+                    runs.append(outcome)
+                summary[case] = runs
                 cells[case] = notes
             baseline = summary.get("naive:pymc", [])
             base_rate = (median_of(baseline, "ess_bulk") / median_of(baseline, "wall_s")
                          if baseline else float("nan"))
+            base_passed = bool(baseline) and all(r["passed"] for r in baseline)
             for case, runs in summary.items():
                 formulation, sampler = case.split(":")
-                passed = f"{len(runs)}/{len(args.seeds)}"
+                passed = f"{sum(bool(r['passed']) for r in runs)}/{len(args.seeds)}"
                 if not runs:
                     table.add_row(model, f"{n:,}", formulation, sampler, passed,
                                   *([""] * 3), "; ".join(sorted(set(cells[case]))),
                                   *([""] * (len(COLUMNS) - 9)))
                     continue
                 rate = median_of(runs, "ess_bulk") / median_of(runs, "wall_s")
+                flag = "" if base_passed and all(r["passed"] for r in runs) else "*"
                 table.add_row(
                     model, f"{int(median_of(runs, 'respondents')):,}", formulation, sampler,
                     passed, f"{median_of(runs, 'prepare_s'):.1f}",
                     f"{median_of(runs, 'compile_s'):.1f}", f"{median_of(runs, 'sample_s'):.1f}",
                     f"{median_of(runs, 'wall_s'):.1f}", f"{median_of(runs, 'reuse_s'):.2f}",
                     f"{median_of(runs, 'ess_bulk'):.0f}", f"{median_of(runs, 'ess_tail'):.0f}",
-                    f"{rate:.1f}", f"{median_of(runs, 'ess_per_grad'):.4f}",
-                    f"{rate / base_rate:.1f}" if baseline else "baseline failed",
+                    f"{rate:.2f}", f"{median_of(runs, 'ess_per_grad'):.4f}",
+                    f"{rate / base_rate:.1f}{flag}" if baseline else "no baseline",
                     f"{median_of(runs, 'rhat'):.3f}", f"{median_of(runs, 'divergences'):.0f}",
                     f"{median_of(runs, 'bfmi'):.2f}", f"{median_of(runs, 'peak_mb'):.0f}")
     console.print(table)

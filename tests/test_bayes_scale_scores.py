@@ -20,6 +20,7 @@ from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import PriorError, ScaleScorePriors
 from impactmodel.scores import impact_scores
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
+from impactmodel.territories import region_of
 
 
 def test_prior_overrides_are_checked():
@@ -174,6 +175,21 @@ def test_partial_pooling_beats_raw_department_means(tmp_path):
     rmse_raw = np.sqrt(np.mean((joined["mean_raw"] - joined["mean"]) ** 2))
     rmse_model = np.sqrt(np.mean((joined["mean_model"] - joined["mean"]) ** 2))
     assert rmse_model < 0.8 * rmse_raw, (rmse_model, rmse_raw)
+    # regions: the model's typical department of the region against the true region means
+    by_region = (scores.assign(population=survey.population.astype(str),
+                               region=survey.department.astype(str).map(region_of()))
+                 .melt(id_vars=["population", "region"], var_name="impact", value_name="score")
+                 .dropna().groupby(["population", "region", "impact"])["score"].mean()
+                 .rename("mean_raw").reset_index())
+    truth_region = pd.DataFrame(json.loads(paths["truth"].read_text())["finite_population"]
+                                ["by_population_region"])
+    regions = (by_region.merge(fit.expected_scores("region").rename(columns={"mean": "model"}),
+                               on=["population", "region", "impact"])
+               .merge(truth_region, on=["population", "region", "impact"]))
+    assert len(regions) > 150
+    rmse_raw = np.sqrt(np.mean((regions["mean_raw"] - regions["mean"]) ** 2))
+    rmse_model = np.sqrt(np.mean((regions["model"] - regions["mean"]) ** 2))
+    assert rmse_model < rmse_raw, (rmse_model, rmse_raw)
 
 
 def test_pointwise_log_likelihood_sums_to_the_model_likelihood(mixed):

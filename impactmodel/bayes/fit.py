@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import arviz as az
 import numpy as np
@@ -130,26 +131,42 @@ class ScaleScoreFit(_PosteriorTables):
                                  "p_value": float((simulated >= observed).mean())})
         return pd.DataFrame(rows)
 
-    def expected_scores(self) -> pd.DataFrame:
-        """Posterior expected impact score per population x department x impact.
+    def expected_scores(self, level: Literal["department", "region"] = "department"
+                        ) -> pd.DataFrame:
+        """Posterior expected impact score per population x territory x impact.
 
         The mean over the cells of that impact asked of the population (cells with data
         for it) of the model's expected cell score for a respondent with the
-        population-in-department's mean practices (the overall mean where no respondent).
+        population-in-territory's mean practices (the overall mean where no respondent).
+        At ``level="region"`` the territory is the region's typical department: its
+        region deviations (departments' own deviations sum to zero within the region).
+
+        Parameters
+        ----------
+        level : {"department", "region"}
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``population, <level>, impact, mean, sd, low, high`` (90% interval).
         """
         d = self.data
+        if level not in ("department", "region"):
+            raise ValueError(f"level must be 'department' or 'region', got {level!r}")
+        territory_of = d.department if level == "department" else d.department_region[
+            d.department]
         alpha = self.draws("alpha").values  # cell x population x sample
-        u_dept = self.draws("u_department").values
+        u = self.draws(f"u_{level}").values  # impact x territory x sample
         effect = self.draws("effect_cell").values
-        b_pop, b_dept = self.draws("b_population").values, self.draws("b_department").values
-        resp = pd.DataFrame({"p": d.population, "d": d.department})
-        x_mean = pd.DataFrame(d.x).groupby([resp["p"], resp["d"]]).mean()
+        b_pop, b_ter = self.draws("b_population").values, self.draws(f"b_{level}").values
+        resp = pd.DataFrame({"p": d.population, "t": territory_of})
+        x_mean = pd.DataFrame(d.x).groupby([resp["p"], resp["t"]]).mean()
         cells_of_pop = {p: np.unique(d.cell[d.population[d.respondent] == p])
                         for p in np.unique(d.population)}
         rows = []
         for p, cells in cells_of_pop.items():
-            for dept in range(len(d.coords["department"])):
-                xbar = (x_mean.loc[(p, dept)].to_numpy() if (p, dept) in x_mean.index
+            for t, territory in enumerate(d.coords[level]):
+                xbar = (x_mean.loc[(p, t)].to_numpy() if (p, t) in x_mean.index
                         else np.zeros(d.x.shape[1]))
                 for m, impact in enumerate(d.coords["impact"]):
                     cs = cells[d.cell_impact[cells] == m]
@@ -157,11 +174,10 @@ class ScaleScoreFit(_PosteriorTables):
                         continue
                     slopes = (effect[:, d.cell_impact[cs], d.cell_lens[cs],
                                      d.cell_dimension[cs]]
-                              + b_pop[:, p][:, None] + b_dept[:, dept][:, None])
-                    score = (alpha[cs, p].mean(0) + u_dept[m, dept]
+                              + b_pop[:, p][:, None] + b_ter[:, t][:, None])
+                    score = (alpha[cs, p].mean(0) + u[m, t]
                              + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
-                    rows.append({"population": d.coords["population"][p],
-                                 "department": d.coords["department"][dept],
+                    rows.append({"population": d.coords["population"][p], level: territory,
                                  "impact": impact, "mean": score.mean(), "sd": score.std(),
                                  "low": np.quantile(score, 0.05),
                                  "high": np.quantile(score, 0.95)})
