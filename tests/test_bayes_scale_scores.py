@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import numpy as np
+import nutpie
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
@@ -13,7 +15,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from impactmodel import load_survey
-from impactmodel.bayes import SamplerSettings
+from impactmodel.bayes import SamplerSettings, sampling
 from impactmodel.bayes.fit import fit_scale_scores, fit_score_data
 from impactmodel.bayes.gaussian import scale_score_model
 from impactmodel.bayes.model_data import ScoreData
@@ -239,3 +241,22 @@ def test_predictive_check_passes_on_the_right_model_and_fails_on_wrong_data(mixe
     wrong = replace(fit, data=replace(d, y=y)).predictive_check(max_draws=200, seed=1)
     flagged = wrong[(wrong["population"] == "elected") & (wrong["statistic"] == "sd")]
     assert (flagged["p_value"] == 0.0).all(), flagged
+
+
+def test_a_second_fit_reuses_the_compiled_model_with_the_new_data(mixed):
+    """Same structure, new data: the compiled model is reused (no compilation) and samples
+    exactly what a model compiled afresh on the new data samples; not the old data's."""
+    fit, _ = mixed
+    other, _ = synthetic(seed=4)
+    built = scale_score_model(other, fit.priors)
+    assert built.structure in sampling._COMPILED  # the mixed fit compiled this structure
+    old_data = sampling._COMPILED[built.structure]
+    start = time.perf_counter()
+    reused = sampling._compiled(built)
+    assert time.perf_counter() - start < 1.0
+    fresh = nutpie.compile_pymc_model(built.model, freeze_model=False)
+    options = {"draws": 30, "tune": 30, "chains": 1, "seed": 3, "progress_bar": False}
+    draws = {name: nutpie.sample(compiled, **options)["posterior"]["b"].values
+             for name, compiled in [("reused", reused), ("fresh", fresh), ("old", old_data)]}
+    np.testing.assert_allclose(draws["reused"], draws["fresh"], rtol=1e-10)
+    assert not np.allclose(draws["reused"], draws["old"])
