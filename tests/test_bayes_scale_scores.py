@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import nutpie
 import pandas as pd
-import pytensor.tensor as pt
 import pytest
 import statsmodels.formula.api as smf
+from conftest import potential_at_draw
 from scipy import stats
 
 from impactmodel import load_survey
@@ -202,18 +202,9 @@ def test_pointwise_log_likelihood_sums_to_the_model_likelihood(mixed):
     loglik = tree["log_likelihood"]["scores"]
     assert loglik.sizes["respondent"] == len(fit.data.population)
     model = scale_score_model(fit.data, fit.priors).model
-    potential = model.compile_fn(model.replace_rvs_by_values([model.potentials[0]])[0],
-                                 inputs=model.value_vars, on_unused_input="ignore")
     posterior = tree["posterior"]
     for chain, draw in [(0, 0), (1, posterior.sizes["draw"] - 1)]:
-        point = {}
-        for rv, value in zip(model.free_RVs, model.value_vars, strict=True):
-            raw = posterior[rv.name].isel(chain=chain, draw=draw).values
-            transform = model.rvs_to_transforms[rv]
-            point[value.name] = (raw if transform is None else
-                                 transform.forward(pt.as_tensor_variable(raw),
-                                                   *rv.owner.inputs).eval())
-        expected = float(potential(point))
+        expected = potential_at_draw(model, posterior, chain, draw)
         assert float(loglik.isel(chain=chain, draw=draw).sum()) == pytest.approx(
             expected, rel=1e-9)
 

@@ -16,13 +16,20 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import NDArray
 
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.item_data import ItemData, build_item_data
 from impactmodel.bayes.model_data import ScoreData, build_score_data
 from impactmodel.bayes.ordinal import ordinal_item_model
-from impactmodel.bayes.predictive import pointwise_log_likelihood, replicated_scores, thinned
+from impactmodel.bayes.predictive import (
+    item_pointwise_log_likelihood,
+    pointwise_log_likelihood,
+    replicated_answers,
+    replicated_scores,
+    thinned,
+)
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
 from impactmodel.survey_data import SurveyData
@@ -56,6 +63,76 @@ class _PosteriorTables:
         """Tidy posterior summary of an effect array (mean, sd, 90% interval, P(> 0))."""
         return _summary_table(self.draws(name))
 
+    # --- predictive checks: each model supplies its observed values and simulators ---
+    _outcome: str = "outcome"
+
+    def _observed(self) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def _row_population_impact(self) -> tuple[NDArray[np.integer], NDArray[np.integer]]:
+        raise NotImplementedError
+
+    def _pointwise(self, posterior: xr.Dataset) -> xr.DataArray:
+        raise NotImplementedError
+
+    def _replicate(self, posterior: xr.Dataset, rng: np.random.Generator) -> xr.DataArray:
+        raise NotImplementedError
+
+    def log_likelihood(self, max_draws: int = 1000) -> xr.DataTree:
+        """Posterior (thinned to ``max_draws``) with the per-respondent log-likelihood.
+
+        The group ``log_likelihood`` holds one variable (chain, draw, respondent): see
+        :mod:`impactmodel.bayes.predictive`.
+        """
+        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
+        return xr.DataTree.from_dict({"posterior": posterior,
+                                      "log_likelihood": self._pointwise(posterior).to_dataset()})
+
+    def loo(self, max_draws: int = 1000) -> object:
+        """PSIS leave-one-respondent-out cross-validation (ArviZ ``loo``, pointwise)."""
+        return az.loo(self.log_likelihood(max_draws), pointwise=True, var_name=self._outcome)
+
+    def posterior_predictive(self, max_draws: int = 200, seed: int = 0) -> xr.DataTree:
+        """Replicated outcomes (``posterior_predictive``) beside the ``observed_data``.
+
+        Ready for ArviZ's predictive plots (``az.plot_ppc_dist``).
+        """
+        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
+        replicated = self._replicate(posterior, np.random.default_rng(seed))
+        observed = xr.DataArray(self._observed(), dims="row", name=self._outcome)
+        return xr.DataTree.from_dict({"posterior_predictive": replicated.to_dataset(),
+                                      "observed_data": observed.to_dataset()})
+
+    def predictive_check(self, max_draws: int = 200, seed: int = 0) -> pd.DataFrame:
+        """Posterior predictive check of the mean and sd of the outcome per population x impact.
+
+        Columns: observed statistic, replicated mean and 90% interval, and the posterior
+        predictive p-value ``P(T(replicated) >= T(observed))`` (values near 0 or 1 flag a
+        feature of the data the model does not reproduce).
+        """
+        replicated = self.posterior_predictive(max_draws, seed)["posterior_predictive"]
+        rep = replicated[self._outcome].stack(sample=("chain", "draw")).values  # rows x draws
+        y = self._observed()
+        population, impact = self._row_population_impact()
+        coords = self.idata["posterior"].coords
+        rows = []
+        for p_index, population_name in enumerate(coords["population"].values):
+            for m, impact_name in enumerate(coords["impact"].values):
+                sel = (population == p_index) & (impact == m)
+                if sel.sum() < 2:
+                    continue
+                for name, stat in (("mean", np.mean), ("sd", np.std)):
+                    observed = float(stat(y[sel]))
+                    simulated = stat(rep[sel], axis=0)
+                    rows.append({"population": str(population_name),
+                                 "impact": str(impact_name),
+                                 "statistic": name, "observed": observed,
+                                 "replicated": float(simulated.mean()),
+                                 "low": float(np.quantile(simulated, 0.05)),
+                                 "high": float(np.quantile(simulated, 0.95)),
+                                 "p_value": float((simulated >= observed).mean())})
+        return pd.DataFrame(rows)
+
     def contrast(self, name: str, dim: str, first: str, second: str) -> pd.DataFrame:
         """Posterior of ``name[first] - name[second]`` along ``dim`` (e.g. two populations).
 
@@ -75,61 +152,21 @@ class ScaleScoreFit(_PosteriorTables):
     data: ScoreData
     priors: ScaleScorePriors
     settings: SamplerSettings
+    _outcome = "scores"
 
-    def log_likelihood(self, max_draws: int = 1000) -> xr.DataTree:
-        """Posterior (thinned to ``max_draws``) with the per-respondent log-likelihood.
+    def _observed(self) -> NDArray[np.float64]:
+        return self.data.y
 
-        The group ``log_likelihood`` holds ``scores`` (chain, draw, respondent): see
-        :mod:`impactmodel.bayes.predictive`.
-        """
-        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
-        loglik = pointwise_log_likelihood(self.data, posterior)
-        return xr.DataTree.from_dict({"posterior": posterior,
-                                      "log_likelihood": loglik.to_dataset()})
-
-    def loo(self, max_draws: int = 1000) -> object:
-        """PSIS leave-one-respondent-out cross-validation (ArviZ ``loo``, pointwise)."""
-        return az.loo(self.log_likelihood(max_draws), pointwise=True, var_name="scores")
-
-    def posterior_predictive(self, max_draws: int = 200, seed: int = 0) -> xr.DataTree:
-        """Replicated scores (``posterior_predictive``) beside the ``observed_data``.
-
-        Ready for ArviZ's predictive plots (``az.plot_ppc_dist``).
-        """
-        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
-        replicated = replicated_scores(self.data, posterior, np.random.default_rng(seed))
-        observed = xr.DataArray(self.data.y, dims="row", name="scores")
-        return xr.DataTree.from_dict({"posterior_predictive": replicated.to_dataset(),
-                                      "observed_data": observed.to_dataset()})
-
-    def predictive_check(self, max_draws: int = 200, seed: int = 0) -> pd.DataFrame:
-        """Posterior predictive check of the mean and sd of scores per population x impact.
-
-        Columns: observed statistic, replicated mean and 90% interval, and the posterior
-        predictive p-value ``P(T(replicated) >= T(observed))`` (values near 0 or 1 flag a
-        feature of the data the model does not reproduce).
-        """
+    def _row_population_impact(self) -> tuple[NDArray[np.integer], NDArray[np.integer]]:
         d = self.data
-        replicated = self.posterior_predictive(max_draws, seed)["posterior_predictive"]
-        rep = replicated["scores"].stack(sample=("chain", "draw")).values  # rows x draws
-        population = d.population[d.respondent]
-        impact = d.cell_impact[d.cell]
-        rows = []
-        for p_index, population_name in enumerate(d.coords["population"]):
-            for m, impact_name in enumerate(d.coords["impact"]):
-                sel = (population == p_index) & (impact == m)
-                if sel.sum() < 2:
-                    continue
-                for name, stat in (("mean", np.mean), ("sd", np.std)):
-                    observed = float(stat(d.y[sel]))
-                    simulated = stat(rep[sel], axis=0)
-                    rows.append({"population": population_name, "impact": impact_name,
-                                 "statistic": name, "observed": observed,
-                                 "replicated": float(simulated.mean()),
-                                 "low": float(np.quantile(simulated, 0.05)),
-                                 "high": float(np.quantile(simulated, 0.95)),
-                                 "p_value": float((simulated >= observed).mean())})
-        return pd.DataFrame(rows)
+        return d.population[d.respondent], d.cell_impact[d.cell]
+
+    def _pointwise(self, posterior: xr.Dataset) -> xr.DataArray:
+        return pointwise_log_likelihood(self.data, posterior)
+
+    def _replicate(self, posterior: xr.Dataset, rng: np.random.Generator) -> xr.DataArray:
+        return replicated_scores(self.data, posterior, rng)
+
 
     def expected_scores(self, level: Literal["department", "region"] = "department"
                         ) -> pd.DataFrame:
@@ -233,6 +270,20 @@ class ItemFit(_PosteriorTables):
     data: ItemData
     priors: OrdinalPriors
     settings: SamplerSettings
+    _outcome = "answers"
+
+    def _observed(self) -> NDArray[np.float64]:
+        return self.data.y.astype(float)
+
+    def _row_population_impact(self) -> tuple[NDArray[np.integer], NDArray[np.integer]]:
+        d = self.data
+        return d.population[d.respondent], d.item_impact[d.item]
+
+    def _pointwise(self, posterior: xr.Dataset) -> xr.DataArray:
+        return item_pointwise_log_likelihood(self.data, posterior)
+
+    def _replicate(self, posterior: xr.Dataset, rng: np.random.Generator) -> xr.DataArray:
+        return replicated_answers(self.data, posterior, rng)
 
 
 def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,

@@ -1,15 +1,20 @@
-"""Predictive checks of the scale-score model: pointwise log-likelihood and replicated data.
+"""Predictive checks of the impact models: pointwise log-likelihood and replicated data.
 
-The model's likelihood is written as a ``pm.Potential`` on sufficient statistics
-(:mod:`impactmodel.bayes.sufficient`), so PyMC cannot produce pointwise log-likelihoods or
-posterior predictive draws by itself; both are computed here from the posterior draws,
-row by row, in chunks of draws (memory stays bounded).
+Both models write their likelihood as a ``pm.Potential`` (on sufficient statistics for
+the scale scores, :mod:`impactmodel.bayes.sufficient`; by hand for the items), so PyMC
+cannot produce pointwise log-likelihoods or posterior predictive draws by itself; both
+are computed here from the posterior draws, row by row, in chunks of draws (memory stays
+bounded).
 
 - The unit of the pointwise log-likelihood is the **respondent**: the sum over their
   respondent x impact groups of the equicorrelated normal log-density (the trait makes a
   person's scores within an impact dependent; impacts are independent given the
   parameters). LOO is then leave-one-respondent-out, the question a survey analyst asks.
 - Replicated scores draw a new trait per respondent x impact and new residuals.
+- For the item model the traits are parameters: the log-likelihood of a respondent is the
+  sum over their answers given the drawn traits (LOO is then conditional on the trait,
+  which PSIS may find hard: read the Pareto k), and replicated answers reuse the drawn
+  traits.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from impactmodel.bayes.item_data import ItemData
 from impactmodel.bayes.model_data import ScoreData
 
 #: keep (draws x rows x practices) chunks under this many numbers
@@ -50,16 +56,21 @@ _NAMES = ("alpha", "u_department", "effect_cell", "b_population", "b_department"
           "trait_sd")
 
 
-def _draw_blocks(data: ScoreData, posterior: xr.Dataset
+def _draw_blocks(posterior: xr.Dataset, names: tuple[str, ...], values_per_draw: int
                  ) -> Iterator[tuple[slice, dict[str, NDArray[np.float64]]]]:
-    """Blocks of flattened draws (chain-major) of the parameters the means need."""
-    stacked = posterior[list(_NAMES)].stack(sample=("chain", "draw"))
+    """Blocks of flattened draws (chain-major) of ``names``, sample axis first."""
+    stacked = posterior[list(names)].stack(sample=("chain", "draw"))
     n = stacked.sizes["sample"]
-    size = max(1, CHUNK_VALUES // max(1, data.n_rows * (data.x.shape[1] + 1)))
+    size = max(1, CHUNK_VALUES // max(1, values_per_draw))
     for start in range(0, n, size):
         block = slice(start, min(n, start + size))
         yield block, {k: np.moveaxis(stacked[k].isel(sample=block).values, -1, 0)
-                      for k in _NAMES}
+                      for k in names}
+
+
+def _score_blocks(data: ScoreData, posterior: xr.Dataset
+                  ) -> Iterator[tuple[slice, dict[str, NDArray[np.float64]]]]:
+    return _draw_blocks(posterior, _NAMES, data.n_rows * (data.x.shape[1] + 1))
 
 
 def pointwise_log_likelihood(data: ScoreData, posterior: xr.Dataset) -> xr.DataArray:
@@ -82,7 +93,7 @@ def pointwise_log_likelihood(data: ScoreData, posterior: xr.Dataset) -> xr.DataA
     n_resp = len(data.population)
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, n_resp))
-    for block, draws in _draw_blocks(data, posterior):
+    for block, draws in _score_blocks(data, posterior):
         resid = data.y[None, :] - _row_means(data, draws)
         s2 = draws["sigma"][:, None] ** 2
         t2 = draws["trait_sd"][:, data.group_impact] ** 2  # draws x groups
@@ -120,7 +131,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
     n_groups = int(data.group.max()) + 1
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, data.n_rows))
-    for block, draws in _draw_blocks(data, posterior):
+    for block, draws in _score_blocks(data, posterior):
         n = block.stop - block.start
         trait = rng.standard_normal((n, n_groups)) * draws["trait_sd"][:, data.group_impact]
         noise = rng.standard_normal((n, data.n_rows)) * draws["sigma"][:, None]
@@ -129,3 +140,67 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
                         dims=("chain", "draw", "row"),
                         coords={"chain": posterior["chain"], "draw": posterior["draw"]},
                         name="scores")
+
+
+_ITEM_NAMES = ("kappa", "delta", "u_department", "gamma", "trait_sd", "trait_z",
+               "effect_cell", "b_population", "b_department")
+
+
+def _item_blocks(data: ItemData, posterior: xr.Dataset
+                 ) -> Iterator[tuple[slice, dict[str, NDArray[np.float64]]]]:
+    return _draw_blocks(posterior, _ITEM_NAMES, len(data.y) * (data.x.shape[1] + 3))
+
+
+def _item_eta(data: ItemData, draws: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Linear predictor of every answer for a block of draws (draws x answers)."""
+    i, j = data.respondent, data.item
+    p, d = data.population[i], data.department[i]
+    m = data.item_impact[j]
+    slope = (draws["effect_cell"][:, :, m, data.item_lens[j], data.item_dimension[j]]
+             + draws["b_population"][:, :, p] + draws["b_department"][:, :, d])
+    return (draws["delta"][:, j, p] + draws["u_department"][:, m, d]
+            + np.einsum("srq,rq->sr", draws["gamma"][:, m], data.z[i])
+            + draws["trait_sd"][:, m] * draws["trait_z"][:, i, m]
+            + np.einsum("spr,rp->sr", slope, data.x[i]))
+
+
+def _category_probabilities(data: ItemData, draws: dict[str, NDArray[np.float64]]
+                            ) -> NDArray[np.float64]:
+    """P(answer = k) for every answer and category (draws x answers x categories)."""
+    eta = _item_eta(data, draws)
+    kappa = draws["kappa"][:, data.item]  # draws x answers x cuts
+    below = 1.0 / (1.0 + np.exp(eta[..., None] - kappa))  # P(y <= k), k = 0 .. K-2
+    cumulative = np.concatenate([np.zeros((*eta.shape, 1)), below,
+                                 np.ones((*eta.shape, 1))], axis=-1)
+    return np.clip(np.diff(cumulative, axis=-1), 1e-300, 1.0)
+
+
+def item_pointwise_log_likelihood(data: ItemData, posterior: xr.Dataset) -> xr.DataArray:
+    """Log-likelihood of each respondent's answers, per draw (``chain, draw, respondent``)."""
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    out = np.zeros((n_chain * n_draw, data.n_respondents))
+    for block, draws in _item_blocks(data, posterior):
+        prob = _category_probabilities(data, draws)
+        answer_ll = np.log(np.take_along_axis(prob, data.y[None, :, None], axis=-1)[..., 0])
+        per_resp = np.zeros((answer_ll.shape[0], data.n_respondents))
+        np.add.at(per_resp.T, data.respondent, answer_ll.T)
+        out[block] = per_resp
+    return xr.DataArray(out.reshape(n_chain, n_draw, data.n_respondents),
+                        dims=("chain", "draw", "respondent"),
+                        coords={"chain": posterior["chain"], "draw": posterior["draw"]},
+                        name="answers")
+
+
+def replicated_answers(data: ItemData, posterior: xr.Dataset,
+                       rng: np.random.Generator) -> xr.DataArray:
+    """Posterior predictive answers ``0 .. K-1`` of every answered item (``chain, draw, row``)."""
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    out = np.empty((n_chain * n_draw, len(data.y)), dtype=np.int64)
+    for block, draws in _item_blocks(data, posterior):
+        cumulative = np.cumsum(_category_probabilities(data, draws), axis=-1)
+        u = rng.random((*cumulative.shape[:-1], 1))
+        out[block] = (u > cumulative[..., :-1]).sum(axis=-1)
+    return xr.DataArray(out.reshape(n_chain, n_draw, len(data.y)),
+                        dims=("chain", "draw", "row"),
+                        coords={"chain": posterior["chain"], "draw": posterior["draw"]},
+                        name="answers")
