@@ -41,12 +41,6 @@ from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.bayes.sampling import BuiltModel
 
 
-def _item_population_pairs(data: ItemData) -> np.ndarray:
-    """(item, population) pairs with answers, sorted by item."""
-    pairs = np.unique(np.column_stack([data.item, data.population[data.respondent]]), axis=0)
-    return pairs
-
-
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                        parametrisation: Parametrisation = "auto") -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
@@ -71,7 +65,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
-    pairs = _item_population_pairs(data)
+    # (item, population) pairs with answers, sorted by item
+    pairs = np.unique(np.column_stack([data.item, resp_pop]), axis=0)
     shift_basis = within_group_basis(pairs[:, 0])
     row_pair = np.searchsorted(pairs[:, 0] * n_pop + pairs[:, 1], data.item * n_pop + resp_pop)
     row_impact = data.item_impact[data.item]
@@ -131,7 +126,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred,
-        tuple(tuple(int(v) for v in pair) for pair in pairs))
+        tuple(tuple(int(v) for v in pair) for pair in pairs),
+        # the item -> cell map is compiled in as constants
+        tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
+        tuple(map(int, data.item_dimension)))
     return BuiltModel(model, arrays, structure)
 
 
