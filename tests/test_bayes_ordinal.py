@@ -36,8 +36,8 @@ def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
     model = ordinal_item_model(data, parametrisation="non-centred").model
     rng = np.random.default_rng(4)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
-    names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_z", "effect_cell",
-             "b_population", "b_department"]
+    names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
+             "trait_z", "effect_cell", "b_population", "b_department"]
     outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
     values = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
                               point_fn=True)(point)
@@ -48,8 +48,13 @@ def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
     m = data.item_impact[j]
     slope = (parameters["effect_cell"][:, m, data.item_lens[j], data.item_dimension[j]]
              + parameters["b_population"][:, p] + parameters["b_department"][:, dep])
+    # traits: theta_i = diag(sd) chol(correlation) z_i
+    factor = (parameters["trait_sd"][:, None]
+              * np.linalg.cholesky(parameters["trait_correlation"]))
+    theta = parameters["trait_z"] @ factor.T
+    assert abs(parameters["trait_correlation"][0, 1]) > 0.01  # a correlated point
     eta = (delta[j, p] + u[m, dep] + np.sum(data.z[i] * parameters["gamma"][m], axis=1)
-           + parameters["trait_sd"][m] * parameters["trait_z"][i, m]
+           + theta[i, m]
            + np.sum(data.x[i] * slope.T, axis=1))
     cuts = np.column_stack([np.full(len(kappa), -np.inf), kappa, np.full(len(kappa), np.inf)])
     prob = expit(cuts[j, data.y + 1] - eta) - expit(cuts[j, data.y] - eta)

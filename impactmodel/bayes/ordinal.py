@@ -8,7 +8,8 @@ For respondent ``i`` (population ``p``, department ``d`` in region ``r``) answer
     P(y_ij <= k) = logistic(kappa_jk - eta_ij)
 
 (R's ``polr`` sign convention, and the simulator's), with item-specific ordered cut-points
-``kappa_j``, ``theta_im = tau_m * n_im`` (non-centred) the respondent's trait, ``z`` the
+``kappa_j``, ``theta_i = L n_i`` (non-centred; ``L L'`` the 3 x 3 trait covariance, with
+an LKJ prior on its correlation) the respondent's traits, correlated across impacts, ``z`` the
 covariate dummies, and the practice effects decomposed exactly as in the scale-score
 model (:mod:`impactmodel.bayes.effects`): overall + impact + lens + dimension parts,
 population part (sum-to-zero) and region / department-within-region variation.
@@ -34,7 +35,12 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from impactmodel.bayes.effects import practice_effects, territorial_deviations, within_group_basis
+from impactmodel.bayes.effects import (
+    practice_effects,
+    territorial_deviations,
+    trait_covariance,
+    within_group_basis,
+)
 from impactmodel.bayes.gaussian import Parametrisation, choose_parametrisation
 from impactmodel.bayes.item_data import ItemData
 from impactmodel.bayes.priors import OrdinalPriors
@@ -73,7 +79,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     arrays = {"y": data.y, "row_item": data.item, "row_respondent": data.respondent,
               "row_impact": row_impact, "row_pair": row_pair, "x": data.x, "z": data.z,
               "resp_population": data.population, "resp_department": data.department}
-    coords: dict[str, list[Any]] = {**c, "item_population_contrast":
+    coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
+                                     "item_population_contrast":
                                      list(range(shift_basis.shape[1]))}
     with pm.Model(coords=coords) as model:
         d = {name: pm.Data(name, value) for name, value in arrays.items()}
@@ -88,14 +95,15 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         u_dept = territorial_deviations("u", data.department_region, p.region_sd,
                                         p.department_sd, centred, dims="impact")
         gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
-        tau = pm.HalfNormal("trait_sd", p.trait_sd, dims="impact")
+        trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         trait_z = pm.Normal("trait_z", 0.0, 1.0, dims=("respondent", "impact"))
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
                                    component_sd=p.component_sd, centred=centred)
         # per respondent x impact: everything that does not depend on the item
         x, resp_dept = d["x"], d["resp_department"]
         slope_resp = effects.population.T[d["resp_population"]] + effects.department.T[resp_dept]
-        per_person = (pt.dot(d["z"], gamma.T) + tau * trait_z + u_dept.T[resp_dept]
+        per_person = (pt.dot(d["z"], gamma.T) + pt.dot(trait_z, trait_chol.T)
+                      + u_dept.T[resp_dept]
                       + pt.sum(x * slope_resp, axis=1)[:, None])  # respondent x impact
         # per respondent x item: the item's cell part of the slopes (one matrix product)
         slope_item = effects.by_cell(data.item_impact, data.item_lens, data.item_dimension)

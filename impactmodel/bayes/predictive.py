@@ -142,7 +142,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
                         name="scores")
 
 
-_ITEM_NAMES = ("kappa", "delta", "u_department", "gamma", "trait_sd", "trait_z",
+_ITEM_NAMES = ("kappa", "delta", "u_department", "gamma", "trait_chol", "trait_z",
                "effect_cell", "b_population", "b_department")
 
 
@@ -160,7 +160,7 @@ def _item_eta(data: ItemData, draws: dict[str, NDArray[np.float64]]) -> NDArray[
              + draws["b_population"][:, :, p] + draws["b_department"][:, :, d])
     return (draws["delta"][:, j, p] + draws["u_department"][:, m, d]
             + np.einsum("srq,rq->sr", draws["gamma"][:, m], data.z[i])
-            + draws["trait_sd"][:, m] * draws["trait_z"][:, i, m]
+            + np.einsum("srq,srq->sr", draws["trait_chol"][:, m], draws["trait_z"][:, i])
             + np.einsum("spr,rp->sr", slope, data.x[i]))
 
 

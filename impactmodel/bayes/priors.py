@@ -56,6 +56,9 @@ class ScaleScorePriors(_Overridable):
         population part.
     residual_sd, trait_sd : float
         Half-normal scales of the residual sd and of the respondent trait sd per impact.
+    trait_correlation_eta : float
+        LKJ shape of the correlation between a respondent's traits across impacts (1:
+        uniform over correlation matrices; 2, the default, mildly favours weak correlation).
     """
 
     intercept_mean: float = 50.0
@@ -66,6 +69,7 @@ class ScaleScorePriors(_Overridable):
     component_sd: float = 2.5
     residual_sd: float = 20.0
     trait_sd: float = 15.0
+    trait_correlation_eta: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class OrdinalPriors(_Overridable):
         Normal sd of the covariate (dummy) effects per impact.
     trait_sd : float
         Half-normal scale of the respondent trait sd per impact.
+    trait_correlation_eta : float
+        LKJ shape of the correlation between a respondent's traits across impacts (1:
+        uniform over correlation matrices; 2, the default, mildly favours weak correlation).
     effect_sd, component_sd : float
         As in :class:`ScaleScorePriors`, in logits per unit of the practice.
     """
@@ -94,5 +101,6 @@ class OrdinalPriors(_Overridable):
     department_sd: float = 0.5
     covariate_sd: float = 1.0
     trait_sd: float = 1.5
+    trait_correlation_eta: float = 2.0
     effect_sd: float = 1.0
     component_sd: float = 0.5
