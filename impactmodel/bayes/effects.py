@@ -8,7 +8,9 @@ population p in department d of region r, is
 
 with sum-to-zero impact / lens / dimension parts (their sds estimated), a sum-to-zero
 population part with a fixed prior sd (four populations cannot inform an sd), and region
-plus department-within-region variation (:func:`territorial_deviations`).
+plus department-within-region variation (:func:`territorial_deviations`). Both models
+also give each respondent one trait per impact, correlated across impacts
+(:func:`trait_covariance`).
 """
 
 from __future__ import annotations
@@ -131,3 +133,21 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     pm.Deterministic("prob_effect_positive", pt.gt(cell, 0),
                      dims=("practice", "impact", "lens", "dimension"))
     return PracticeEffects(cell, b_pop, b_dept)
+
+
+def trait_covariance(sd_scale: float, correlation_eta: float,
+                     n_impacts: int) -> pt.TensorVariable:
+    """Declare the covariance of a respondent's traits; return its Cholesky factor.
+
+    Half-normal sds of scale ``sd_scale`` and an LKJ(``correlation_eta``) prior on the
+    correlation. Reported: ``trait_sd`` (impact), ``trait_correlation`` and ``trait_chol``
+    (impact x impact_bis; lower triangular, ``trait_i = trait_chol @ standard normal``).
+    The model needs an ``impact_bis`` coordinate (a copy of ``impact``).
+    """
+    chol, correlation, sd = pm.LKJCholeskyCov(
+        "trait_covariance", n=n_impacts, eta=correlation_eta,
+        sd_dist=pm.HalfNormal.dist(sd_scale, shape=n_impacts), compute_corr=True,
+        store_in_trace=False)
+    pm.Deterministic("trait_sd", sd, dims="impact")
+    pm.Deterministic("trait_correlation", correlation, dims=("impact", "impact_bis"))
+    return pm.Deterministic("trait_chol", chol, dims=("impact", "impact_bis"))

@@ -152,6 +152,7 @@ class ScaleScoreFit(_PosteriorTables):
     data: ScoreData
     priors: ScaleScorePriors
     settings: SamplerSettings
+    correlated_traits: bool = False
     _outcome = "scores"
 
     def _observed(self) -> NDArray[np.float64]:
@@ -225,7 +226,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      priors: Mapping[str, float] | None = None,
                      settings: SamplerSettings | None = None,
                      thresholds: Thresholds | None = None,
-                     parametrisation: Parametrisation = "auto") -> ScaleScoreFit:
+                     parametrisation: Parametrisation = "auto",
+                     correlated_traits: bool = False) -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -239,6 +241,9 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
     thresholds : Thresholds, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
+    correlated_traits : bool
+        Estimate the correlation of a respondent's traits across impacts (slower; see
+        :func:`~impactmodel.bayes.gaussian.scale_score_model`).
 
     Returns
     -------
@@ -246,19 +251,21 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
     """
     data = build_score_data(survey, practices)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
-                          parametrisation=parametrisation)
+                          parametrisation=parametrisation, correlated_traits=correlated_traits)
 
 
 def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
                    settings: SamplerSettings | None = None,
                    thresholds: Thresholds | None = None,
-                   parametrisation: Parametrisation = "auto") -> ScaleScoreFit:
+                   parametrisation: Parametrisation = "auto",
+                   correlated_traits: bool = False) -> ScaleScoreFit:
     """Fit the scale-score model to prepared :class:`ScoreData`."""
     resolved = ScaleScorePriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
-    model = scale_score_model(data, resolved, parametrisation)
+    model = scale_score_model(data, resolved, parametrisation, correlated_traits)
     draws = sample_model(model, sampler, thresholds)
-    return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler)
+    return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler,
+                         correlated_traits)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ cannot produce pointwise log-likelihoods or posterior predictive draws by itself
 are computed here from the posterior draws, row by row, in chunks of draws (memory stays
 bounded).
 
-- The unit of the pointwise log-likelihood is the **respondent**: the sum over their
-  respondent x impact groups of the equicorrelated normal log-density (the trait makes a
-  person's scores within an impact dependent; impacts are independent given the
-  parameters). LOO is then leave-one-respondent-out, the question a survey analyst asks.
-- Replicated scores draw a new trait per respondent x impact and new residuals.
+- The unit of the pointwise log-likelihood is the **respondent**: the normal
+  log-density of all their scores, with covariance ``sigma^2 I + Z T Z'`` (the traits,
+  correlated across impacts, make all of one person's scores dependent). LOO is then
+  leave-one-respondent-out, the question a survey analyst asks.
+- Replicated scores draw new traits per respondent (correlated across impacts) and new
+  residuals.
 - For the item model the traits are parameters: the log-likelihood of a respondent is the
   sum over their answers given the drawn traits (LOO is then conditional on the trait,
   which PSIS may find hard: read the Pareto k), and replicated answers reuse the drawn
@@ -53,7 +54,7 @@ def _row_means(data: ScoreData, draws: dict[str, NDArray[np.float64]]
 
 
 _NAMES = ("alpha", "u_department", "effect_cell", "b_population", "b_department", "sigma",
-          "trait_sd")
+          "trait_chol")
 
 
 def _draw_blocks(posterior: xr.Dataset, names: tuple[str, ...], values_per_draw: int
@@ -73,6 +74,14 @@ def _score_blocks(data: ScoreData, posterior: xr.Dataset
     return _draw_blocks(posterior, _NAMES, data.n_rows * (data.x.shape[1] + 1))
 
 
+def _with_trait_factor(posterior: xr.Dataset) -> xr.Dataset:
+    """Add ``trait_chol`` = diag(``trait_sd``) when the traits are independent."""
+    if "trait_chol" in posterior:
+        return posterior
+    eye = xr.DataArray(np.eye(posterior.sizes["impact"]), dims=("impact", "impact_bis"))
+    return posterior.assign(trait_chol=posterior["trait_sd"] * eye)
+
+
 def pointwise_log_likelihood(data: ScoreData, posterior: xr.Dataset) -> xr.DataArray:
     """Log-likelihood of each respondent's scores, per draw (``chain, draw, respondent``).
 
@@ -86,28 +95,32 @@ def pointwise_log_likelihood(data: ScoreData, posterior: xr.Dataset) -> xr.DataA
     -------
     xarray.DataArray
     """
-    n_groups = int(data.group.max()) + 1
-    size = np.bincount(data.group, minlength=n_groups).astype(float)
-    group_respondent = np.zeros(n_groups, dtype=np.int64)
-    group_respondent[data.group] = data.respondent
-    n_resp = len(data.population)
+    n_resp, n_impacts = len(data.population), len(data.coords["impact"])
+    row_impact = data.cell_impact[data.cell]
+    counts = np.zeros((n_resp, n_impacts))
+    np.add.at(counts, (data.respondent, row_impact), 1.0)
+    size = counts.sum(axis=1)
+    shapes, resp_shape = np.unique(counts, axis=0, return_inverse=True)
+    posterior = _with_trait_factor(posterior)
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, n_resp))
     for block, draws in _score_blocks(data, posterior):
         resid = data.y[None, :] - _row_means(data, draws)
         s2 = draws["sigma"][:, None] ** 2
-        t2 = draws["trait_sd"][:, data.group_impact] ** 2  # draws x groups
-        sum_e = np.zeros((resid.shape[0], n_groups))
-        sum_e2 = np.zeros_like(sum_e)
-        np.add.at(sum_e.T, data.group, resid.T)
-        np.add.at(sum_e2.T, data.group, (resid**2).T)
-        denom = s2 + size * t2
-        group_ll = (-0.5 * size * np.log(2 * np.pi) - (size - 1) * 0.5 * np.log(s2)
-                    - 0.5 * np.log(denom)
-                    - 0.5 * (sum_e2 / s2 - t2 * sum_e**2 / (s2 * denom)))
-        per_resp = np.zeros((resid.shape[0], n_resp))
-        np.add.at(per_resp.T, group_respondent, group_ll.T)
-        out[block] = per_resp
+        chol = draws["trait_chol"]  # draws x impact x impact
+        sums = np.zeros((resid.shape[0], n_resp, n_impacts))  # per respondent x impact
+        np.add.at(sums.transpose(1, 2, 0), (data.respondent, row_impact), resid.T)
+        squares = np.zeros((resid.shape[0], n_resp))
+        np.add.at(squares.T, data.respondent, (resid**2).T)
+        # Woodbury per count pattern D: W = L (I + L' D L / s2)^-1 L'
+        inner = (np.eye(n_impacts)
+                 + np.einsum("sab,ua,sac->subc", chol, shapes, chol) / s2[:, :, None, None])
+        weight = np.einsum("sab,subc,sdc->suad", chol, np.linalg.inv(inner), chol)
+        log_det = np.linalg.slogdet(inner)[1]  # draws x count patterns
+        quadratic = (squares / s2 - np.einsum("sia,siab,sib->si", sums,
+                                              weight[:, resp_shape], sums) / s2**2)
+        out[block] = (-0.5 * size * np.log(2 * np.pi * s2) - 0.5 * log_det[:, resp_shape]
+                      - 0.5 * quadratic)
     return xr.DataArray(out.reshape(n_chain, n_draw, n_resp),
                         dims=("chain", "draw", "respondent"),
                         coords={"chain": posterior["chain"], "draw": posterior["draw"]},
@@ -128,14 +141,17 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
     -------
     xarray.DataArray
     """
-    n_groups = int(data.group.max()) + 1
+    n_resp, n_impacts = len(data.population), len(data.coords["impact"])
+    posterior = _with_trait_factor(posterior)
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, data.n_rows))
     for block, draws in _score_blocks(data, posterior):
         n = block.stop - block.start
-        trait = rng.standard_normal((n, n_groups)) * draws["trait_sd"][:, data.group_impact]
+        trait = np.einsum("srq,smq->srm", rng.standard_normal((n, n_resp, n_impacts)),
+                          draws["trait_chol"])  # draws x respondent x impact
         noise = rng.standard_normal((n, data.n_rows)) * draws["sigma"][:, None]
-        out[block] = _row_means(data, draws) + trait[:, data.group] + noise
+        out[block] = (_row_means(data, draws)
+                      + trait[:, data.respondent, data.cell_impact[data.cell]] + noise)
     return xr.DataArray(out.reshape(n_chain, n_draw, data.n_rows),
                         dims=("chain", "draw", "row"),
                         coords={"chain": posterior["chain"], "draw": posterior["draw"]},

@@ -5,22 +5,25 @@ score in cell ``c``, population ``p``, department ``d``) the mean ``a_h + x_i . 
 
     a_h = alpha[c, p] + u[m(c), d],    s_h = e[c] + f[p] + g[d]
 
-constant within the row's *design cell* ``h = (c, p, d)``. The respondent trait per
-impact is integrated out, which couples the rows of one respondent x impact *group*; a
-group's rows enter only through their sum ``Y_g``, whose mean is ``A + x_i . B`` with
+constant within the row's *design cell* ``h = (c, p, d)``. The respondent traits are
+integrated out, which couples the rows of one *unit*: a respondent (traits correlated
+across impacts) or a respondent x impact pair (independent traits). By the Woodbury
+identity a unit's rows enter only through its per-impact residual sums
+``R_m = Y_m - A_m - x_i . B_m``, with ``Y_m`` the sum of its scores on impact ``m`` and
 
-    A = sum_{c in S} alpha[c, p] + n u[m, d],    B = sum_{c in S} e[c] + n (f[p] + g[d])
+    A_m = sum_{c in S_m} alpha[c, p] + n_m u[m, d],    B_m = sum_{c in S_m} e[c] + n_m (f[p] + g[d])
 
-for the set ``S`` of ``n`` cells the group answered. The sums over ``S`` depend only on
-the group's *pattern* ``(p, S)``; groups sharing impact, pattern and department form a
-*class*.
+for the set ``S_m`` of ``n_m`` cells of impact ``m`` it answered. These sums depend only
+on the unit's *pattern* ``(p, S)``; units sharing pattern and department form a *class*.
 
-Both pieces of the log-density are sums of the quadratic form
-``sum (v - a - x.s)^2 = Svv - 2 a Sv - 2 s.Sxv + n a^2 + 2 a s.Sx + s' Sxx s``
-over units sharing ``(a, s)``, so the statistics ``n, Sv, Svv, Sx, Sxv, Sxx`` per design
-cell and per class carry everything the likelihood needs: after this pass, a gradient
-costs the same at 10,000 and at 1,000,000 respondents (the numbers of design cells,
-patterns and classes are bounded by the questionnaire and the territories).
+Both pieces of the log-density are sums of cross-products of residuals
+``r = v - a - S x`` over units sharing ``(a, S)``; with ``w = (1, x, v)`` and
+``Theta = [-a, -S, I]``, ``r = Theta w``, so ``sum r r' = Theta (sum w w') Theta'``: the
+moment matrix ``sum w w'`` (:func:`moment_matrices`) per design cell (of the scores) and
+per class (of the vectors ``Y``) carries everything the likelihood needs: after
+this pass, a gradient costs the same at 10,000 and at 1,000,000 respondents (the numbers
+of design cells, patterns and classes are bounded by the questionnaire and the
+territories).
 """
 
 from __future__ import annotations
@@ -33,47 +36,31 @@ from numpy.typing import NDArray
 from impactmodel.bayes.model_data import ScoreData
 
 
-@dataclass(frozen=True)
-class QuadraticStats:
-    """Statistics of ``sum (v - a - x.s)^2`` over the units of each of ``n`` blocks."""
-
-    n: NDArray[np.float64]  # (blocks,)
-    sv: NDArray[np.float64]  # (blocks,)
-    svv: NDArray[np.float64]  # (blocks,)
-    sx: NDArray[np.float64]  # (blocks, practices)
-    sxv: NDArray[np.float64]  # (blocks, practices)
-    sxx: NDArray[np.float64]  # (blocks, practices, practices)
-
-
-def quadratic_stats(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.float64],
-                    x: NDArray[np.float64]) -> QuadraticStats:
-    """Accumulate :class:`QuadraticStats` of values ``v`` with covariates ``x`` by block.
+def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.float64],
+                    x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per block, the moment matrix ``sum w w'`` of ``w = (1, x, v)`` over its units.
 
     Parameters
     ----------
     block : ndarray of int, shape (units,)
         Block of each unit, in ``0 .. n_blocks - 1``.
     n_blocks : int
-    v : ndarray, shape (units,)
+    v : ndarray, shape (units,) or (units, q)
+        One value per unit (``q = 1``) or ``q`` values.
     x : ndarray, shape (units, practices)
 
     Returns
     -------
-    QuadraticStats
+    ndarray, shape (n_blocks, 1 + practices + q, 1 + practices + q)
+        Symmetric; entry ``[0, 0]`` is the block's number of units.
     """
-    def total(w: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.bincount(block, weights=w, minlength=n_blocks)
-
-    n_x = x.shape[1]
-    sxx = np.empty((n_blocks, n_x, n_x))
-    for j in range(n_x):
-        for k in range(j, n_x):
-            sxx[:, j, k] = sxx[:, k, j] = total(x[:, j] * x[:, k])
-    return QuadraticStats(
-        n=total(np.ones(len(v))), sv=total(v), svv=total(v * v),
-        sx=np.column_stack([total(x[:, j]) for j in range(n_x)]).reshape(n_blocks, n_x),
-        sxv=np.column_stack([total(x[:, j] * v) for j in range(n_x)]).reshape(n_blocks, n_x),
-        sxx=sxx)
+    w = np.column_stack([np.ones(len(x)), x, v.reshape(len(x), -1)])
+    out = np.empty((n_blocks, w.shape[1], w.shape[1]))
+    for j in range(w.shape[1]):
+        for k in range(j, w.shape[1]):
+            out[:, j, k] = out[:, k, j] = np.bincount(block, weights=w[:, j] * w[:, k],
+                                                      minlength=n_blocks)
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,34 +71,37 @@ class ScoreStatistics:
     ----------
     cell, population, department : ndarray of int, shape (design_cells,)
         The design cells present in the data.
-    rows : QuadraticStats
-        Per design cell, of the scores.
-    class_pattern, class_impact, class_population, class_department, class_size :
-        ndarray of int, shape (classes,)
-        Each class's pattern, impact, population, department and number of cells.
-    groups : QuadraticStats
-        Per class, of the group sums ``Y_g``.
+    rows : ndarray, shape (design_cells, 2 + practices, 2 + practices)
+        Per design cell, the moment matrix of ``(1, x, score)``.
+    class_pattern, class_population, class_department : ndarray of int, shape (classes,)
+        Each class's pattern, population and department.
+    classes : ndarray, shape (classes, 1 + practices + q, 1 + practices + q)
+        Per class, the moment matrix of ``(1, x, Y)``, ``Y`` a unit's per-impact score
+        sums (``q`` = impacts when units are respondents, 1 when respondent x impact).
     pattern_population : ndarray of int, shape (patterns,)
+    pattern_counts : ndarray of int, shape (patterns, impacts)
+        Cells of each impact in the pattern (``n_m``).
+    pattern_units : ndarray of int, shape (patterns,)
+        Units with the pattern.
     member_pattern, member_cell : ndarray of int
         Pairs (pattern, cell): the cells ``S`` of each pattern.
-    n_rows, n_groups : int
+    n_rows : int
     """
 
     cell: NDArray[np.integer]
     population: NDArray[np.integer]
     department: NDArray[np.integer]
-    rows: QuadraticStats
+    rows: NDArray[np.float64]
     class_pattern: NDArray[np.integer]
-    class_impact: NDArray[np.integer]
     class_population: NDArray[np.integer]
     class_department: NDArray[np.integer]
-    class_size: NDArray[np.integer]
-    groups: QuadraticStats
+    classes: NDArray[np.float64]
     pattern_population: NDArray[np.integer]
+    pattern_counts: NDArray[np.integer]
+    pattern_units: NDArray[np.integer]
     member_pattern: NDArray[np.integer]
     member_cell: NDArray[np.integer]
     n_rows: int
-    n_groups: int
 
 
 def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -126,47 +116,52 @@ def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]
     return keys, row_cell
 
 
-def score_statistics(data: ScoreData) -> ScoreStatistics:
+def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     """Reduce :class:`ScoreData` to :class:`ScoreStatistics` (see the module docstring).
 
     Parameters
     ----------
     data : ScoreData
+    couple_impacts : bool
+        Units are respondents (traits correlated across impacts) if True, respondent x
+        impact pairs (independent traits) if False.
 
     Returns
     -------
     ScoreStatistics
     """
-    n_cells = len(data.coords["cell"])
+    n_cells, n_impacts = len(data.coords["cell"]), len(data.coords["impact"])
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     keys, design_cell = design_cells(data)
-    rows = quadratic_stats(design_cell, len(keys), data.y, data.x[data.respondent])
+    rows = moment_matrices(design_cell, len(keys), data.y, data.x[data.respondent])
 
-    n_groups = int(data.group.max()) + 1
-    group_respondent = np.zeros(n_groups, dtype=np.int64)
-    group_respondent[data.group] = data.respondent
-    g_pop = data.population[group_respondent]
-    g_dept = data.department[group_respondent]
+    row_unit = data.respondent if couple_impacts else data.group
+    n_units = int(row_unit.max()) + 1
+    unit_respondent = np.zeros(n_units, dtype=np.int64)
+    unit_respondent[row_unit] = data.respondent
+    unit_pop = data.population[unit_respondent]
     # a pattern: the population and the set of cells answered (bit mask words)
-    masks = _cell_masks(data.group, data.cell, n_groups, n_cells)
-    patterns, group_pattern = np.unique(np.column_stack([g_pop, masks]), axis=0,
-                                        return_inverse=True)
-    class_rows, group_class = np.unique(
-        np.column_stack([group_pattern, data.group_impact, g_dept]), axis=0,
+    masks = _cell_masks(row_unit, data.cell, n_units, n_cells)
+    patterns, unit_pattern = np.unique(np.column_stack([unit_pop, masks]), axis=0,
+                                       return_inverse=True)
+    class_rows, unit_class = np.unique(
+        np.column_stack([unit_pattern, data.department[unit_respondent]]), axis=0,
         return_inverse=True)
-    groups = quadratic_stats(group_class, len(class_rows),
-                             np.bincount(data.group, weights=data.y, minlength=n_groups),
-                             data.x[group_respondent])
+    row_slot = data.cell_impact[data.cell] if couple_impacts else np.zeros(len(data.y), int)
+    sums = np.zeros((n_units, n_impacts if couple_impacts else 1))
+    np.add.at(sums, (row_unit, row_slot), data.y)
+    classes = moment_matrices(unit_class, len(class_rows), sums, data.x[unit_respondent])
     members = [_cells_of_mask(words) for words in patterns[:, 1:]]
-    class_size = np.array([len(members[k]) for k in class_rows[:, 0]], dtype=np.int64)
+    counts = np.array([np.bincount(data.cell_impact[m], minlength=n_impacts)
+                       for m in members], dtype=np.int64)
     return ScoreStatistics(
         cell=keys // (n_pop * n_dept), population=(keys // n_dept) % n_pop,
         department=keys % n_dept, rows=rows, class_pattern=class_rows[:, 0],
-        class_impact=class_rows[:, 1], class_population=patterns[class_rows[:, 0], 0],
-        class_department=class_rows[:, 2], class_size=class_size, groups=groups,
-        pattern_population=patterns[:, 0],
+        class_population=patterns[class_rows[:, 0], 0], class_department=class_rows[:, 1],
+        classes=classes, pattern_population=patterns[:, 0], pattern_counts=counts,
+        pattern_units=np.bincount(unit_pattern, minlength=len(patterns)),
         member_pattern=np.repeat(np.arange(len(members)), [len(m) for m in members]),
-        member_cell=np.concatenate(members), n_rows=len(data.y), n_groups=n_groups)
+        member_cell=np.concatenate(members), n_rows=len(data.y))
 
 
 _WORD = 62  # bits used per int64 word of a cell mask
