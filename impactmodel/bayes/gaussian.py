@@ -9,14 +9,21 @@ For respondent ``i`` (population ``p``, department ``d`` in region ``r``) and ce
                          + b_pop[j, p] + b_region[j, r] + b_dept[j, d]
 
 ``t_i ~ N(0, T)`` is the respondent's trait vector over the impacts (it makes one
-person's cell scores correlated, within an impact and across impacts; ``T`` has half-normal
-sds and an LKJ correlation) and ``e_ic ~ N(0, sigma)``. The traits are integrated out
-analytically: a respondent's ``n`` scores are normal with covariance
-``sigma^2 I + Z T Z'`` (``Z`` the cell -> impact indicator), whose inverse and determinant
-need only 3 x 3 matrices (Woodbury), so the sampler sees only group-level parameters,
-and the likelihood is evaluated on sufficient statistics
-(:mod:`impactmodel.bayes.sufficient`): its cost does not grow with the number of
-respondents.
+person's cell scores correlated) and ``e_ic ~ N(0, sigma)``. ``T`` is diagonal by default
+(half-normal sds: traits independent across impacts); with ``correlated_traits=True`` it
+also has an LKJ correlation, so a person's scores are correlated across impacts too. The
+traits are integrated out analytically: a respondent's ``n`` scores are normal with
+covariance ``sigma^2 I + Z T Z'`` (``Z`` the cell -> impact indicator), whose inverse and
+determinant need only 3 x 3 matrices (Woodbury; scalars when ``T`` is diagonal), so the
+sampler sees only group-level parameters, and the likelihood is evaluated on sufficient
+statistics (:mod:`impactmodel.bayes.sufficient`): its cost does not grow with the number
+of respondents.
+
+Why independent traits by default: with correlated traits every respondent class
+(pattern of cells x department) carries a 3 x 3 quadratic form in place of three scalar
+ones, measured at 11.0 ms per gradient against 0.98 ms at 81,471 respondents. Ignoring a
+positive correlation understates the uncertainty of the effect parts shared by the three
+impacts; the item-level model (:mod:`impactmodel.bayes.ordinal`) always estimates it.
 
 Coding, chosen for sampling as much as for meaning:
 
