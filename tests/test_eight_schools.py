@@ -93,3 +93,21 @@ def test_convergence_is_reported(draws):
     assert c.min_ess_bulk > 100
     text = str(c)
     assert "R-hat" in text and "ESS" in text
+
+
+def test_a_failed_check_names_the_worst_parameter(draws):
+    """Shift one chain of one school's theta: R-hat fails and the message points at it."""
+    import xarray as xr
+
+    from impactmodel.bayes.diagnostics import check_convergence
+
+    posterior = draws.idata["posterior"].ds.copy(deep=True)
+    shifted = posterior["theta"].copy()
+    school = str(shifted["group"].values[3])
+    shifted.loc[{"chain": 0, "group": school}] += 40.0
+    tree = xr.DataTree.from_dict({"posterior": posterior.assign(theta=shifted),
+                                  "sample_stats": draws.idata["sample_stats"].ds})
+    result = check_convergence(tree)
+    assert not result.converged
+    assert any(p.startswith("R-hat") and f"(worst: theta[{school}])" in p
+               for p in result.problems), result.problems

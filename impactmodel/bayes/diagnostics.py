@@ -60,13 +60,26 @@ class Convergence:
         return "\n".join([*lines, *(f"  - {p}" for p in self.problems)])
 
 
-def _extreme(tree: xr.DataTree, op: str) -> float:
-    values = [np.asarray(v) for v in tree.ds.data_vars.values()]
-    flat = np.concatenate([v.ravel() for v in values]) if values else np.array([np.nan])
-    flat = flat[np.isfinite(flat)]
-    if not len(flat):
-        return float("nan")
-    return float(flat.max() if op == "max" else flat.min())
+def _extreme(tree: xr.DataTree, op: str) -> tuple[float, str]:
+    """Return the largest (``op="max"``) or smallest value of all variables, and where.
+
+    The location reads ``name[label, ...]`` (coordinate labels of the element), so that
+    a failed check says which parameter to look at.
+    """
+    best, where = float("nan"), ""
+    for name, array in tree.ds.data_vars.items():
+        values = np.asarray(array, dtype=float)
+        finite = np.where(np.isfinite(values), values, -np.inf if op == "max" else np.inf)
+        if not values.size or not np.isfinite(finite).any():
+            continue
+        flat = int(np.argmax(finite) if op == "max" else np.argmin(finite))
+        value = float(finite.ravel()[flat])
+        if np.isnan(best) or (value > best if op == "max" else value < best):
+            position = np.unravel_index(flat, values.shape)
+            labels = [str(array[dim].values[i]) if dim in array.coords else str(i)
+                      for dim, i in zip(array.dims, position, strict=True)]
+            best, where = value, f"{name}[{', '.join(labels)}]" if labels else str(name)
+    return best, where
 
 
 def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
@@ -93,19 +106,21 @@ def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
         return Convergence(np.nan, np.nan, np.nan, 0, np.nan, limits,
                            ("draws from a variational approximation: no MCMC diagnostics",),
                            approximate=True)
-    rhat = _extreme(az.rhat(idata, var_names=var_names), "max")
-    bulk = _extreme(az.ess(idata, var_names=var_names, method="bulk"), "min")
-    tail = _extreme(az.ess(idata, var_names=var_names, method="tail"), "min")
+    rhat, rhat_at = _extreme(az.rhat(idata, var_names=var_names), "max")
+    bulk, bulk_at = _extreme(az.ess(idata, var_names=var_names, method="bulk"), "min")
+    tail, tail_at = _extreme(az.ess(idata, var_names=var_names, method="tail"), "min")
     stats = idata["sample_stats"].ds
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    bfmi = _extreme(az.bfmi(idata), "min") if "energy" in stats else float("nan")
+    bfmi = _extreme(az.bfmi(idata), "min")[0] if "energy" in stats else float("nan")
     problems = []
     if not rhat <= limits.max_rhat:
-        problems.append(f"R-hat {rhat:.3f} above {limits.max_rhat}")
+        problems.append(f"R-hat {rhat:.3f} above {limits.max_rhat} (worst: {rhat_at})")
     if not bulk >= limits.min_ess_bulk:
-        problems.append(f"bulk ESS {bulk:.0f} below {limits.min_ess_bulk:.0f}")
+        problems.append(f"bulk ESS {bulk:.0f} below {limits.min_ess_bulk:.0f} "
+                        f"(worst: {bulk_at})")
     if not tail >= limits.min_ess_tail:
-        problems.append(f"tail ESS {tail:.0f} below {limits.min_ess_tail:.0f}")
+        problems.append(f"tail ESS {tail:.0f} below {limits.min_ess_tail:.0f} "
+                        f"(worst: {tail_at})")
     if divergences > limits.max_divergences:
         problems.append(f"{divergences} divergent transitions (raise target_accept, e.g. "
                         "0.95, or reparametrise)")
