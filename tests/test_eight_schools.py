@@ -20,6 +20,7 @@ from impactmodel.bayes.hierarchical_normal import (
     HierarchicalNormalPriors,
     hierarchical_normal_model,
 )
+from impactmodel.bayes.sampling import SamplingError
 
 # ArviZ's centered_eight data (Rubin 1981): effects and standard errors
 Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
@@ -66,11 +67,12 @@ def exact_posterior() -> dict[str, tuple[float, ...]]:
             "theta": (theta_mean, np.sqrt(theta_sq - theta_mean**2))}
 
 
-@pytest.fixture(scope="module")
-def draws():
+@pytest.fixture(scope="module", params=["diag", "low_rank"])
+def draws(request):
+    """nutpie with each mass-matrix adaptation the package offers."""
     model = hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS)
     return sample_model(model, SamplerSettings(draws=2000, tune=1000, chains=4, seed=20,
-                                               target_accept=0.95))
+                                               target_accept=0.95, adaptation=request.param))
 
 
 def test_eight_schools_matches_numerical_integration(draws):
@@ -111,3 +113,12 @@ def test_a_failed_check_names_the_worst_parameter(draws):
     assert not result.converged
     assert any(p.startswith("R-hat") and f"(worst: theta[{school}])" in p
                for p in result.problems), result.problems
+
+
+def test_sampler_settings_are_checked():
+    with pytest.raises(SamplingError, match="unknown adaptation 'dense'"):
+        SamplerSettings(adaptation="dense")  # type: ignore[arg-type]
+    with pytest.raises(SamplingError, match="needs the nutpie sampler"):
+        SamplerSettings(sampler="pymc", adaptation="low_rank")
+    with pytest.raises(SamplingError, match="draws must be positive"):
+        SamplerSettings(draws=0)

@@ -23,6 +23,8 @@ from impactmodel.errors import ImpactModelError
 
 Sampler = Literal["nutpie", "pymc", "advi"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "advi")
+Adaptation = Literal["diag", "low_rank"]
+ADAPTATIONS: tuple[str, ...] = ("diag", "low_rank")
 
 
 class SamplingError(ImpactModelError):
@@ -43,6 +45,9 @@ class SamplerSettings:
     target_accept : float
         NUTS target acceptance (0.8, nutpie's and PyMC's default: the models are
         parametrised to need no more; raise it if a fit reports divergences).
+    adaptation : {"diag", "low_rank"}
+        nutpie's mass-matrix adaptation: diagonal (default, as Stan and PyMC) or
+        low-rank-modified diagonal (learns a few correlated directions of the posterior).
     advi_iterations : int
     """
 
@@ -52,12 +57,19 @@ class SamplerSettings:
     chains: int = 4
     seed: int = 0
     target_accept: float = 0.8
+    adaptation: Adaptation = "diag"
     advi_iterations: int = 20000
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise SamplingError(f"unknown sampler {self.sampler!r}; choose one of "
                                 + ", ".join(SAMPLERS))
+        if self.adaptation not in ADAPTATIONS:
+            raise SamplingError(f"unknown adaptation {self.adaptation!r}; choose one of "
+                                + ", ".join(ADAPTATIONS))
+        if self.adaptation != "diag" and self.sampler != "nutpie":
+            raise SamplingError(f"adaptation {self.adaptation!r} needs the nutpie sampler, "
+                                f"not {self.sampler!r}")
         for name in ("draws", "tune", "chains"):
             if getattr(self, name) < (0 if name == "tune" else 1):
                 raise SamplingError(f"{name} must be positive, got {getattr(self, name)}")
@@ -134,13 +146,15 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
             idata = nutpie.sample(_compiled(built), draws=settings.draws, tune=settings.tune,
                                   chains=settings.chains, seed=settings.seed,
                                   target_accept=settings.target_accept, progress_bar=False,
-                                  save_warmup=False)
+                                  save_warmup=False, adaptation=settings.adaptation)
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), settings)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=settings.target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
-                          compute_convergence_checks=False)
+                          compute_convergence_checks=False,
+                          **({"nuts": {"adaptation": settings.adaptation}}
+                             if settings.sampler == "nutpie" else {}))
     names = var_names or _free_names(pymc_model)
     return Draws(idata, check_convergence(idata, names, thresholds), settings)
 
