@@ -9,13 +9,13 @@ complete example; :func:`load_codebook` validates it and reports every problem a
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from impactmodel.errors import Problem, ValidationError
+from impactmodel.errors import ValidationError
+from impactmodel.tomlfile import ProblemCollector, read_toml
 from impactmodel.vocabulary import (
     DIMENSIONS,
     IMPACTS,
@@ -161,66 +161,6 @@ _ITEM_KEYS = ("impact", "lens", "dimension", "scale", "reverse", "asked", "text"
 _PS_KEYS = ("variables",)
 
 
-class _Collector:
-    """Gathers codebook problems, so that all are reported at once."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def add(self, key: str, title: str, got: object = None, expected: str | None = None,
-            hint: str | None = None) -> None:
-        values = () if got is None else (repr(got),)
-        self.problems.append(Problem(self.file, title, column=key, values=values,
-                                     expected=expected, hint=hint))
-
-    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                guess = closest(key, allowed)
-                self.add(f"{where}.{key}" if where else key, "unknown key", got=key,
-                         expected="one of " + ", ".join(allowed),
-                         hint=f"did you mean '{guess}'?" if guess else None)
-
-    def table(self, value: object, where: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.add(where, "must be a table", got=value, expected=f"[{where}] table")
-            return {}
-        return value
-
-    def string(self, table: Mapping[str, Any], key: str, where: str,
-               required: bool = True) -> str | None:
-        value = table.get(key)
-        if value is None:
-            if required:
-                self.add(f"{where}.{key}", "missing required key", expected="a column name")
-            return None
-        if not isinstance(value, str) or not value:
-            self.add(f"{where}.{key}", "must be a non-empty string", got=value)
-            return None
-        return value
-
-    def strings(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-        value = table.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.add(f"{where}.{key}", "must be a column name or a list of column names",
-                     got=value)
-            return ()
-        return tuple(value)
-
-    def choice(self, value: object, allowed: tuple[str, ...], key: str, what: str) -> str:
-        if isinstance(value, str) and value in allowed:
-            return value
-        guess = closest(value, allowed) if isinstance(value, str) else None
-        self.add(key, f"unknown {what}", got=value, expected="one of " + ", ".join(allowed),
-                 hint=f"did you mean '{guess}'?" if guess else None)
-        return str(value)
-
-
 def level_text(value: object) -> str:
     """Canonical text of a level, so that 2, 2.0 and '2' compare equal."""
     if isinstance(value, float) and value.is_integer():
@@ -228,7 +168,7 @@ def level_text(value: object) -> str:
     return str(value).strip()
 
 
-def _parse_variables(c: _Collector, raw: object, where: str) -> tuple[VariableSpec, ...]:
+def _parse_variables(c: ProblemCollector, raw: object, where: str) -> tuple[VariableSpec, ...]:
     specs = []
     for column, body in c.table(raw, where).items():
         key = f"{where}.{column}"
@@ -250,7 +190,7 @@ def _parse_variables(c: _Collector, raw: object, where: str) -> tuple[VariableSp
     return tuple(specs)
 
 
-def _parse_scales(c: _Collector, raw: object) -> dict[str, ScaleSpec]:
+def _parse_scales(c: ProblemCollector, raw: object) -> dict[str, ScaleSpec]:
     scales = {}
     for name, body in c.table(raw, "scales").items():
         key = f"scales.{name}"
@@ -272,7 +212,7 @@ def _parse_scales(c: _Collector, raw: object) -> dict[str, ScaleSpec]:
     return scales
 
 
-def _parse_items(c: _Collector, raw: object, scales: Mapping[str, ScaleSpec]
+def _parse_items(c: ProblemCollector, raw: object, scales: Mapping[str, ScaleSpec]
                  ) -> tuple[ItemSpec, ...]:
     items = []
     axes = (("impact", IMPACTS), ("lens", LENSES), ("dimension", DIMENSIONS))
@@ -331,7 +271,7 @@ def parse_codebook(raw: Mapping[str, Any], path: str = "<codebook>") -> Codebook
         Listing every problem found (unknown keys with the nearest valid key, unknown
         impact / lens / dimension / population, undefined scales, missing keys ...).
     """
-    c = _Collector(path)
+    c = ProblemCollector(path)
     c.unknown_keys(raw, _TOP_KEYS, "")
     survey = c.table(raw.get("survey"), "survey")
     if "survey" not in raw:
@@ -401,18 +341,7 @@ def load_codebook(path: str | Path) -> Codebook:
     ValidationError
         When the file is missing, is not valid TOML, or breaks the codebook schema.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError([Problem(str(p), f"cannot read the codebook: {exc.strerror}",
-                                       expected="a readable TOML file")]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError([Problem(str(p), f"not valid TOML: {exc}",
-                                       expected="a TOML codebook")]) from None
-    return parse_codebook(raw, str(p))
+    return parse_codebook(read_toml(path, "codebook"), str(path))
 
 
 # --- writing ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from impactmodel.simulate import Simulation, SimulationSettings, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "data" / "example"
+MODELS = REPO / "models"
 
 
 @pytest.fixture(scope="session")

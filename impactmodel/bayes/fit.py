@@ -9,7 +9,7 @@ convergence report and tidy tables.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import arviz as az
@@ -32,6 +32,7 @@ from impactmodel.bayes.predictive import (
 )
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
 from impactmodel.bayes.sampling import SamplerSettings, sample_model
+from impactmodel.specification import ModelSpec
 from impactmodel.survey_data import SurveyData
 
 INTERVAL = 0.9
@@ -323,3 +324,29 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     built = ordinal_item_model(data, resolved, parametrisation)
     draws = sample_model(built, sampler, thresholds)
     return ItemFit(draws.idata, draws.convergence, data, resolved, sampler)
+
+
+def fit_spec(spec: ModelSpec, survey: SurveyData) -> ScaleScoreFit | ItemFit:
+    """Fit the model a specification describes (:mod:`impactmodel.specification`).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    survey : SurveyData
+        The survey to fit (the specification's data, or data given on the command line).
+
+    Returns
+    -------
+    ScaleScoreFit or ItemFit
+        By ``spec.outcome``; its priors, sampler settings and thresholds are the
+        specification's.
+    """
+    priors = asdict(spec.priors)
+    if spec.outcome == "items":
+        return fit_items(survey, practices=spec.practices, covariates=spec.covariates,
+                         priors=priors, settings=spec.sampler, thresholds=spec.thresholds,
+                         parametrisation=spec.parametrisation)
+    return fit_scale_scores(survey, practices=spec.practices, priors=priors,
+                            settings=spec.sampler, thresholds=spec.thresholds,
+                            parametrisation=spec.parametrisation,
+                            correlated_traits=spec.correlated_traits)

@@ -1,0 +1,296 @@
+"""Model specifications: a TOML file that says which model to fit, on what, and how.
+
+A specification is data, never code: it is parsed with :mod:`tomllib` and checked key by
+key; every problem (unknown key with the closest valid one, bad value with the allowed
+ones, a path leaving the specification's folder) is reported at once in one
+:class:`~impactmodel.errors.ValidationError`. Sections::
+
+    [model]        name (letters, digits, "-", "_"), description
+    [data]         respondents, codebook: paths relative to the specification's folder,
+                   which they may not leave; both absent = the embedded example
+    [outcome]      kind = "scale_scores" | "items"
+    [predictors]   practices (default: every non-categorical one), covariates (items only)
+    [structure]    parametrisation = "auto" | "centred" | "non-centred";
+                   correlated_traits (scale scores only)
+    [priors]       any prior of the outcome's prior set, by name
+                   (:class:`~impactmodel.bayes.priors.ScaleScorePriors` or
+                   :class:`~impactmodel.bayes.priors.OrdinalPriors`)
+    [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
+    [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
+
+Everything absent takes the package default, and :meth:`ModelSpec.resolved` gives the
+specification with every default filled in (what a run records).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from impactmodel.bayes.diagnostics import Thresholds
+from impactmodel.bayes.gaussian import Parametrisation
+from impactmodel.bayes.priors import OrdinalPriors, PriorError, ScaleScorePriors
+from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, SamplingError
+from impactmodel.errors import ValidationError
+from impactmodel.tomlfile import ProblemCollector, read_toml
+
+Outcome = Literal["scale_scores", "items"]
+OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
+PARAMETRISATIONS: tuple[str, ...] = ("auto", "centred", "non-centred")
+
+_SECTIONS = ("model", "data", "outcome", "predictors", "structure", "priors", "sampler",
+             "convergence")
+_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("name", "description"),
+    "data": ("respondents", "codebook"),
+    "outcome": ("kind",),
+    "predictors": ("practices", "covariates"),
+    "structure": ("parametrisation", "correlated_traits"),
+    "sampler": tuple(f.name for f in fields(SamplerSettings)),
+    "convergence": tuple(f.name for f in fields(Thresholds)),
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model specification (see the module docstring).
+
+    Attributes
+    ----------
+    name, description : str
+    source : Path or None
+        The file it was read from.
+    respondents, codebook : Path or None
+        Resolved data paths; None for the embedded example.
+    outcome : {"scale_scores", "items"}
+    practices : tuple of str or None
+        None: every non-categorical practice of the codebook.
+    covariates : tuple of str or None
+        None: the codebook's post-stratification variables (item model).
+    parametrisation : {"auto", "centred", "non-centred"}
+    correlated_traits : bool
+    priors : ScaleScorePriors or OrdinalPriors
+        With the specification's overrides applied.
+    sampler : SamplerSettings
+    thresholds : Thresholds
+    """
+
+    name: str
+    description: str
+    source: Path | None
+    respondents: Path | None
+    codebook: Path | None
+    outcome: Outcome
+    practices: tuple[str, ...] | None
+    covariates: tuple[str, ...] | None
+    parametrisation: Parametrisation
+    correlated_traits: bool
+    priors: ScaleScorePriors | OrdinalPriors
+    sampler: SamplerSettings
+    thresholds: Thresholds
+
+    def resolved(self) -> dict[str, Any]:
+        """Return the specification with every default filled in, as plain values."""
+        folder = self.source.resolve().parent if self.source is not None else None
+
+        def shown(path: Path | None) -> str:
+            if path is None:
+                return "(embedded example)"
+            return str(path.relative_to(folder)) if folder is not None else str(path)
+
+        return {
+            "model": {"name": self.name, "description": self.description},
+            "data": {"respondents": shown(self.respondents), "codebook": shown(self.codebook)},
+            "outcome": {"kind": self.outcome},
+            "predictors": {"practices": list(self.practices) if self.practices is not None
+                           else "(every non-categorical practice)",
+                           "covariates": list(self.covariates) if self.covariates is not None
+                           else "(the codebook's post-stratification variables)"},
+            "structure": {"parametrisation": self.parametrisation,
+                          "correlated_traits": self.correlated_traits},
+            "priors": asdict(self.priors),
+            "sampler": asdict(self.sampler),
+            "convergence": asdict(self.thresholds),
+        }
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a model specification file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem found, each naming its key, the bad value and what is
+        allowed.
+    """
+    p = Path(path)
+    return parse_spec(read_toml(p, "model specification"), p)
+
+
+def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
+    """Validate a parsed specification (see :func:`load_spec`).
+
+    Parameters
+    ----------
+    raw : mapping
+        The document, as :func:`tomllib.loads` returns it.
+    source : Path, optional
+        The file it came from: data paths are resolved in its folder. Without it, data
+        paths are refused (the embedded example is used).
+    """
+    c = ProblemCollector(str(source) if source is not None else "<specification>")
+    c.unknown_keys(raw, _SECTIONS, "")
+    sections = {name: c.table(raw.get(name), name) for name in _SECTIONS}
+    for name, allowed in _KEYS.items():
+        c.unknown_keys(sections[name], allowed, name)
+
+    model = sections["model"]
+    name = c.string(model, "name", "model") or "model"
+    if "name" in model and isinstance(model["name"], str) and not _NAME.match(model["name"]):
+        c.add("model.name", "not usable as a folder name", got=model["name"],
+              expected="1-64 letters, digits, '-' or '_', starting with a letter or digit")
+    description = c.string(model, "description", "model", required=False) or ""
+
+    respondents, codebook = _data_paths(c, sections["data"], source)
+    outcome = c.choice(sections["outcome"].get("kind", "scale_scores"), OUTCOMES,
+                       "outcome.kind", "outcome")
+
+    predictors = sections["predictors"]
+    practices = (c.strings(predictors, "practices", "predictors")
+                 if "practices" in predictors else None)
+    covariates = (c.strings(predictors, "covariates", "predictors")
+                  if "covariates" in predictors else None)
+    if covariates and outcome == "scale_scores":
+        c.add("predictors.covariates", "covariates are used by the item model only",
+              got=list(covariates), expected="no covariates with outcome.kind = "
+              "'scale_scores', or outcome.kind = 'items'")
+
+    structure = sections["structure"]
+    parametrisation = c.choice(structure.get("parametrisation", "auto"), PARAMETRISATIONS,
+                               "structure.parametrisation", "parametrisation")
+    correlated = structure.get("correlated_traits", False)
+    if not isinstance(correlated, bool):
+        c.add("structure.correlated_traits", "must be true or false", got=correlated)
+        correlated = False
+    if correlated and outcome == "items":
+        c.add("structure.correlated_traits", "the item model always estimates the trait "
+              "correlation", got=correlated, expected="no structure.correlated_traits "
+              "with outcome.kind = 'items'")
+
+    defaults: ScaleScorePriors | OrdinalPriors = (
+        OrdinalPriors() if outcome == "items" else ScaleScorePriors())
+    try:
+        priors = defaults.with_overrides(sections["priors"])
+    except PriorError as exc:
+        c.add("priors", str(exc))
+        priors = defaults
+
+    sampler = _settings(c, sections["sampler"])
+    thresholds = _thresholds(c, sections["convergence"])
+    if c.problems:
+        raise ValidationError(c.problems)
+    return ModelSpec(name=name, description=description, source=source,
+                     respondents=respondents, codebook=codebook,
+                     outcome=outcome,  # type: ignore[arg-type]
+                     practices=practices, covariates=covariates,
+                     parametrisation=parametrisation,  # type: ignore[arg-type]
+                     correlated_traits=correlated, priors=priors, sampler=sampler,
+                     thresholds=thresholds)
+
+
+def _data_paths(c: ProblemCollector, data: Mapping[str, Any], source: Path | None
+                ) -> tuple[Path | None, Path | None]:
+    """Resolve ``[data]`` paths inside the specification's folder (both or neither)."""
+    given = {key: c.string(data, key, "data", required=False)
+             for key in ("respondents", "codebook")}
+    if not any(given.values()):
+        return None, None
+    if not all(given.values()):
+        missing = [k for k, v in given.items() if not v]
+        c.add(f"data.{missing[0]}", "missing: give both data files or neither",
+              expected="respondents and codebook together (neither = the embedded example)")
+        return None, None
+    if source is None:
+        c.add("data", "data paths need a specification file to be relative to")
+        return None, None
+    folder = source.resolve().parent
+    resolved: list[Path | None] = []
+    for key, value in given.items():
+        relative = Path(str(value))
+        target = (folder / relative).resolve()
+        if relative.is_absolute() or not target.is_relative_to(folder):
+            c.add(f"data.{key}", "path leaves the specification's folder", got=value,
+                  expected=f"a path inside {folder}",
+                  hint="copy or link the file next to the specification, or pass it with "
+                       "--data / --codebook")
+            resolved.append(None)
+        else:
+            resolved.append(target)
+    return resolved[0], resolved[1]
+
+
+def _number(c: ProblemCollector, table: Mapping[str, Any], key: str, where: str,
+            default: float, kind: type, low: float, low_open: bool = False,
+            high: float | None = None) -> Any:
+    """Return ``table[key]`` if a number of ``kind`` in range, else record a problem."""
+    value = table.get(key, default)
+    ok = (not isinstance(value, bool) and isinstance(value, int | float)
+          and (kind is float or isinstance(value, int))
+          and (value > low if low_open else value >= low) and (high is None or value < high))
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low}" + (f" and < {high}" if high else "")
+        c.add(f"{where}.{key}", "bad value", got=value,
+              expected=f"{'an integer' if kind is int else 'a number'} {bound}")
+        return default
+    return kind(value)
+
+
+def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
+    """``[sampler]`` as :class:`SamplerSettings` (defaults for what is absent)."""
+    d = SamplerSettings()
+    values = {
+        "sampler": c.choice(table.get("sampler", d.sampler), SAMPLERS, "sampler.sampler",
+                            "sampler"),
+        "adaptation": c.choice(table.get("adaptation", d.adaptation), ADAPTATIONS,
+                               "sampler.adaptation", "adaptation"),
+        "draws": _number(c, table, "draws", "sampler", d.draws, int, 1),
+        "tune": _number(c, table, "tune", "sampler", d.tune, int, 0),
+        "chains": _number(c, table, "chains", "sampler", d.chains, int, 1),
+        "seed": _number(c, table, "seed", "sampler", d.seed, int, 0),
+        "target_accept": _number(c, table, "target_accept", "sampler", d.target_accept,
+                                 float, 0.0, low_open=True, high=1.0),
+        "advi_iterations": _number(c, table, "advi_iterations", "sampler",
+                                   d.advi_iterations, int, 1),
+    }
+    try:
+        return SamplerSettings(**values)
+    except SamplingError as exc:
+        c.add("sampler", str(exc))
+        return d
+
+
+def _thresholds(c: ProblemCollector, table: Mapping[str, Any]) -> Thresholds:
+    """``[convergence]`` as :class:`Thresholds` (defaults for what is absent)."""
+    d = Thresholds()
+    return Thresholds(
+        max_rhat=_number(c, table, "max_rhat", "convergence", d.max_rhat, float, 1.0,
+                         low_open=True),
+        min_ess_bulk=_number(c, table, "min_ess_bulk", "convergence", d.min_ess_bulk,
+                             float, 0.0),
+        min_ess_tail=_number(c, table, "min_ess_tail", "convergence", d.min_ess_tail,
+                             float, 0.0),
+        max_divergences=_number(c, table, "max_divergences", "convergence",
+                                d.max_divergences, int, 0),
+        min_bfmi=_number(c, table, "min_bfmi", "convergence", d.min_bfmi, float, 0.0))
