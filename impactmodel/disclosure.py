@@ -1,0 +1,101 @@
+"""Disclosure control applied to every per-population and per-territory table exported.
+
+Respondent-level answers are personal data. Before a table is written:
+
+- **frequency rule** — a row based on fewer than ``min_count`` respondents (default 11,
+  never below 3) is suppressed: its estimates and its count are blanked and its status
+  says why;
+- **secondary suppression** — when a group (e.g. the departments of one region within a
+  population) has exactly one suppressed row, its count could be recovered from the
+  published group total, so the smallest other row of the group is suppressed too;
+- **reliability** — a published estimate whose coefficient of variation (posterior or
+  standard error over the absolute estimate) exceeds ``max_cv`` (default 30%) is flagged
+  ``unreliable``.
+
+Suppressed rows stay in the table, shown as such; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from impactmodel.errors import SpecError
+
+#: the smallest frequency threshold the package accepts
+MIN_COUNT_FLOOR = 3
+
+PUBLISHED = "published"
+UNRELIABLE = "unreliable"
+SECONDARY = "suppressed (secondary)"
+
+
+@dataclass(frozen=True)
+class DisclosureRules:
+    """Thresholds of the disclosure gate (see the module docstring)."""
+
+    min_count: int = 11
+    max_cv: float = 0.30
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or (
+                self.min_count < MIN_COUNT_FLOOR):
+            raise SpecError(f"disclosure min_count must be an integer >= {MIN_COUNT_FLOOR}, "
+                            f"got {self.min_count!r}")
+        if not self.max_cv > 0:
+            raise SpecError(f"disclosure max_cv must be positive, got {self.max_cv!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, for manifests."""
+        return {**asdict(self), "secondary_suppression": "smallest other row of a group "
+                "with exactly one suppressed row"}
+
+
+def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str = "n",
+                     estimates: Sequence[str] = ("mean", "sd", "low", "high"),
+                     group: Sequence[str] = ()) -> pd.DataFrame:
+    """Return ``table`` with the gate applied and a ``status`` column added.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per published cell, with its respondent ``count`` column.
+    rules : DisclosureRules
+    count : str
+        Column of respondent counts.
+    estimates : sequence of str
+        Columns blanked in suppressed rows; ``mean`` and ``sd`` (when present) give the
+        coefficient of variation.
+    group : sequence of str
+        Columns whose combinations form groups with published totals (secondary
+        suppression); empty for none.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; suppressed rows have ``NaN`` estimates and counts.
+    """
+    out = table.copy()
+    n = out[count].to_numpy(dtype=float)
+    primary = n < rules.min_count
+    status = np.where(primary, f"suppressed (n < {rules.min_count})", PUBLISHED).astype(object)
+    if group:
+        keys = out[list(group)].astype(str).agg("\x1f".join, axis=1).to_numpy()
+        for key in np.unique(keys):
+            members = np.flatnonzero(keys == key)
+            if primary[members].sum() == 1:
+                others = members[~primary[members]]
+                if len(others):
+                    status[others[np.argmin(n[others])]] = SECONDARY
+    if "mean" in out and "sd" in out:
+        cv = out["sd"].to_numpy(dtype=float) / np.abs(out["mean"].to_numpy(dtype=float))
+        status[(status == PUBLISHED) & ~(cv <= rules.max_cv)] = UNRELIABLE
+    hidden = (status != PUBLISHED) & (status != UNRELIABLE)
+    columns = [c for c in estimates if c in out] + [count]
+    out[columns] = out[columns].astype(float)
+    out.loc[hidden, columns] = np.nan
+    out["status"] = status
+    return out
