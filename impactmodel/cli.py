@@ -7,7 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -20,6 +20,9 @@ from impactmodel.describe import describe_survey
 from impactmodel.errors import ImpactModelError
 from impactmodel.loading import load_survey
 from impactmodel.survey_data import SurveyData
+
+if TYPE_CHECKING:
+    from impactmodel.runs import Run
 
 app = typer.Typer(help="Survey-weighted and Bayesian models of the impacts of cross-sector "
                        "alliances.", no_args_is_help=True, add_completion=False,
@@ -189,6 +192,135 @@ def simulate(
     n = len(sim.respondents)
     out.print(f"[green]wrote[/] {n} respondents (seed {seed}) to {out_dir}: "
               + ", ".join(p.name for p in paths.values()))
+
+
+#: the default specification and the embedded example, relative to the project folder
+DEFAULT_SPEC = Path("models") / "impact-scale-scores.toml"
+EXAMPLE = Path("data") / "example"
+
+
+def _project_file(relative: Path) -> Path:
+    """``relative`` in the working folder, else in the project the package runs from."""
+    here = Path.cwd() / relative
+    return here if here.exists() else Path(__file__).resolve().parents[1] / relative
+
+
+@app.command()
+def fit(
+    spec_file: Annotated[Path | None, typer.Argument(
+        metavar="[SPEC]", help="Model specification TOML (default: "
+        "models/impact-scale-scores.toml).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", "-d", help="Respondent table (default: the spec's, else the embedded "
+        "example).")] = None,
+    codebook: CodebookOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
+        "results"),
+) -> None:
+    """Fit a model specification and write an immutable, versioned run."""
+    import time
+
+    from impactmodel.bayes.fit import fit_spec
+    from impactmodel.runs import write_run
+    from impactmodel.specification import load_spec
+
+    path = spec_file if spec_file is not None else _project_file(DEFAULT_SPEC)
+    try:
+        spec = load_spec(path)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    if data is not None:
+        respondents, book = data, codebook if codebook is not None else data.with_name(
+            "codebook.toml")
+    elif spec.respondents is not None and spec.codebook is not None:
+        respondents, book = spec.respondents, codebook or spec.codebook
+    else:
+        example = _project_file(EXAMPLE)
+        respondents, book = example / "respondents.csv", codebook or example / "codebook.toml"
+    start = time.perf_counter()
+    survey = _load(respondents, book)
+    loaded = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        progress.add_task(f"fitting {spec.name} ({spec.sampler.chains} chains x "
+                          f"{spec.sampler.draws} draws, {spec.sampler.sampler})", total=None)
+        try:
+            result = fit_spec(spec, survey)
+        except ImpactModelError as exc:
+            raise _fail(exc) from None
+    fitted = time.perf_counter()
+    colour = "green" if result.convergence.converged else "bold red"
+    out.print(f"[{colour}]{escape(str(result.convergence))}[/]")
+    try:
+        run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
+                        timings={"load": loaded - start, "fit": fitted - loaded})
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]wrote run[/] {escape(str(run))}")
+
+
+runs_app = typer.Typer(help="List, show and compare the runs written by `fit`.",
+                       no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+ResultsOpt = Annotated[Path, typer.Option("--out", "-o", help="Results folder.")]
+
+
+def _run(path: Path) -> Run:
+    """Read a run, or say why it cannot be read and exit with status 2."""
+    from impactmodel.runs import load_run
+
+    try:
+        return load_run(path)
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+
+
+@runs_app.command("list")
+def runs_list(out_dir: ResultsOpt = Path("results")) -> None:
+    """List the complete runs, oldest first."""
+    from impactmodel.runs import list_runs
+
+    table = list_runs(out_dir)
+    if table.empty:
+        out.print(f"no runs under {escape(str(out_dir))}")
+        return
+    out.print(_frame_table(f"Runs under {out_dir}", table.set_index("model")))
+
+
+@runs_app.command("show")
+def runs_show(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Show a run's manifest summary and its key estimates."""
+    loaded = _run(run)
+    m = loaded.manifest
+    out.print(f"[bold]{escape(m['run']['model'])}[/] {escape(m['run']['version'])} — "
+              f"{escape(m['run']['status'])}, created {escape(m['run']['created'])}")
+    out.print(f"data: {escape(str(m['data']['respondents']['path']))} "
+              f"(sha256 {m['data']['respondents']['sha256'][:12]}), seed {m['seed']}, "
+              f"impactmodel {m['versions']['impactmodel']}, pymc {m['versions']['pymc']}")
+    table = loaded.tables.get("effect_population")
+    if table is not None:
+        out.print(_frame_table("Practice effects by population", table.set_index("practice")))
+
+
+@runs_app.command("diff")
+def runs_diff(first: Annotated[Path, typer.Argument(help="A run folder.")],
+              second: Annotated[Path, typer.Argument(help="Another run folder.")]) -> None:
+    """Compare two runs: specification, data, versions, and how estimates moved."""
+    from impactmodel.runs import diff_runs
+
+    changes = diff_runs(_run(first), _run(second))
+    if not changes["spec"]:
+        out.print("specification: unchanged")
+    for key, (a, b) in changes["spec"].items():
+        out.print(f"specification {escape(key)}: {escape(repr(a))} -> {escape(repr(b))}")
+    for key, moved in changes["data"].items():
+        out.print(f"{key}: {'changed' if moved else 'unchanged'}")
+    for key, (a, b) in changes["versions"].items():
+        out.print(f"version of {escape(key)}: {escape(str(a))} -> {escape(str(b))}")
+    estimates = changes["estimates"]
+    if not estimates.empty:
+        out.print(_frame_table("effect_cell: largest moves of the posterior mean",
+                               estimates.head(10).set_index("practice")))
 
 
 def main() -> None:
