@@ -314,8 +314,8 @@ def diff_runs(first: Run, second: Run, table: str = "effect_cell") -> dict[str, 
     a, b = first.tables.get(table), second.tables.get(table)
     estimates = pd.DataFrame()
     if a is not None and b is not None:
-        labels = [c for c in a.columns if a[c].dtype == object and c in b.columns
-                  and c != "status"]
+        labels = [c for c in a.columns if not pd.api.types.is_numeric_dtype(a[c])
+                  and c in b.columns and c != "status"]
         estimates = a.merge(b, on=labels, suffixes=("_first", "_second"))
         estimates["shift"] = estimates["mean_second"] - estimates["mean_first"]
         estimates = (estimates[[*labels, "mean_first", "mean_second", "shift"]]

@@ -108,8 +108,10 @@ class ModelSpec:
             "outcome": {"kind": self.outcome},
             "predictors": {"practices": list(self.practices) if self.practices is not None
                            else "(every non-categorical practice)",
-                           "covariates": list(self.covariates) if self.covariates is not None
-                           else "(the codebook's post-stratification variables)"},
+                           "covariates": (list(self.covariates or ())
+                                          if self.outcome == "scale_scores"
+                                          or self.covariates is not None else
+                                          "(the codebook's post-stratification variables)")},
             "structure": {"parametrisation": self.parametrisation,
                           "correlated_traits": self.correlated_traits},
             "priors": asdict(self.priors),
