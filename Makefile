@@ -1,5 +1,6 @@
 # Two entry points (see README): `make` runs the main job on the embedded example
-# (validate, describe, design-based impact scores by population x region),
+# (validate, describe, design-based impact scores by population x region, then the
+# default Bayesian model, models/impact-scale-scores.toml, written as a versioned run),
 # `make test` runs lint and the test suite. Both set up .venv first when needed.
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,6 +13,8 @@ run: $(VENV)/.installed
 	$(BIN)/impactmodel describe $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml
 	$(BIN)/impactmodel estimate $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml \
 		--by population,region --out results/design-based --force
+	$(BIN)/impactmodel fit --out results
+	$(BIN)/impactmodel runs list --out results
 
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest
