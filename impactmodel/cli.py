@@ -284,6 +284,7 @@ def runs_list(out_dir: ResultsOpt = Path("results")) -> None:
     if table.empty:
         out.print(f"no runs under {escape(str(out_dir))}")
         return
+    table["seed"] = table["seed"].astype(str)  # an identifier, not a quantity
     out.print(_frame_table(f"Runs under {out_dir}", table.set_index("model")))
 
 
