@@ -6,6 +6,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -237,6 +238,12 @@ def fit(
     else:
         example = _project_file(EXAMPLE)
         respondents, book = example / "respondents.csv", codebook or example / "codebook.toml"
+    try:  # before a fit of minutes, not after it
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from None
     start = time.perf_counter()
     survey = _load(respondents, book)
     loaded = time.perf_counter()

@@ -167,6 +167,12 @@ def test_fit_and_runs_commands(project, tmp_path):
     failed = runner.invoke(app, ["fit", str(bad), "--out", str(tmp_path / "none")])
     assert failed.exit_code == 2 and "sampler.draws" in failed.output
     assert "Traceback" not in failed.output and not (tmp_path / "none").exists()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    unwritable = runner.invoke(app, ["fit", str(folder / "seed1.toml"), "--out",
+                                     str(blocked / "results")])
+    assert unwritable.exit_code == 2 and "cannot write to" in unwritable.output
+    assert "R-hat" not in unwritable.output  # refused before fitting
     missing = runner.invoke(app, ["runs", "show", str(tmp_path)])
     assert missing.exit_code == 2 and "not a complete run" in missing.output
 
