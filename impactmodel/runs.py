@@ -10,7 +10,8 @@ the resolved specification and the input data. A run holds:
   project's git commit (if any) and the SHA-256 of every other file of the run;
 - ``posterior.nc`` — the ArviZ ``DataTree`` (netCDF, h5netcdf engine);
 - ``tables/<name>.parquet`` and ``.csv`` — tidy summaries, per-population and
-  per-territory ones through the disclosure gate (:mod:`impactmodel.disclosure`).
+  per-territory ones through the disclosure gate (:mod:`impactmodel.disclosure`);
+- ``report/`` — the HTML report, its figures and tables (:mod:`impactmodel.report`).
 
 Writes are atomic: the run is assembled in a hidden ``.partial-*`` folder and renamed
 into place only when complete, so an interrupted fit leaves nothing that
@@ -40,12 +41,14 @@ import xarray as xr
 from impactmodel.bayes.fit import ItemFit, ScaleScoreFit
 from impactmodel.disclosure import DisclosureRules, apply_disclosure
 from impactmodel.errors import ImpactModelError
+from impactmodel.report.build import build_report
 from impactmodel.specification import ModelSpec
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 POSTERIOR = "posterior.nc"
 PARTIAL_PREFIX = ".partial-"
+REPORT_FOLDER = "report"
 DEPENDENCIES = ("numpy", "pandas", "scipy", "statsmodels", "pymc", "pytensor", "nutpie",
                 "arviz", "xarray", "pyarrow", "h5netcdf")
 
@@ -122,7 +125,9 @@ def run_tables(fit: ScaleScoreFit | ItemFit, rules: DisclosureRules) -> dict[str
     -------
     dict of str to pandas.DataFrame
         ``effect_cell`` (not respondent-based: no gate), ``effect_population``,
-        ``effect_region``, ``effect_department`` and, for the scale-score model,
+        ``effect_population_impact`` (:meth:`population_impact_effects`),
+        ``predictive_check`` (posterior predictive check per population x impact, 100
+        draws), ``effect_region``, ``effect_department`` and, for the scale-score model,
         ``expected_scores_region`` and ``expected_scores_department``, each with the
         respondents behind each row (``n``) and a ``status``.
     """
@@ -146,6 +151,11 @@ def run_tables(fit: ScaleScoreFit | ItemFit, rules: DisclosureRules) -> dict[str
     tables = {"effect_cell": fit.effects("effect_cell")}
     tables["effect_population"] = apply_disclosure(
         with_counts(fit.effects("effect_population"), ["population"]), rules)
+    tables["effect_population_impact"] = apply_disclosure(
+        with_counts(fit.population_impact_effects(), ["population"]), rules)
+    tables["predictive_check"] = apply_disclosure(
+        with_counts(fit.predictive_check(max_draws=100), ["population"]), rules,
+        estimates=("observed", "replicated", "low", "high", "p_value"))
     tables["effect_region"] = apply_disclosure(
         with_counts(fit.effects("effect_region"), ["region"]), rules)
     department = fit.effects("effect_department")
@@ -170,7 +180,7 @@ def _version(spec_hash: str, data_hashes: list[str], now: datetime) -> str:
 
 def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Path,
               codebook: Path, root: Path, timings: Mapping[str, float],
-              rules: DisclosureRules | None = None) -> Path:
+              rules: DisclosureRules | None = None, report: bool = True) -> Path:
     """Write ``fit`` as a new immutable run under ``root`` (see the module docstring).
 
     Parameters
@@ -185,6 +195,9 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
     timings : mapping of str to float
         Seconds per step (load, fit, ...), recorded as given.
     rules : DisclosureRules, optional
+        Default: the specification's.
+    report : bool
+        Also write the report (:mod:`impactmodel.report`) into ``report/``.
 
     Returns
     -------
@@ -196,7 +209,7 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
     RunError
         When the run exists already or cannot be written (nothing is left behind).
     """
-    gate = rules or DisclosureRules()
+    gate = rules or spec.disclosure
     resolved = spec.resolved()
     spec_hash = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
     inputs = {"respondents": fingerprint(respondents), "codebook": fingerprint(codebook)}
@@ -210,12 +223,11 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
     try:
         (partial / "tables").mkdir(parents=True)
         fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
-        for name, table in run_tables(fit, gate).items():
+        tables = run_tables(fit, gate)
+        for name, table in tables.items():
             table.to_parquet(partial / "tables" / f"{name}.parquet", index=False)
             table.to_csv(partial / "tables" / f"{name}.csv", index=False)
-        files = {str(p.relative_to(partial)): sha256_of(p)
-                 for p in sorted(partial.rglob("*")) if p.is_file()}
-        manifest = {
+        manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "run": {"model": spec.name, "version": version, "created": now.isoformat(),
                     "status": "converged" if fit.convergence.converged else "not converged"},
@@ -229,8 +241,11 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
             "timings_seconds": dict(timings),
             "convergence": fit.convergence.to_dict(),
             "disclosure": gate.to_dict(),
-            "files": files,
         }
+        if report:
+            build_report(Run(partial, manifest, fit.idata, tables), partial / REPORT_FOLDER)
+        manifest["files"] = {str(p.relative_to(partial)): sha256_of(p)
+                             for p in sorted(partial.rglob("*")) if p.is_file()}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
                                         encoding="utf-8")
         os.rename(partial, final)  # atomic on one filesystem; fails if final exists

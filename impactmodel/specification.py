@@ -17,6 +17,9 @@ ones, a path leaving the specification's folder) is reported at once in one
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
     [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
+    [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
+    [report]       population, impact, practice, figures
+                   (:class:`~impactmodel.report.options.ReportOptions`)
 
 Everything absent takes the package default, and :meth:`ModelSpec.resolved` gives the
 specification with every default filled in (what a run records).
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,15 +37,18 @@ from impactmodel.bayes.diagnostics import Thresholds
 from impactmodel.bayes.gaussian import Parametrisation
 from impactmodel.bayes.priors import OrdinalPriors, PriorError, ScaleScorePriors
 from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, SamplingError
-from impactmodel.errors import ValidationError
+from impactmodel.disclosure import DisclosureRules
+from impactmodel.errors import SpecError, ValidationError
+from impactmodel.report.options import ReportOptions
 from impactmodel.tomlfile import ProblemCollector, read_toml
+from impactmodel.vocabulary import IMPACTS, POPULATIONS
 
 Outcome = Literal["scale_scores", "items"]
 OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
 PARAMETRISATIONS: tuple[str, ...] = ("auto", "centred", "non-centred")
 
 _SECTIONS = ("model", "data", "outcome", "predictors", "structure", "priors", "sampler",
-             "convergence")
+             "convergence", "disclosure", "report")
 _KEYS: dict[str, tuple[str, ...]] = {
     "model": ("name", "description"),
     "data": ("respondents", "codebook"),
@@ -51,6 +57,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
+    "disclosure": tuple(f.name for f in fields(DisclosureRules)),
+    "report": tuple(f.name for f in fields(ReportOptions)),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -77,6 +85,8 @@ class ModelSpec:
         With the specification's overrides applied.
     sampler : SamplerSettings
     thresholds : Thresholds
+    disclosure : DisclosureRules
+    report : ReportOptions
     """
 
     name: str
@@ -92,6 +102,8 @@ class ModelSpec:
     priors: ScaleScorePriors | OrdinalPriors
     sampler: SamplerSettings
     thresholds: Thresholds
+    disclosure: DisclosureRules = field(default_factory=DisclosureRules)
+    report: ReportOptions = field(default_factory=ReportOptions)
 
     def resolved(self) -> dict[str, Any]:
         """Return the specification with every default filled in, as plain values."""
@@ -117,6 +129,8 @@ class ModelSpec:
             "priors": asdict(self.priors),
             "sampler": asdict(self.sampler),
             "convergence": asdict(self.thresholds),
+            "disclosure": asdict(self.disclosure),
+            "report": self.report.to_dict(),
         }
 
 
@@ -201,6 +215,8 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
 
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
+    disclosure = _disclosure(c, sections["disclosure"])
+    report = _report(c, sections["report"], practices)
     if c.problems:
         raise ValidationError(c.problems)
     return ModelSpec(name=name, description=description, source=source,
@@ -209,7 +225,38 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      practices=practices, covariates=covariates,
                      parametrisation=parametrisation,  # type: ignore[arg-type]
                      correlated_traits=correlated, priors=priors, sampler=sampler,
-                     thresholds=thresholds)
+                     thresholds=thresholds, disclosure=disclosure, report=report)
+
+
+def _disclosure(c: ProblemCollector, table: Mapping[str, Any]) -> DisclosureRules:
+    """``[disclosure]`` as :class:`DisclosureRules` (defaults for what is absent)."""
+    d = DisclosureRules()
+    min_count = _number(c, table, "min_count", "disclosure", d.min_count, int, 3)
+    max_cv = _number(c, table, "max_cv", "disclosure", d.max_cv, float, 0.0, low_open=True)
+    try:
+        return DisclosureRules(min_count=min_count, max_cv=max_cv)
+    except SpecError as exc:  # pragma: no cover - the checks above match the rules'
+        c.add("disclosure", str(exc))
+        return d
+
+
+def _report(c: ProblemCollector, table: Mapping[str, Any],
+            practices: tuple[str, ...] | None) -> ReportOptions:
+    """``[report]`` as :class:`ReportOptions`; a practice must be one the model uses."""
+    d = ReportOptions()
+    population = c.choice(table.get("population", d.population), POPULATIONS,
+                          "report.population", "population")
+    impact = c.choice(table.get("impact", d.impact), IMPACTS, "report.impact", "impact")
+    practice = c.string(table, "practice", "report", required=False)
+    if practice is not None and practices is not None and practice not in practices:
+        c.add("report.practice", "not one of the model's practices", got=practice,
+              expected=", ".join(practices))
+    figures = table.get("figures", d.figures)
+    if not isinstance(figures, bool):
+        c.add("report.figures", "must be true or false", got=figures)
+        figures = d.figures
+    return ReportOptions(population=population, impact=impact, practice=practice,
+                         figures=figures)
 
 
 def _data_paths(c: ProblemCollector, data: Mapping[str, Any], source: Path | None

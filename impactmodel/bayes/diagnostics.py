@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 
@@ -127,3 +128,40 @@ def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
     if np.isfinite(bfmi) and bfmi < limits.min_bfmi:
         problems.append(f"E-BFMI {bfmi:.2f} below {limits.min_bfmi}")
     return Convergence(rhat, bulk, tail, divergences, bfmi, limits, tuple(problems))
+
+
+def per_parameter(idata: xr.DataTree, var_names: list[str] | None = None) -> pd.DataFrame:
+    """Worst R-hat and smallest bulk and tail ESS of each parameter, with where they occur.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        With ``posterior``.
+    var_names : list of str, optional
+        Parameters (default: every posterior variable but the indicators ``prob_*``,
+        whose R-hat is undefined when they never vary within a chain).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter, max_rhat, worst_rhat_at, min_ess_bulk, min_ess_tail``, one
+        row per parameter, worst R-hat first.
+    """
+    if var_names is None:
+        var_names = [str(v) for v in idata["posterior"].data_vars if not str(v).startswith(
+            "prob_")]
+    rhat = az.rhat(idata, var_names=var_names)
+    bulk = az.ess(idata, var_names=var_names, method="bulk")
+    tail = az.ess(idata, var_names=var_names, method="tail")
+    rows = []
+    for name in rhat.ds.data_vars:
+        single = [xr.DataTree(tree.ds[[name]]) for tree in (rhat, bulk, tail)]
+        worst, at = _extreme(single[0], "max")
+        if not np.isfinite(worst):
+            continue
+        rows.append({"parameter": str(name), "max_rhat": worst, "worst_rhat_at": at,
+                     "min_ess_bulk": _extreme(single[1], "min")[0],
+                     "min_ess_tail": _extreme(single[2], "min")[0]})
+    columns = ["parameter", "max_rhat", "worst_rhat_at", "min_ess_bulk", "min_ess_tail"]
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        "max_rhat", ascending=False, ignore_index=True)

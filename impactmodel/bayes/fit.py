@@ -64,6 +64,22 @@ class _PosteriorTables:
         """Tidy posterior summary of an effect array (mean, sd, 90% interval, P(> 0))."""
         return _summary_table(self.draws(name))
 
+    def population_impact_effects(self) -> pd.DataFrame:
+        """Return the practice effect per population x impact.
+
+        It is the mean over the impact's 18 lens x dimension cells of ``effect_cell``
+        plus the population's own deviation.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``practice, population, impact, mean, sd, low, high, prob_positive``.
+        """
+        cell = self.draws("effect_cell").mean(("lens", "dimension"))
+        population = self.draws("effect_population") - self.draws("b")
+        return _summary_table((cell + population).transpose(
+            "practice", "population", "impact", "sample"))
+
     # --- predictive checks: each model supplies its observed values and simulators ---
     _outcome: str = "outcome"
 

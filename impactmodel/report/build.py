@@ -1,0 +1,272 @@
+"""Assemble a run's report from its manifest, posterior and gated tables only.
+
+The report is ``report.html`` (self-contained), ``figures/*.png`` and ``tables/*.csv``.
+
+Everything shown per population or per territory comes from the run's tables, which
+went through the disclosure gate when the run was written; the report adds no
+respondent-level figure. It is written atomically (a hidden partial folder renamed into
+place) and never over an existing folder.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from impactmodel.bayes.diagnostics import per_parameter
+from impactmodel.errors import ImpactModelError
+from impactmodel.report import figures
+from impactmodel.report.html import (
+    definition_list,
+    figure_block,
+    page,
+    png_bytes,
+    table_block,
+)
+from impactmodel.report.maps import CREDIT
+from impactmodel.report.options import ReportOptions
+
+if TYPE_CHECKING:  # runs.write_run builds reports: no import cycle at run time
+    from impactmodel.runs import Run
+
+REPORT_FILE = "report.html"
+_UNITS = {"scale_scores": "POMP points (0–100 impact score)", "items": "logits (latent scale)"}
+
+
+class ReportError(ImpactModelError):
+    """A report cannot be written (bad option, existing folder, unwritable place)."""
+
+
+def _check_option(value: str, allowed: list[str], what: str) -> None:
+    if value not in allowed:
+        raise ReportError(f"report {what} {value!r} is not in this run; expected one of "
+                          f"{', '.join(map(repr, allowed))}")
+
+
+def _one(table: pd.DataFrame, **selection: str) -> pd.DataFrame:
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in selection.items():
+        mask &= table[column].astype(str).to_numpy() == value
+    return table[mask].reset_index(drop=True)
+
+
+class _Builder:
+    """Collects figures (PNG files + inline blocks) and tables (CSV files + blocks)."""
+
+    def __init__(self, folder: Path, draw: bool) -> None:
+        self.folder, self.draw = folder, draw
+        (folder / "figures").mkdir(parents=True)
+        (folder / "tables").mkdir()
+
+    def figure(self, name: str, make: object, *, alt: str, caption: str) -> str:
+        if not self.draw:
+            return ""
+        png = png_bytes(make())  # type: ignore[operator]
+        (self.folder / "figures" / f"{name}.png").write_bytes(png)
+        return figure_block(png, alt=alt, caption=caption, file_name=f"{name}.png")
+
+    def table(self, name: str, table: pd.DataFrame, *, caption: str,
+              max_rows: int | None = None) -> str:
+        table.to_csv(self.folder / "tables" / f"{name}.csv", index=False)
+        return table_block(table, caption=f"{caption} (tables/{name}.csv)", max_rows=max_rows)
+
+
+def _provenance(run: Run) -> str:
+    m = run.manifest
+    items: dict[str, object] = {
+        "model": m["run"]["model"], "version": m["run"]["version"],
+        "created (UTC)": m["run"]["created"], "status": m["run"]["status"],
+        "specification": m["spec"].get("file") or "(given in code)",
+        "specification SHA-256": m["spec"]["sha256"],
+        "respondents file": f"{m['data']['respondents']['path']} "
+                            f"(SHA-256 {m['data']['respondents']['sha256']})",
+        "codebook file": f"{m['data']['codebook']['path']} "
+                         f"(SHA-256 {m['data']['codebook']['sha256']})",
+        "respondents in the model": m["data"]["respondents_in_model"],
+        "seed": m["seed"],
+        "sampler": ", ".join(f"{k}={v}" for k, v in m["sampler"].items()),
+        "git commit": (f"{m['git']['commit']}"
+                       f"{' (with local changes)' if m['git']['local_changes'] else ''}"
+                       if m.get("git") else "(not in a git repository)"),
+        "versions": ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        "timings (s)": ", ".join(f"{k} {v:.1f}" for k, v in m["timings_seconds"].items()),
+    }
+    return definition_list(items)
+
+
+def _disclosure_note(run: Run) -> str:
+    rules = run.manifest["disclosure"]
+    return (f"<p>Disclosure control applied to every per-population and per-territory "
+            f"table and figure: cells based on fewer than {rules['min_count']} respondents "
+            f"are suppressed; secondary suppression: {html.escape(rules['secondary_suppression'])}"
+            f"; estimates with a coefficient of variation above {rules['max_cv']:.0%} are "
+            "flagged unreliable. Suppressed cells are shown as such.</p>")
+
+
+def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
+                        unit: str) -> list[tuple[str, str]]:
+    tables = run.tables
+    if "expected_scores_department" in tables:
+        _check_option(options.population,
+                      sorted(set(tables["expected_scores_department"]["population"])),
+                      "population")
+        pick = {"population": options.population, "impact": options.impact}
+        subject = f"expected {options.impact} score, {options.population} respondents"
+        regions = _one(tables["expected_scores_region"], **pick)
+        departments = _one(tables["expected_scores_department"], **pick)
+        names = ("expected_scores_region", "expected_scores_department")
+    else:
+        subject = f"effect of {practice}"
+        regions = _one(tables["effect_region"], practice=practice)
+        departments = _one(tables["effect_department"], practice=practice)
+        names = ("effect_region", "effect_department")
+    body = [b.figure("map_departments", lambda: figures.map_figure(
+        departments, title=subject.capitalize(), unit=unit),
+        alt=f"Map of France by department: {subject} and its uncertainty",
+        caption=f"{subject.capitalize()} by department (left) and the width of its 90% "
+                f"interval (right); hatched: suppressed. {CREDIT}."),
+        f"<p><small>{html.escape(CREDIT)}</small></p>"]
+    for level, table, name in (("region", regions, names[0]),
+                               ("department", departments, names[1])):
+        body.append(b.figure(f"ranked_{level}s", lambda t=table, lv=level: figures.ranked_chart(
+            t, label=lv, title=f"{subject.capitalize()} by {lv}, ranked", unit=unit),
+            alt=f"Ranked {level}s", caption=f"{level.capitalize()}s ranked by posterior "
+            "mean, with 90% intervals and the respondents behind each"))
+        body.append(b.table(f"{name}_{options.population}_{options.impact}"
+                            if "expected" in name else f"{name}_{practice}", table,
+                            caption=f"{subject.capitalize()} by {level}"))
+    return [(f"Per territory: {subject}", "".join(body))]
+
+
+def build_report(run: Run, folder: Path, options: ReportOptions | None = None) -> Path:
+    """Write the report of ``run`` into the new folder ``folder`` (see the module docstring).
+
+    Parameters
+    ----------
+    run : Run
+        As :func:`impactmodel.runs.load_run` returns it (or assembled by ``write_run``).
+    folder : Path
+        Must not exist; written atomically.
+    options : ReportOptions, optional
+        Default: the run's specification's ``[report]`` section.
+
+    Returns
+    -------
+    Path
+        The HTML file.
+
+    Raises
+    ------
+    ReportError
+        When ``folder`` exists, an option names what the run does not hold, or the
+        folder cannot be written.
+    """
+    resolved = run.manifest["spec"]["resolved"]
+    chosen = options or ReportOptions(**resolved.get("report", {}))
+    folder = Path(folder)
+    if folder.exists():
+        raise ReportError(f"{folder} exists already; choose a new folder for the report")
+    tables = run.tables
+    practices = list(dict.fromkeys(tables["effect_cell"]["practice"]))
+    practice = chosen.practice or practices[0]
+    _check_option(practice, practices, "practice")
+    _check_option(chosen.impact, list(dict.fromkeys(tables["effect_cell"]["impact"])),
+                  "impact")
+    unit = _UNITS[resolved["outcome"]["kind"]]
+    partial = folder.parent / f".partial-{folder.name}"
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        b = _Builder(partial, chosen.figures)
+        sections = _sections(run, b, chosen, practice, practices, unit)
+        convergence = run.manifest["convergence"]
+        ok = bool(convergence["converged"])
+        banner = ("Converged: " if ok else "NOT CONVERGED — do not publish these estimates: "
+                  ) + "; ".join(convergence["problems"] or [
+                      f"max R-hat {convergence['max_rhat']:.3f}, min bulk ESS "
+                      f"{convergence['min_ess_bulk']:.0f}, divergences "
+                      f"{convergence['divergences']}"])
+        title = f"{run.manifest['run']['model']} — {run.manifest['run']['version']}"
+        (partial / REPORT_FILE).write_text(page(title, sections, banner=banner, ok=ok),
+                                           encoding="utf-8")
+        os.rename(partial, folder)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ReportError(f"cannot write the report to {folder}: {exc.strerror or exc}"
+                          ) from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return folder / REPORT_FILE
+
+
+def _sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
+              practices: list[str], unit: str) -> list[tuple[str, str]]:
+    tables = run.tables
+    description = run.manifest["spec"]["resolved"]["model"].get("description", "")
+    sections = [("The run", f"<p>{html.escape(description)}</p>{_provenance(run)}"
+                 f"{_disclosure_note(run)}")]
+    by_population = tables["effect_population_impact"]
+    sections.append(("Per population: practice effects per impact", "".join([
+        b.figure("forest_populations", lambda: figures.forest_plot(by_population, unit=unit),
+                 alt="Forest plot of practice effects by population and impact",
+                 caption="Practice effects per impact (mean over its lens x dimension "
+                         "cells) by population: posterior mean and 90% interval"),
+        b.table("effect_population_impact", by_population,
+                caption="Practice effect per population x impact: posterior mean, sd, 90% "
+                        "interval, probability of a positive effect"),
+        b.table("effect_population", tables["effect_population"],
+                caption="Practice effect per population, over all cells")])))
+    cells = tables["effect_cell"]
+    heatmaps = "".join(b.figure(f"heatmap_{p}", lambda p=p: figures.effect_heatmap(
+        cells, p, unit=unit), alt=f"Heatmap of the effect of {p}",
+        caption=f"Effect of {p} over lens x dimension, one panel per impact")
+        for p in practices)
+    sections.append(("Practice effects by impact x lens x dimension", heatmaps + b.table(
+        "effect_cell", cells, caption="Practice effect per impact x lens x dimension cell",
+        max_rows=54)))
+    sections.extend(_territory_sections(run, b, options, practice, unit))
+    sections.append(("Convergence", _convergence_section(run, b)))
+    check = tables["predictive_check"]
+    sections.append(("Posterior predictive check", "".join([
+        b.figure("predictive_check", lambda: figures.predictive_figure(check),
+                 alt="Posterior predictive check",
+                 caption="Observed mean and sd of the outcome per population x impact "
+                         "against their replicated distributions (100 posterior draws)"),
+        b.table("predictive_check", check, caption="Posterior predictive p-values "
+                "(near 0 or 1: a feature of the data the model does not reproduce)")])))
+    return sections
+
+
+def _convergence_section(run: Run, b: _Builder) -> str:
+    thresholds = run.manifest["spec"]["resolved"]["convergence"]
+    diagnostics = per_parameter(run.posterior)
+    parts = [b.figure("convergence", lambda: figures.convergence_figure(diagnostics,
+                                                                        thresholds),
+                      alt="R-hat and ESS per parameter",
+                      caption="Worst R-hat and smallest ESS of each parameter")]
+    if len(diagnostics):
+        worst = diagnostics["worst_rhat_at"][0]
+        name, _, labels = worst.partition("[")
+        values = run.posterior["posterior"][name]
+        extra = [d for d in values.dims if d not in ("chain", "draw")]
+        if extra:
+            flat = values.stack(element=extra).transpose("chain", "draw", "element")
+            index = [", ".join(map(str, k)) if isinstance(k, tuple) else str(k)
+                     for k in flat["element"].values].index(labels.rstrip("]"))
+            draws = flat.values[:, :, index]
+        else:
+            draws = values.values
+        ranks = rankdata(draws, axis=None).reshape(draws.shape)
+        parts.append(b.figure("rank_worst", lambda: figures.rank_figure(ranks, worst),
+                              alt=f"Rank plot of {worst}",
+                              caption=f"Rank histograms per chain of {worst}"))
+    parts.append(b.table("convergence", diagnostics, caption="Diagnostics per parameter "
+                         f"(thresholds: {thresholds})"))
+    return "".join(parts)
