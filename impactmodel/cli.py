@@ -14,7 +14,14 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from impactmodel.describe import describe_survey
@@ -247,23 +254,32 @@ def fit(
     start = time.perf_counter()
     survey = _load(respondents, book)
     loaded = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        progress.add_task(f"fitting {spec.name} ({spec.sampler.chains} chains x "
-                          f"{spec.sampler.draws} draws, {spec.sampler.sampler})", total=None)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as progress:
+        task = progress.add_task(f"{spec.name}: building and compiling the model", total=None)
+
+        def sampling(done: int, total: int, divergences: int, tuning: bool) -> None:
+            phase = "tuning" if tuning else "drawing"
+            progress.update(task, completed=done, total=total,
+                            description=f"{spec.name}: {phase} ({spec.sampler.chains} chains, "
+                                        f"{divergences} divergences)")
+
         try:
-            result = fit_spec(spec, survey)
+            result = fit_spec(spec, survey, progress=sampling)
         except ImpactModelError as exc:
             raise _fail(exc) from None
-    fitted = time.perf_counter()
+        fitted = time.perf_counter()
+        progress.update(task, total=None, description="writing the run and its report")
+        try:
+            run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
+                            timings={"load": loaded - start, "fit": fitted - loaded})
+        except ImpactModelError as exc:
+            raise _fail(exc) from None
     colour = "green" if result.convergence.converged else "bold red"
     out.print(f"[{colour}]{escape(str(result.convergence))}[/]")
-    try:
-        run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
-                        timings={"load": loaded - start, "fit": fitted - loaded})
-    except ImpactModelError as exc:
-        raise _fail(exc) from None
     out.print(f"[green]wrote run[/] {escape(str(run))}")
+    out.print(f"report: {escape(str(run / 'report' / 'report.html'))}")
 
 
 runs_app = typer.Typer(help="List, show and compare the runs written by `fit`.",
@@ -329,6 +345,41 @@ def runs_diff(first: Annotated[Path, typer.Argument(help="A run folder.")],
     if not estimates.empty:
         out.print(_frame_table("effect_cell: largest moves of the posterior mean",
                                estimates.head(10).set_index("practice")))
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run folder (see `runs list`).")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="New folder for the report (default: report-<model>-<version> "
+        "in the working folder; runs themselves are never modified).")] = None,
+    population: Annotated[str | None, typer.Option(
+        help="Population of the territorial charts and map (default: the spec's).")] = None,
+    impact: Annotated[str | None, typer.Option(
+        help="Impact of the territorial charts and map (default: the spec's).")] = None,
+    practice: Annotated[str | None, typer.Option(
+        help="Practice of the territorial effect charts (default: the spec's).")] = None,
+) -> None:
+    """Write the HTML report of a run (figures, maps, tables) to a new folder."""
+    from dataclasses import replace
+
+    from impactmodel.report.build import build_report
+    from impactmodel.report.options import ReportOptions
+
+    loaded = _run(run)
+    chosen = ReportOptions(**loaded.manifest["spec"]["resolved"].get("report", {}))
+    chosen = replace(chosen, population=population or chosen.population,
+                     impact=impact or chosen.impact, practice=practice or chosen.practice)
+    m = loaded.manifest["run"]
+    folder = out_dir or Path(f"report-{m['model']}-{m['version']}")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        progress.add_task("drawing figures and maps", total=None)
+        try:
+            page = build_report(loaded, folder, chosen)
+        except ImpactModelError as exc:
+            raise _fail(exc) from None
+    out.print(f"[green]wrote report[/] {escape(str(page))}")
 
 
 def main() -> None:

@@ -12,56 +12,27 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from impactmodel import load_survey
 from impactmodel import runs as runs_module
 from impactmodel.bayes.fit import fit_spec
 from impactmodel.cli import app
 from impactmodel.disclosure import DisclosureRules
 from impactmodel.runs import RunError, diff_runs, list_runs, load_run, write_run
-from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.specification import load_spec
-
-SPEC = """
-[model]
-name = "small"
-[data]
-respondents = "respondents.csv"
-codebook = "codebook.toml"
-[predictors]
-practices = ["partners", "maturity"]
-[sampler]
-draws = 30
-tune = 40
-chains = 2
-seed = {seed}
-"""
 
 
 def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A folder with survey files and two specifications differing in their seed."""
-    folder = tmp_path_factory.mktemp("project")
-    paths = write_simulation(simulate(SimulationSettings(seed=5, respondents=500)), folder)
-    for seed in (1, 2):
-        (folder / f"seed{seed}.toml").write_text(SPEC.format(seed=seed), encoding="utf-8")
-    survey = load_survey(paths["respondents"], paths["codebook"])
-    spec = load_spec(folder / "seed1.toml")
-    return folder, paths, survey, spec, fit_spec(spec, survey)
-
-
-def write(project, root, spec=None, fit=None):
+def write(project, root, spec=None, fit=None, report=False):
     _, paths, _, default_spec, default_fit = project
     return write_run(fit or default_fit, spec or default_spec, respondents=paths["respondents"],
-                     codebook=paths["codebook"], root=root, timings={"fit": 1.5})
+                     codebook=paths["codebook"], root=root, timings={"fit": 1.5}, report=report)
 
 
 def test_manifest_records_what_produced_the_run(project, tmp_path):
     _, paths, _, _, fit = project
-    run = write(project, tmp_path)
+    run = write(project, tmp_path, report=True)
     manifest = json.loads((run / "manifest.json").read_text())
     assert run.parent.name == "small" and manifest["run"]["version"] == run.name
     assert manifest["run"]["status"] == ("converged" if fit.convergence.converged
@@ -81,6 +52,8 @@ def test_manifest_records_what_produced_the_run(project, tmp_path):
         assert sha(run / name) == digest
     assert "posterior.nc" in manifest["files"] and "tables/effect_cell.parquet" in manifest[
         "files"]
+    assert "report/report.html" in manifest["files"]
+    assert manifest["spec"]["resolved"]["report"]["impact"] == "trust"  # a default
 
 
 def test_loaded_run_agrees_with_the_posterior(project, tmp_path):

@@ -31,7 +31,7 @@ from impactmodel.bayes.predictive import (
     thinned,
 )
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
-from impactmodel.bayes.sampling import SamplerSettings, sample_model
+from impactmodel.bayes.sampling import Progress, SamplerSettings, sample_model
 from impactmodel.specification import ModelSpec
 from impactmodel.survey_data import SurveyData
 
@@ -244,7 +244,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      settings: SamplerSettings | None = None,
                      thresholds: Thresholds | None = None,
                      parametrisation: Parametrisation = "auto",
-                     correlated_traits: bool = False) -> ScaleScoreFit:
+                     correlated_traits: bool = False,
+                     progress: Progress | None = None) -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -261,6 +262,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
     correlated_traits : bool
         Estimate the correlation of a respondent's traits across impacts (slower; see
         :func:`~impactmodel.bayes.gaussian.scale_score_model`).
+    progress : callable, optional
+        Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
 
     Returns
     -------
@@ -268,19 +271,21 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
     """
     data = build_score_data(survey, practices)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
-                          parametrisation=parametrisation, correlated_traits=correlated_traits)
+                          parametrisation=parametrisation, correlated_traits=correlated_traits,
+                          progress=progress)
 
 
 def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
                    settings: SamplerSettings | None = None,
                    thresholds: Thresholds | None = None,
                    parametrisation: Parametrisation = "auto",
-                   correlated_traits: bool = False) -> ScaleScoreFit:
+                   correlated_traits: bool = False,
+                   progress: Progress | None = None) -> ScaleScoreFit:
     """Fit the scale-score model to prepared :class:`ScoreData`."""
     resolved = ScaleScorePriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
     model = scale_score_model(data, resolved, parametrisation, correlated_traits)
-    draws = sample_model(model, sampler, thresholds)
+    draws = sample_model(model, sampler, thresholds, progress=progress)
     return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler,
                          correlated_traits)
 
@@ -314,7 +319,8 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
               covariates: Sequence[str] | None = None,
               priors: Mapping[str, float] | None = None,
               settings: SamplerSettings | None = None, thresholds: Thresholds | None = None,
-              parametrisation: Parametrisation = "auto") -> ItemFit:
+              parametrisation: Parametrisation = "auto",
+              progress: Progress | None = None) -> ItemFit:
     """Fit the ordinal item-level model (:mod:`impactmodel.bayes.ordinal`).
 
     Parameters
@@ -329,6 +335,8 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     settings : SamplerSettings, optional
     thresholds : Thresholds, optional
     parametrisation : {"auto", "centred", "non-centred"}
+    progress : callable, optional
+        Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
 
     Returns
     -------
@@ -338,11 +346,12 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     resolved = OrdinalPriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
     built = ordinal_item_model(data, resolved, parametrisation)
-    draws = sample_model(built, sampler, thresholds)
+    draws = sample_model(built, sampler, thresholds, progress=progress)
     return ItemFit(draws.idata, draws.convergence, data, resolved, sampler)
 
 
-def fit_spec(spec: ModelSpec, survey: SurveyData) -> ScaleScoreFit | ItemFit:
+def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = None
+             ) -> ScaleScoreFit | ItemFit:
     """Fit the model a specification describes (:mod:`impactmodel.specification`).
 
     Parameters
@@ -350,6 +359,8 @@ def fit_spec(spec: ModelSpec, survey: SurveyData) -> ScaleScoreFit | ItemFit:
     spec : ModelSpec
     survey : SurveyData
         The survey to fit (the specification's data, or data given on the command line).
+    progress : callable, optional
+        Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
 
     Returns
     -------
@@ -361,8 +372,8 @@ def fit_spec(spec: ModelSpec, survey: SurveyData) -> ScaleScoreFit | ItemFit:
     if spec.outcome == "items":
         return fit_items(survey, practices=spec.practices, covariates=spec.covariates,
                          priors=priors, settings=spec.sampler, thresholds=spec.thresholds,
-                         parametrisation=spec.parametrisation)
+                         parametrisation=spec.parametrisation, progress=progress)
     return fit_scale_scores(survey, practices=spec.practices, priors=priors,
                             settings=spec.sampler, thresholds=spec.thresholds,
                             parametrisation=spec.parametrisation,
-                            correlated_traits=spec.correlated_traits)
+                            correlated_traits=spec.correlated_traits, progress=progress)

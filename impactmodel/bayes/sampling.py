@@ -10,6 +10,7 @@ model instead of compiling again.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,9 +114,25 @@ class Draws:
     settings: SamplerSettings
 
 
+#: progress callback: (draws done, draws in all, divergences so far, still tuning)
+Progress = Callable[[int, int, int, bool], None]
+
+
+def _nutpie_progress(progress: Progress | None) -> Callable[[list[Any]], None] | None:
+    """Adapt ``progress`` to nutpie's per-chain callback."""
+    if progress is None:
+        return None
+
+    def report(chains: list[Any]) -> None:
+        progress(sum(c.finished_draws for c in chains), sum(c.total_draws for c in chains),
+                 sum(c.divergences for c in chains), any(c.tuning for c in chains))
+    return report
+
+
 def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                  thresholds: Thresholds | None = None,
-                 var_names: list[str] | None = None) -> Draws:
+                 var_names: list[str] | None = None,
+                 progress: Progress | None = None) -> Draws:
     """Sample ``model`` and check convergence.
 
     Parameters
@@ -126,6 +143,9 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     thresholds : Thresholds, optional
     var_names : list of str, optional
         Parameters whose diagnostics decide convergence (default: all free ones).
+    progress : callable, optional
+        Called while nutpie samples a :class:`BuiltModel` with (draws done, draws in all,
+        divergences so far, still tuning), summed over chains.
 
     Returns
     -------
@@ -146,7 +166,8 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
             idata = nutpie.sample(_compiled(built), draws=settings.draws, tune=settings.tune,
                                   chains=settings.chains, seed=settings.seed,
                                   target_accept=settings.target_accept, progress_bar=False,
-                                  save_warmup=False, adaptation=settings.adaptation)
+                                  save_warmup=False, adaptation=settings.adaptation,
+                                  progress_callback=_nutpie_progress(progress))
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), settings)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
