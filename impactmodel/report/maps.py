@@ -52,6 +52,22 @@ def _ring_path(ring: NDArray[np.float64], outer: bool) -> tuple[NDArray, NDArray
     return ring, codes
 
 
+def polygon_path(polygons: list[list[list[list[float]]]]) -> MplPath:
+    """Return one compound path of GeoJSON polygons (rings as [[lon, lat], ...]).
+
+    The first ring of each polygon is its outline, the others its holes; rings are
+    re-oriented so that the non-zero fill rule leaves the holes empty whatever the
+    orientation in the file.
+    """
+    vertices, codes = [], []
+    for polygon in polygons:
+        for k, ring in enumerate(polygon):
+            v, c = _ring_path(np.asarray(ring, dtype=float), outer=k == 0)
+            vertices.append(v)
+            codes.append(c)
+    return MplPath(np.concatenate(vertices), np.concatenate(codes))
+
+
 @cache
 def department_outlines() -> Mapping[str, MplPath]:
     """Return one compound path (every polygon and hole) per department code.
@@ -68,14 +84,7 @@ def department_outlines() -> Mapping[str, MplPath]:
         geometry = feature["geometry"]
         polygons = (geometry["coordinates"] if geometry["type"] == "MultiPolygon"
                     else [geometry["coordinates"]])
-        vertices, codes = [], []
-        for polygon in polygons:
-            for k, ring in enumerate(polygon):
-                v, c = _ring_path(np.asarray(ring, dtype=float), outer=k == 0)
-                vertices.append(v)
-                codes.append(c)
-        outlines[feature["properties"]["code"]] = MplPath(np.concatenate(vertices),
-                                                           np.concatenate(codes))
+        outlines[feature["properties"]["code"]] = polygon_path(polygons)
     return outlines
 
 
