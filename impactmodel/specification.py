@@ -8,7 +8,8 @@ ones, a path leaving the specification's folder) is reported at once in one
     [model]        name (letters, digits, "-", "_"), description
     [data]         respondents, codebook: paths relative to the specification's folder,
                    which they may not leave; both absent = the embedded example
-    [outcome]      kind = "scale_scores" | "items"
+    [outcome]      kind = "scale_scores" | "items"; impacts, lenses, dimensions (subsets
+                   of the vocabulary's; default all)
     [predictors]   practices (default: every non-categorical one), covariates (items only)
     [structure]    parametrisation = "auto" | "centred" | "non-centred";
                    correlated_traits (scale scores only)
@@ -35,13 +36,14 @@ from typing import Any, Literal
 
 from impactmodel.bayes.diagnostics import Thresholds
 from impactmodel.bayes.gaussian import Parametrisation
+from impactmodel.bayes.model_data import OutcomeSelection
 from impactmodel.bayes.priors import OrdinalPriors, PriorError, ScaleScorePriors
 from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, SamplingError
 from impactmodel.disclosure import DisclosureRules
 from impactmodel.errors import SpecError, ValidationError
 from impactmodel.report.options import ReportOptions
 from impactmodel.tomlfile import ProblemCollector, read_toml
-from impactmodel.vocabulary import IMPACTS, POPULATIONS
+from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 
 Outcome = Literal["scale_scores", "items"]
 OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
@@ -52,7 +54,7 @@ _SECTIONS = ("model", "data", "outcome", "predictors", "structure", "priors", "s
 _KEYS: dict[str, tuple[str, ...]] = {
     "model": ("name", "description"),
     "data": ("respondents", "codebook"),
-    "outcome": ("kind",),
+    "outcome": ("kind", "impacts", "lenses", "dimensions"),
     "predictors": ("practices", "covariates"),
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
@@ -75,6 +77,8 @@ class ModelSpec:
     respondents, codebook : Path or None
         Resolved data paths; None for the embedded example.
     outcome : {"scale_scores", "items"}
+    selection : OutcomeSelection
+        Impacts, lenses and dimensions modelled.
     practices : tuple of str or None
         None: every non-categorical practice of the codebook.
     covariates : tuple of str or None
@@ -95,6 +99,7 @@ class ModelSpec:
     respondents: Path | None
     codebook: Path | None
     outcome: Outcome
+    selection: OutcomeSelection
     practices: tuple[str, ...] | None
     covariates: tuple[str, ...] | None
     parametrisation: Parametrisation
@@ -117,7 +122,9 @@ class ModelSpec:
         return {
             "model": {"name": self.name, "description": self.description},
             "data": {"respondents": shown(self.respondents), "codebook": shown(self.codebook)},
-            "outcome": {"kind": self.outcome},
+            "outcome": {"kind": self.outcome, "impacts": list(self.selection.impacts),
+                        "lenses": list(self.selection.lenses),
+                        "dimensions": list(self.selection.dimensions)},
             "predictors": {"practices": list(self.practices) if self.practices is not None
                            else "(every non-categorical practice)",
                            "covariates": (list(self.covariates or ())
@@ -183,6 +190,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
     outcome = c.choice(sections["outcome"].get("kind", "scale_scores"), OUTCOMES,
                        "outcome.kind", "outcome")
 
+    selection = _selection(c, sections["outcome"])
     predictors = sections["predictors"]
     practices = (c.strings(predictors, "practices", "predictors")
                  if "practices" in predictors else None)
@@ -216,16 +224,34 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
     disclosure = _disclosure(c, sections["disclosure"])
-    report = _report(c, sections["report"], practices)
+    report = _report(c, sections["report"], practices, selection)
     if c.problems:
         raise ValidationError(c.problems)
     return ModelSpec(name=name, description=description, source=source,
                      respondents=respondents, codebook=codebook,
                      outcome=outcome,  # type: ignore[arg-type]
+                     selection=selection,
                      practices=practices, covariates=covariates,
                      parametrisation=parametrisation,  # type: ignore[arg-type]
                      correlated_traits=correlated, priors=priors, sampler=sampler,
                      thresholds=thresholds, disclosure=disclosure, report=report)
+
+
+def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:
+    """``[outcome]`` impacts, lenses and dimensions (each a non-empty subset, default all)."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    for key, what, allowed in (("impacts", "impact", IMPACTS), ("lenses", "lens", LENSES),
+                               ("dimensions", "dimension", DIMENSIONS)):
+        if key not in table:
+            chosen[key] = allowed
+            continue
+        values = c.strings(table, key, "outcome")
+        for value in values:
+            c.choice(value, allowed, f"outcome.{key}", what)
+        if not values:
+            c.add(f"outcome.{key}", "empty", expected=f"some of {', '.join(allowed)}")
+        chosen[key] = tuple(v for v in values if v in allowed) or allowed
+    return OutcomeSelection(**chosen)
 
 
 def _disclosure(c: ProblemCollector, table: Mapping[str, Any]) -> DisclosureRules:
@@ -241,12 +267,16 @@ def _disclosure(c: ProblemCollector, table: Mapping[str, Any]) -> DisclosureRule
 
 
 def _report(c: ProblemCollector, table: Mapping[str, Any],
-            practices: tuple[str, ...] | None) -> ReportOptions:
-    """``[report]`` as :class:`ReportOptions`; a practice must be one the model uses."""
+            practices: tuple[str, ...] | None, selection: OutcomeSelection) -> ReportOptions:
+    """``[report]`` as :class:`ReportOptions`; practice and impact must be modelled."""
     d = ReportOptions()
-    population = c.choice(table.get("population", d.population), POPULATIONS,
-                          "report.population", "population")
-    impact = c.choice(table.get("impact", d.impact), IMPACTS, "report.impact", "impact")
+    population = (c.choice(table["population"], POPULATIONS, "report.population",
+                           "population") if "population" in table else None)
+    impact = (c.choice(table["impact"], IMPACTS, "report.impact", "impact")
+              if "impact" in table else None)
+    if impact is not None and impact in IMPACTS and impact not in selection.impacts:
+        c.add("report.impact", "not one of the modelled impacts (outcome.impacts)",
+              got=impact, expected=", ".join(selection.impacts))
     practice = c.string(table, "practice", "report", required=False)
     if practice is not None and practices is not None and practice not in practices:
         c.add("report.practice", "not one of the model's practices", got=practice,

@@ -52,10 +52,11 @@ def test_population_effects_agree_with_the_posterior_draws(fitted_run):
 def test_report_tables_are_the_runs_gated_tables(fitted_run):
     run = load_run(fitted_run)
     report = fitted_run / "report"
-    shown = pd.read_csv(report / "tables" / "expected_scores_department_citizen_trust.csv",
+    shown = pd.read_csv(report / "tables" / "expected_scores_department_citizen_performance.csv",
                         dtype={"department": str, "region": str})
     expected = run.tables["expected_scores_department"]
-    expected = expected[(expected["population"] == "citizen") & (expected["impact"] == "trust")]
+    expected = expected[(expected["population"] == "citizen")
+                        & (expected["impact"] == "performance")]
     pd.testing.assert_frame_equal(shown.reset_index(drop=True),
                                   expected.reset_index(drop=True), check_dtype=False)
     assert len(shown) == 101 and shown["status"].str.startswith("suppressed").any()
@@ -79,7 +80,7 @@ def test_report_page_is_self_contained_and_complete(fitted_run):
     assert "IGN – Admin Express" in page
     # a 2 x 30-draw chain is not converged, and the page says so before anything else
     assert page.index("NOT CONVERGED") < page.index("<h2>")
-    table = pd.read_csv(report / "tables" / "expected_scores_department_citizen_trust.csv")
+    table = pd.read_csv(report / "tables" / "expected_scores_department_citizen_performance.csv")
     assert page.count('<tr class="suppressed">') >= table["status"].str.startswith(
         "suppressed").sum()
 

@@ -53,7 +53,7 @@ def test_manifest_records_what_produced_the_run(project, tmp_path):
     assert "posterior.nc" in manifest["files"] and "tables/effect_cell.parquet" in manifest[
         "files"]
     assert "report/report.html" in manifest["files"]
-    assert manifest["spec"]["resolved"]["report"]["impact"] == "trust"  # a default
+    assert manifest["spec"]["resolved"]["report"]["figures"] is True  # a default
 
 
 def test_loaded_run_agrees_with_the_posterior(project, tmp_path):

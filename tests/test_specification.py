@@ -159,3 +159,22 @@ def test_fits_follow_the_specification_and_reproduce(example_paths, tmp_path):
     second = fit_spec(spec, survey)
     pd.testing.assert_frame_equal(first.effects("effect_cell"), second.effects("effect_cell"))
     assert not isinstance(second, ItemFit)
+
+
+def test_outcome_subsets_are_validated_and_resolved():
+    spec = parse_spec({"model": {"name": "m"},
+                       "outcome": {"impacts": ["trust", "performance"],
+                                   "dimensions": ["social"]}})
+    assert spec.selection.impacts == ("performance", "trust")  # the vocabulary's order
+    assert spec.selection.lenses == ("ecosystem", "organisation", "individual")
+    assert spec.resolved()["outcome"]["dimensions"] == ["social"]
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"model": {"name": "m"},
+                    "outcome": {"impacts": ["trusts"], "lenses": []},
+                    "report": {"impact": "innovation"}})
+    text = str(caught.value)
+    assert "outcome.impacts" in text and "did you mean 'trust'" in text
+    assert "outcome.lenses" in text
+    with pytest.raises(ValidationError, match=r"report\.impact"):
+        parse_spec({"model": {"name": "m"}, "outcome": {"impacts": ["trust"]},
+                    "report": {"impact": "innovation"}})

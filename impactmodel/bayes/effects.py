@@ -142,8 +142,13 @@ def trait_covariance(sd_scale: float, correlation_eta: float,
     Half-normal sds of scale ``sd_scale`` and an LKJ(``correlation_eta``) prior on the
     correlation. Reported: ``trait_sd`` (impact), ``trait_correlation`` and ``trait_chol``
     (impact x impact_bis; lower triangular, ``trait_i = trait_chol @ standard normal``).
-    The model needs an ``impact_bis`` coordinate (a copy of ``impact``).
+    The model needs an ``impact_bis`` coordinate (a copy of ``impact``). With one impact
+    there is no correlation: the factor is the half-normal sd alone.
     """
+    if n_impacts == 1:
+        sd = pm.HalfNormal("trait_sd", sd_scale, dims="impact")
+        pm.Deterministic("trait_correlation", pt.ones((1, 1)), dims=("impact", "impact_bis"))
+        return pm.Deterministic("trait_chol", sd[:, None], dims=("impact", "impact_bis"))
     chol, correlation, sd = pm.LKJCholeskyCov(
         "trait_covariance", n=n_impacts, eta=correlation_eta,
         sd_dist=pm.HalfNormal.dist(sd_scale, shape=n_impacts), compute_corr=True,

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.item_data import ItemData, build_item_data
-from impactmodel.bayes.model_data import ScoreData, build_score_data
+from impactmodel.bayes.model_data import OutcomeSelection, ScoreData, build_score_data
 from impactmodel.bayes.ordinal import ordinal_item_model
 from impactmodel.bayes.predictive import (
     item_pointwise_log_likelihood,
@@ -245,7 +245,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      thresholds: Thresholds | None = None,
                      parametrisation: Parametrisation = "auto",
                      correlated_traits: bool = False,
-                     progress: Progress | None = None) -> ScaleScoreFit:
+                     progress: Progress | None = None,
+                     selection: OutcomeSelection | None = None) -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -264,12 +265,14 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
         :func:`~impactmodel.bayes.gaussian.scale_score_model`).
     progress : callable, optional
         Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
+    selection : OutcomeSelection, optional
+        Impacts, lenses and dimensions to model (default: all).
 
     Returns
     -------
     ScaleScoreFit
     """
-    data = build_score_data(survey, practices)
+    data = build_score_data(survey, practices, selection)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
                           parametrisation=parametrisation, correlated_traits=correlated_traits,
                           progress=progress)
@@ -320,7 +323,8 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
               priors: Mapping[str, float] | None = None,
               settings: SamplerSettings | None = None, thresholds: Thresholds | None = None,
               parametrisation: Parametrisation = "auto",
-              progress: Progress | None = None) -> ItemFit:
+              progress: Progress | None = None,
+              selection: OutcomeSelection | None = None) -> ItemFit:
     """Fit the ordinal item-level model (:mod:`impactmodel.bayes.ordinal`).
 
     Parameters
@@ -337,12 +341,14 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     parametrisation : {"auto", "centred", "non-centred"}
     progress : callable, optional
         Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
+    selection : OutcomeSelection, optional
+        Impacts, lenses and dimensions to model (default: all).
 
     Returns
     -------
     ItemFit
     """
-    data = build_item_data(survey, practices, covariates)
+    data = build_item_data(survey, practices, covariates, selection)
     resolved = OrdinalPriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
     built = ordinal_item_model(data, resolved, parametrisation)
@@ -372,8 +378,10 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
     if spec.outcome == "items":
         return fit_items(survey, practices=spec.practices, covariates=spec.covariates,
                          priors=priors, settings=spec.sampler, thresholds=spec.thresholds,
-                         parametrisation=spec.parametrisation, progress=progress)
+                         parametrisation=spec.parametrisation, progress=progress,
+                         selection=spec.selection)
     return fit_scale_scores(survey, practices=spec.practices, priors=priors,
                             settings=spec.sampler, thresholds=spec.thresholds,
                             parametrisation=spec.parametrisation,
-                            correlated_traits=spec.correlated_traits, progress=progress)
+                            correlated_traits=spec.correlated_traits, progress=progress,
+                            selection=spec.selection)

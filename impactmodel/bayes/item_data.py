@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from impactmodel.bayes.model_data import ModelDataError, practice_matrix
+from impactmodel.bayes.model_data import ModelDataError, OutcomeSelection, practice_matrix
 from impactmodel.survey_data import SurveyData
 from impactmodel.territories import department_codes, region_of
-from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
+from impactmodel.vocabulary import POPULATIONS
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class ItemData:
 
 
 def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
-                    covariates: Sequence[str] | None = None) -> ItemData:
+                    covariates: Sequence[str] | None = None,
+                    selection: OutcomeSelection | None = None) -> ItemData:
     """Assemble :class:`ItemData` (see the module docstring).
 
     Parameters
@@ -56,13 +57,20 @@ def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
     practices : sequence of str, optional
     covariates : sequence of str, optional
         Categorical covariates (default: the codebook's post-stratification variables).
+    selection : OutcomeSelection, optional
+        Items to model, by their cell (default: all).
 
     Returns
     -------
     ItemData
     """
     book = survey.codebook
-    scales = {i.scale.levels for i in book.items}
+    chosen = selection or OutcomeSelection()
+    items = tuple(i for i in book.items if chosen.covers(i.impact, i.lens, i.dimension))
+    if not items:
+        raise ModelDataError("the codebook has no item in the selected impacts, lenses and "
+                             "dimensions")
+    scales = {i.scale.levels for i in items}
     if len(scales) != 1:
         raise ModelDataError("the ordinal model needs every item on the same scale; the "
                              f"codebook has {len(scales)} scales")
@@ -80,12 +88,15 @@ def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
             dummies.append(column)
             dummy_names.append(f"{name}={level}")
     z_raw = np.column_stack(dummies) if dummies else np.zeros((len(x_raw), 0))
-    keep = ~np.isnan(x_raw).any(axis=1) & ~np.isnan(z_raw).any(axis=1)
+    all_answers = survey.frame[[i.column for i in items]].to_numpy(dtype=float)
+    keep = (~np.isnan(x_raw).any(axis=1) & ~np.isnan(z_raw).any(axis=1)
+            & ~np.isnan(all_answers).all(axis=1))
     if not keep.any():
-        raise ModelDataError("no respondent has every practice and covariate value")
-    items = book.items
+        raise ModelDataError("no respondent has every practice and covariate value and an "
+                             "answer in the selected cells")
+    axes = chosen.coords()
     low, high = items[0].scale.low, items[0].scale.high
-    answers = survey.frame[[i.column for i in items]].to_numpy(dtype=float)[keep]
+    answers = all_answers[keep]
     reverse = np.array([i.reverse for i in items])
     answers = np.where(reverse, low + high - answers, answers) - low
     respondent, item = np.nonzero(~np.isnan(answers))
@@ -100,13 +111,12 @@ def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
         population=np.array([POPULATIONS.index(p) for p in
                              survey.population.astype(str).to_numpy()[keep]]),
         department=np.array([departments.index(d) for d in dept]),
-        item_impact=np.array([IMPACTS.index(i.impact) for i in items]),
-        item_lens=np.array([LENSES.index(i.lens) for i in items]),
-        item_dimension=np.array([DIMENSIONS.index(i.dimension) for i in items]),
+        item_impact=np.array([axes["impact"].index(i.impact) for i in items]),
+        item_lens=np.array([axes["lens"].index(i.lens) for i in items]),
+        item_dimension=np.array([axes["dimension"].index(i.dimension) for i in items]),
         department_region=np.array([regions.index(region_of()[d]) for d in departments]),
         coords={"practice": names, "covariate": dummy_names,
-                "item": [i.column for i in items], "impact": list(IMPACTS),
-                "lens": list(LENSES), "dimension": list(DIMENSIONS),
+                "item": [i.column for i in items], **axes,
                 "population": list(POPULATIONS), "region": regions,
                 "department": departments,
                 "cut": [str(k) for k in range(high - low)],

@@ -57,6 +57,39 @@ class ScoreData:
         return len(self.y)
 
 
+@dataclass(frozen=True)
+class OutcomeSelection:
+    """Which impacts, lenses and dimensions a model covers (default: all 54 cells).
+
+    The model's coordinates are the selected names, in the vocabulary's order; items and
+    cells outside the selection are left out.
+    """
+
+    impacts: tuple[str, ...] = IMPACTS
+    lenses: tuple[str, ...] = LENSES
+    dimensions: tuple[str, ...] = DIMENSIONS
+
+    def __post_init__(self) -> None:
+        for name, chosen, allowed in (("impacts", self.impacts, IMPACTS),
+                                      ("lenses", self.lenses, LENSES),
+                                      ("dimensions", self.dimensions, DIMENSIONS)):
+            unknown = [v for v in chosen if v not in allowed]
+            if unknown or not chosen:
+                raise ModelDataError(f"outcome {name} must be a non-empty subset of "
+                                     f"{', '.join(allowed)}; got {list(chosen)}")
+            # the vocabulary's order, without repeats
+            object.__setattr__(self, name, tuple(v for v in allowed if v in chosen))
+
+    def covers(self, impact: str, lens: str, dimension: str) -> bool:
+        """Whether the cell impact x lens x dimension is selected."""
+        return impact in self.impacts and lens in self.lenses and dimension in self.dimensions
+
+    def coords(self) -> dict[str, list[str]]:
+        """Return the model coordinates ``impact``, ``lens``, ``dimension``."""
+        return {"impact": list(self.impacts), "lens": list(self.lenses),
+                "dimension": list(self.dimensions)}
+
+
 def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
                     ) -> tuple[NDArray[np.float64], list[str]]:
     """Respondents x practices on the model's scale (before centring); missing -> NaN."""
@@ -84,7 +117,8 @@ def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
     return np.column_stack(columns), names
 
 
-def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None) -> ScoreData:
+def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
+                     selection: OutcomeSelection | None = None) -> ScoreData:
     """Assemble :class:`ScoreData` from a survey.
 
     Respondents with a missing practice value are left out (their count is reported by the
@@ -95,41 +129,50 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None)
     survey : SurveyData
     practices : sequence of str, optional
         Practice columns (default: every non-categorical practice of the codebook).
+    selection : OutcomeSelection, optional
+        Cells to model (default: all).
 
     Returns
     -------
     ScoreData
     """
+    chosen = selection or OutcomeSelection()
     x_raw, names = practice_matrix(survey, practices)
-    keep = ~np.isnan(x_raw).any(axis=1)
+    by_cell = impact_scores(survey, by="cell")
+    by_cell = by_cell[[c for c in by_cell.columns if chosen.covers(*c.split(":"))]]
+    if by_cell.shape[1] == 0:
+        raise ModelDataError("the codebook has no item in the selected impacts, lenses and "
+                             "dimensions")
+    keep = ~np.isnan(x_raw).any(axis=1) & by_cell.notna().any(axis=1).to_numpy()
     if not keep.any():
-        raise ModelDataError("no respondent has every practice value")
-    scores = impact_scores(survey, by="cell").to_numpy()[keep]
-    cells = list(impact_scores(survey, by="cell").columns)
+        raise ModelDataError("no respondent has every practice value and a score in the "
+                             "selected cells")
+    scores = by_cell.to_numpy()[keep]
+    cells = list(by_cell.columns)
     x_kept = x_raw[keep]
     x_means = x_kept.mean(axis=0)
     respondent, cell = np.nonzero(~np.isnan(scores))
     y = scores[respondent, cell]
     parts = [c.split(":") for c in cells]
-    cell_impact = np.array([IMPACTS.index(p[0]) for p in parts])
-    group_key = respondent * len(IMPACTS) + cell_impact[cell]
+    axes = chosen.coords()
+    cell_impact = np.array([axes["impact"].index(p[0]) for p in parts])
+    group_key = respondent * len(axes["impact"]) + cell_impact[cell]
     group_codes, group = np.unique(group_key, return_inverse=True)
     departments = list(department_codes())
     regions = sorted(set(region_of().values()))
     dept = survey.department.astype(str).to_numpy()[keep]
     return ScoreData(
         y=y, respondent=respondent, cell=cell, group=group,
-        group_impact=(group_codes % len(IMPACTS)).astype(int),
+        group_impact=(group_codes % len(axes["impact"])).astype(int),
         x=x_kept - x_means, x_means=x_means,
         population=np.array([POPULATIONS.index(p) for p in
                              survey.population.astype(str).to_numpy()[keep]]),
         department=np.array([departments.index(d) for d in dept]),
         cell_impact=cell_impact,
-        cell_lens=np.array([LENSES.index(p[1]) for p in parts]),
-        cell_dimension=np.array([DIMENSIONS.index(p[2]) for p in parts]),
+        cell_lens=np.array([axes["lens"].index(p[1]) for p in parts]),
+        cell_dimension=np.array([axes["dimension"].index(p[2]) for p in parts]),
         department_region=np.array([regions.index(region_of()[d]) for d in departments]),
-        coords={"practice": names, "cell": cells, "impact": list(IMPACTS),
-                "lens": list(LENSES), "dimension": list(DIMENSIONS),
+        coords={"practice": names, "cell": cells, **axes,
                 "population": list(POPULATIONS), "region": regions,
                 "department": departments},
     )

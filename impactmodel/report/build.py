@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,12 +114,13 @@ def _disclosure_note(run: Run) -> str:
 def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
                         unit: str) -> list[tuple[str, str]]:
     tables = run.tables
+    population, impact = str(options.population), str(options.impact)
     if "expected_scores_department" in tables:
-        _check_option(options.population,
+        _check_option(population,
                       sorted(set(tables["expected_scores_department"]["population"])),
                       "population")
-        pick = {"population": options.population, "impact": options.impact}
-        subject = f"expected {options.impact} score, {options.population} respondents"
+        pick = {"population": population, "impact": impact}
+        subject = f"expected {impact} score, {population} respondents"
         regions = _one(tables["expected_scores_region"], **pick)
         departments = _one(tables["expected_scores_department"], **pick)
         names = ("expected_scores_region", "expected_scores_department")
@@ -139,7 +141,7 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
             t, label=lv, title=f"{subject.capitalize()} by {lv}, ranked", unit=unit),
             alt=f"Ranked {level}s", caption=f"{level.capitalize()}s ranked by posterior "
             "mean, with 90% intervals and the respondents behind each"))
-        body.append(b.table(f"{name}_{options.population}_{options.impact}"
+        body.append(b.table(f"{name}_{population}_{impact}"
                             if "expected" in name else f"{name}_{practice}", table,
                             caption=f"{subject.capitalize()} by {level}"))
     return [(f"Per territory: {subject}", "".join(body))]
@@ -177,8 +179,11 @@ def build_report(run: Run, folder: Path, options: ReportOptions | None = None) -
     practices = list(dict.fromkeys(tables["effect_cell"]["practice"]))
     practice = chosen.practice or practices[0]
     _check_option(practice, practices, "practice")
-    _check_option(chosen.impact, list(dict.fromkeys(tables["effect_cell"]["impact"])),
-                  "impact")
+    impacts = list(dict.fromkeys(tables["effect_cell"]["impact"]))
+    populations = list(dict.fromkeys(tables["effect_population"]["population"]))
+    chosen = replace(chosen, impact=chosen.impact or impacts[0],
+                     population=chosen.population or populations[0])
+    _check_option(str(chosen.impact), impacts, "impact")
     unit = _UNITS[resolved["outcome"]["kind"]]
     partial = folder.parent / f".partial-{folder.name}"
     try:

@@ -11,10 +11,11 @@ class ReportOptions:
 
     Attributes
     ----------
-    population : str
-        Population of the per-territory expected-score charts and map.
-    impact : str
-        Impact of those charts and map.
+    population : str or None
+        Population of the per-territory expected-score charts and map; None: the first
+        population of the run.
+    impact : str or None
+        Impact of those charts and map; None: the first impact of the run.
     practice : str or None
         Practice of the per-territory effect charts (the ordinal model, which has no
         expected scores, maps this effect); None: the first practice of the model.
@@ -22,8 +23,8 @@ class ReportOptions:
         Draw the figures (False: tables only, faster for large runs).
     """
 
-    population: str = "citizen"
-    impact: str = "trust"
+    population: str | None = None
+    impact: str | None = None
     practice: str | None = None
     figures: bool = True
 
