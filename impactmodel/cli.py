@@ -31,6 +31,7 @@ from impactmodel.survey_data import SurveyData
 
 if TYPE_CHECKING:
     from impactmodel.runs import Run
+    from impactmodel.specification import ModelSpec
 
 app = typer.Typer(help="Survey-weighted and Bayesian models of the impacts of cross-sector "
                        "alliances.", no_args_is_help=True, add_completion=False,
@@ -254,6 +255,9 @@ def fit(
     start = time.perf_counter()
     survey = _load(respondents, book)
     loaded = time.perf_counter()
+    if spec.method == "design-based":
+        _estimate_spec(spec, survey, respondents, book, out_dir, loaded - start)
+        return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   transient=True) as progress:
@@ -278,6 +282,34 @@ def fit(
             raise _fail(exc) from None
     colour = "green" if result.convergence.converged else "bold red"
     out.print(f"[{colour}]{escape(str(result.convergence))}[/]")
+    out.print(f"[green]wrote run[/] {escape(str(run))}")
+    out.print(f"report: {escape(str(run / 'report' / 'report.html'))}")
+
+
+def _estimate_spec(spec: ModelSpec, survey: SurveyData, respondents: Path, book: Path,
+                   out_dir: Path, load_seconds: float) -> None:
+    """Run a design-based specification and write it as a run."""
+    import time
+
+    from impactmodel.runs import write_run
+    from impactmodel.survey.impact import estimate_design
+
+    start = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task(f"{spec.name}: design-based estimates by "
+                                 f"{', '.join(spec.design.by)}", total=None)
+        try:
+            result = estimate_design(survey, spec.design, spec.selection.labels())
+            done = time.perf_counter()
+            progress.update(task, description="writing the run and its report")
+            run = write_run(result, spec, respondents=respondents, codebook=book,
+                            root=out_dir, timings={"load": load_seconds,
+                                                   "estimate": done - start})
+        except ImpactModelError as exc:
+            raise _fail(exc) from None
+    out.print(f"[green]design-based estimates[/]: {len(result.table)} domain x score rows "
+              f"by {', '.join(spec.design.by)} (lonely PSUs: {spec.design.lonely_psu})")
     out.print(f"[green]wrote run[/] {escape(str(run))}")
     out.print(f"report: {escape(str(run / 'report' / 'report.html'))}")
 
@@ -324,6 +356,12 @@ def runs_show(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> Non
     table = loaded.tables.get("effect_population")
     if table is not None:
         out.print(_frame_table("Practice effects by population", table.set_index("practice")))
+    domains = loaded.tables.get("domain_estimates")
+    if domains is not None:
+        impacts = domains[~domains["cell"].str.contains(":")]
+        shown = impacts[["domain", "cell", "estimate", "se", "n", "status"]].head(24)
+        out.print(_frame_table("Design-based impact scores — first rows",
+                               shown.set_index("domain")))
 
 
 @runs_app.command("diff")
@@ -343,8 +381,8 @@ def runs_diff(first: Annotated[Path, typer.Argument(help="A run folder.")],
         out.print(f"version of {escape(key)}: {escape(str(a))} -> {escape(str(b))}")
     estimates = changes["estimates"]
     if not estimates.empty:
-        out.print(_frame_table("effect_cell: largest moves of the posterior mean",
-                               estimates.head(10).set_index("practice")))
+        out.print(_frame_table("Largest moves of the estimates",
+                               estimates.head(10).set_index(estimates.columns[0])))
 
 
 @app.command()

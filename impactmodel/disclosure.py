@@ -56,7 +56,8 @@ class DisclosureRules:
 
 def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str = "n",
                      estimates: Sequence[str] = ("mean", "sd", "low", "high"),
-                     group: Sequence[str] = ()) -> pd.DataFrame:
+                     group: Sequence[str] = (), value: str = "mean", spread: str = "sd"
+                     ) -> pd.DataFrame:
     """Return ``table`` with the gate applied and a ``status`` column added.
 
     Parameters
@@ -72,6 +73,9 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
     group : sequence of str
         Columns whose combinations form groups with published totals (secondary
         suppression); empty for none.
+    value, spread : str
+        Columns of the estimate and its posterior sd or standard error (their ratio is the
+        coefficient of variation).
 
     Returns
     -------
@@ -90,8 +94,8 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
                 others = members[~primary[members]]
                 if len(others):
                     status[others[np.argmin(n[others])]] = SECONDARY
-    if "mean" in out and "sd" in out:
-        cv = out["sd"].to_numpy(dtype=float) / np.abs(out["mean"].to_numpy(dtype=float))
+    if value in out and spread in out:
+        cv = out[spread].to_numpy(dtype=float) / np.abs(out[value].to_numpy(dtype=float))
         status[(status == PUBLISHED) & ~(cv <= rules.max_cv)] = UNRELIABLE
     hidden = (status != PUBLISHED) & (status != UNRELIABLE)
     columns = [c for c in estimates if c in out] + [count]

@@ -43,6 +43,7 @@ from impactmodel.disclosure import DisclosureRules, apply_disclosure
 from impactmodel.errors import ImpactModelError
 from impactmodel.report.build import build_report
 from impactmodel.specification import ModelSpec
+from impactmodel.survey.impact import DesignEstimates
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -51,6 +52,10 @@ PARTIAL_PREFIX = ".partial-"
 REPORT_FOLDER = "report"
 DEPENDENCIES = ("numpy", "pandas", "scipy", "statsmodels", "pymc", "pytensor", "nutpie",
                 "arviz", "xarray", "pyarrow", "h5netcdf")
+
+
+#: what a run can hold: a Bayesian fit or a design-based estimate
+Result = ScaleScoreFit | ItemFit | DesignEstimates
 
 
 class RunError(ImpactModelError):
@@ -65,13 +70,14 @@ class Run:
     ----------
     path : Path
     manifest : dict
-    posterior : xarray.DataTree
+    posterior : xarray.DataTree or None
+        None for a design-based run.
     tables : dict of str to pandas.DataFrame
     """
 
     path: Path
     manifest: dict[str, Any]
-    posterior: xr.DataTree
+    posterior: xr.DataTree | None
     tables: dict[str, pd.DataFrame]
 
 
@@ -113,7 +119,21 @@ def git_state(folder: Path) -> dict[str, object] | None:
     return {"commit": commit, "local_changes": bool(status.strip())}
 
 
-def run_tables(fit: ScaleScoreFit | ItemFit, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
+def design_tables(result: DesignEstimates, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
+    """Gate a design-based estimate: ``domain_estimates``.
+
+    Secondary suppression works within the domains that share every domain variable but
+    the last, for one score (e.g. the regions of one population: their counts add up to
+    the population's).
+    """
+    by = list(result.options.by)
+    return {"domain_estimates": apply_disclosure(
+        result.table, rules, estimates=("estimate", "se", "ci_low", "ci_high", "deff",
+                                        "deff_kish", "weighted_n"),
+        group=[*by[:-1], "cell"], value="estimate", spread="se")}
+
+
+def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
     """Build the summary tables of a run, per-population and per-territory ones gated.
 
     Parameters
@@ -129,8 +149,11 @@ def run_tables(fit: ScaleScoreFit | ItemFit, rules: DisclosureRules) -> dict[str
         ``predictive_check`` (posterior predictive check per population x impact, 100
         draws), ``effect_region``, ``effect_department`` and, for the scale-score model,
         ``expected_scores_region`` and ``expected_scores_department``, each with the
-        respondents behind each row (``n``) and a ``status``.
+        respondents behind each row (``n``) and a ``status``; for a design-based
+        estimate, :func:`design_tables`.
     """
+    if isinstance(fit, DesignEstimates):
+        return design_tables(fit, rules)
     d = fit.data
     coords = d.coords
     region_of_resp = d.department_region[d.department]
@@ -178,14 +201,14 @@ def _version(spec_hash: str, data_hashes: list[str], now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S-%f}-{digest[:8]}"
 
 
-def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Path,
+def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
               codebook: Path, root: Path, timings: Mapping[str, float],
               rules: DisclosureRules | None = None, report: bool = True) -> Path:
     """Write ``fit`` as a new immutable run under ``root`` (see the module docstring).
 
     Parameters
     ----------
-    fit : ScaleScoreFit or ItemFit
+    fit : ScaleScoreFit, ItemFit or DesignEstimates
     spec : ModelSpec
         The specification the fit followed.
     respondents, codebook : Path
@@ -222,7 +245,9 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
         raise RunError(f"run {final} exists already; runs are never overwritten")
     try:
         (partial / "tables").mkdir(parents=True)
-        fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
+        bayesian = not isinstance(fit, DesignEstimates)
+        if not isinstance(fit, DesignEstimates):
+            fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
         tables = run_tables(fit, gate)
         for name, table in tables.items():
             table.to_parquet(partial / "tables" / f"{name}.parquet", index=False)
@@ -230,20 +255,24 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "run": {"model": spec.name, "version": version, "created": now.isoformat(),
-                    "status": "converged" if fit.convergence.converged else "not converged"},
+                    "status": _status(fit)},
             "versions": dependency_versions(),
             "git": git_state(Path(__file__).resolve().parent),
             "spec": {"resolved": resolved, "sha256": spec_hash,
                      "file": str(spec.source) if spec.source is not None else None},
-            "data": {**inputs, "respondents_in_model": len(fit.data.population)},
-            "seed": spec.sampler.seed,
-            "sampler": resolved["sampler"],
+            "data": {**inputs, "respondents_in_model": (
+                fit.respondents if isinstance(fit, DesignEstimates)
+                else len(fit.data.population))},
+            "seed": spec.sampler.seed if bayesian else None,
+            "sampler": resolved.get("sampler"),
             "timings_seconds": dict(timings),
-            "convergence": fit.convergence.to_dict(),
+            "convergence": (None if isinstance(fit, DesignEstimates)
+                            else fit.convergence.to_dict()),
             "disclosure": gate.to_dict(),
         }
         if report:
-            build_report(Run(partial, manifest, fit.idata, tables), partial / REPORT_FOLDER)
+            build_report(Run(partial, manifest, None if isinstance(fit, DesignEstimates)
+                             else fit.idata, tables), partial / REPORT_FOLDER)
         manifest["files"] = {str(p.relative_to(partial)): sha256_of(p)
                              for p in sorted(partial.rglob("*")) if p.is_file()}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
@@ -256,6 +285,12 @@ def write_run(fit: ScaleScoreFit | ItemFit, spec: ModelSpec, *, respondents: Pat
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return final
+
+
+def _status(result: Result) -> str:
+    if isinstance(result, DesignEstimates):
+        return "design-based"
+    return "converged" if result.convergence.converged else "not converged"
 
 
 def list_runs(root: Path) -> pd.DataFrame:
@@ -293,7 +328,8 @@ def load_run(path: str | Path) -> Run:
     if folder.name.startswith(PARTIAL_PREFIX) or not manifest_path.is_file():
         raise RunError(f"{folder} is not a complete run (no {MANIFEST})")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    posterior = xr.open_datatree(folder / POSTERIOR, engine="h5netcdf")
+    posterior = (xr.open_datatree(folder / POSTERIOR, engine="h5netcdf")
+                 if (folder / POSTERIOR).is_file() else None)
     tables = {p.stem: pd.read_parquet(p) for p in sorted((folder / "tables").glob("*.parquet"))}
     return Run(folder, manifest, posterior, tables)
 
@@ -307,7 +343,7 @@ def _flatten(value: object, prefix: str = "") -> dict[str, object]:
     return {prefix: value}
 
 
-def diff_runs(first: Run, second: Run, table: str = "effect_cell") -> dict[str, Any]:
+def diff_runs(first: Run, second: Run, table: str | None = None) -> dict[str, Any]:
     """Compare two runs: what changed and how the key estimates moved.
 
     Returns
@@ -316,8 +352,12 @@ def diff_runs(first: Run, second: Run, table: str = "effect_cell") -> dict[str, 
         ``spec`` (key -> (first, second) for every differing resolved setting),
         ``data`` (input -> whether its SHA-256 changed), ``versions`` (package ->
         (first, second) where different) and ``estimates``: the rows of ``table``
-        joined on their labels with the shift of the posterior mean, largest first.
+        joined on their labels with the shift of the posterior mean (or design-based
+        estimate), largest first. ``table`` defaults to ``effect_cell``, else
+        ``domain_estimates``.
     """
+    if table is None:
+        table = "effect_cell" if "effect_cell" in first.tables else "domain_estimates"
     def changed(a: Mapping[str, object], b: Mapping[str, object]
                 ) -> dict[str, tuple[object, object]]:
         return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
@@ -331,7 +371,10 @@ def diff_runs(first: Run, second: Run, table: str = "effect_cell") -> dict[str, 
     if a is not None and b is not None:
         labels = [c for c in a.columns if not pd.api.types.is_numeric_dtype(a[c])
                   and c in b.columns and c != "status"]
+        value = "mean" if "mean" in a.columns else "estimate"
         estimates = a.merge(b, on=labels, suffixes=("_first", "_second"))
+        estimates = estimates.rename(columns={f"{value}_first": "mean_first",
+                                              f"{value}_second": "mean_second"})
         estimates["shift"] = estimates["mean_second"] - estimates["mean_first"]
         estimates = (estimates[[*labels, "mean_first", "mean_second", "shift"]]
                      .reindex(estimates["shift"].abs().sort_values(ascending=False).index)

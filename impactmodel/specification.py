@@ -5,7 +5,8 @@ key; every problem (unknown key with the closest valid one, bad value with the a
 ones, a path leaving the specification's folder) is reported at once in one
 :class:`~impactmodel.errors.ValidationError`. Sections::
 
-    [model]        name (letters, digits, "-", "_"), description
+    [model]        name (letters, digits, "-", "_"), description,
+                   method = "bayesian" (default) | "design-based"
     [data]         respondents, codebook: paths relative to the specification's folder,
                    which they may not leave; both absent = the embedded example
     [outcome]      kind = "scale_scores" | "items"; impacts, lenses, dimensions (subsets
@@ -18,6 +19,8 @@ ones, a path leaving the specification's folder) is reported at once in one
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
     [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
+    [design]       by, lonely_psu, level (design-based only:
+                   :class:`~impactmodel.survey.impact.DesignOptions`)
     [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
     [report]       population, impact, practice, figures
                    (:class:`~impactmodel.report.options.ReportOptions`)
@@ -42,23 +45,30 @@ from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, S
 from impactmodel.disclosure import DisclosureRules
 from impactmodel.errors import SpecError, ValidationError
 from impactmodel.report.options import ReportOptions
+from impactmodel.survey.impact import DesignOptions
+from impactmodel.survey.variance import LONELY_PSU_RULES
 from impactmodel.tomlfile import ProblemCollector, read_toml
 from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 
 Outcome = Literal["scale_scores", "items"]
 OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
+Method = Literal["bayesian", "design-based"]
+METHODS: tuple[str, ...] = ("bayesian", "design-based")
+#: sections that only a Bayesian model uses
+_BAYESIAN_ONLY = ("predictors", "structure", "priors", "sampler", "convergence")
 PARAMETRISATIONS: tuple[str, ...] = ("auto", "centred", "non-centred")
 
 _SECTIONS = ("model", "data", "outcome", "predictors", "structure", "priors", "sampler",
-             "convergence", "disclosure", "report")
+             "convergence", "design", "disclosure", "report")
 _KEYS: dict[str, tuple[str, ...]] = {
-    "model": ("name", "description"),
+    "model": ("name", "description", "method"),
     "data": ("respondents", "codebook"),
     "outcome": ("kind", "impacts", "lenses", "dimensions"),
     "predictors": ("practices", "covariates"),
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
+    "design": tuple(f.name for f in fields(DesignOptions)),
     "disclosure": tuple(f.name for f in fields(DisclosureRules)),
     "report": tuple(f.name for f in fields(ReportOptions)),
 }
@@ -72,6 +82,7 @@ class ModelSpec:
     Attributes
     ----------
     name, description : str
+    method : {"bayesian", "design-based"}
     source : Path or None
         The file it was read from.
     respondents, codebook : Path or None
@@ -91,6 +102,8 @@ class ModelSpec:
     thresholds : Thresholds
     disclosure : DisclosureRules
     report : ReportOptions
+    design : DesignOptions
+        Used by design-based specifications only.
     """
 
     name: str
@@ -109,6 +122,8 @@ class ModelSpec:
     thresholds: Thresholds
     disclosure: DisclosureRules = field(default_factory=DisclosureRules)
     report: ReportOptions = field(default_factory=ReportOptions)
+    method: Method = "bayesian"
+    design: DesignOptions = field(default_factory=DesignOptions)
 
     def resolved(self) -> dict[str, Any]:
         """Return the specification with every default filled in, as plain values."""
@@ -119,8 +134,22 @@ class ModelSpec:
                 return "(embedded example)"
             return str(path.relative_to(folder)) if folder is not None else str(path)
 
+        if self.method == "design-based":
+            return {
+                "model": {"name": self.name, "description": self.description,
+                          "method": self.method},
+                "data": {"respondents": shown(self.respondents),
+                         "codebook": shown(self.codebook)},
+                "outcome": {"kind": self.outcome, "impacts": list(self.selection.impacts),
+                            "lenses": list(self.selection.lenses),
+                            "dimensions": list(self.selection.dimensions)},
+                "design": {**asdict(self.design), "by": list(self.design.by)},
+                "disclosure": asdict(self.disclosure),
+                "report": self.report.to_dict(),
+            }
         return {
-            "model": {"name": self.name, "description": self.description},
+            "model": {"name": self.name, "description": self.description,
+                      "method": self.method},
             "data": {"respondents": shown(self.respondents), "codebook": shown(self.codebook)},
             "outcome": {"kind": self.outcome, "impacts": list(self.selection.impacts),
                         "lenses": list(self.selection.lenses),
@@ -185,10 +214,22 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
         c.add("model.name", "not usable as a folder name", got=model["name"],
               expected="1-64 letters, digits, '-' or '_', starting with a letter or digit")
     description = c.string(model, "description", "model", required=False) or ""
+    method = c.choice(model.get("method", "bayesian"), METHODS, "model.method", "method")
+    if method == "design-based":
+        for section in _BAYESIAN_ONLY:
+            if section in raw:
+                c.add(section, "applies to Bayesian models only",
+                      expected="no such section with model.method = 'design-based'")
+    elif "design" in raw:
+        c.add("design", "applies to design-based estimates only",
+              expected="no [design] section, or model.method = 'design-based'")
 
     respondents, codebook = _data_paths(c, sections["data"], source)
     outcome = c.choice(sections["outcome"].get("kind", "scale_scores"), OUTCOMES,
                        "outcome.kind", "outcome")
+    if method == "design-based" and outcome != "scale_scores":
+        c.add("outcome.kind", "a design-based estimate averages scale scores", got=outcome,
+              expected="'scale_scores' with model.method = 'design-based'")
 
     selection = _selection(c, sections["outcome"])
     predictors = sections["predictors"]
@@ -223,6 +264,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
 
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
+    design = _design(c, sections["design"])
     disclosure = _disclosure(c, sections["disclosure"])
     report = _report(c, sections["report"], practices, selection)
     if c.problems:
@@ -234,7 +276,8 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      practices=practices, covariates=covariates,
                      parametrisation=parametrisation,  # type: ignore[arg-type]
                      correlated_traits=correlated, priors=priors, sampler=sampler,
-                     thresholds=thresholds, disclosure=disclosure, report=report)
+                     thresholds=thresholds, disclosure=disclosure, report=report,
+                     method=method, design=design)  # type: ignore[arg-type]
 
 
 def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:
@@ -252,6 +295,19 @@ def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelectio
             c.add(f"outcome.{key}", "empty", expected=f"some of {', '.join(allowed)}")
         chosen[key] = tuple(v for v in values if v in allowed) or allowed
     return OutcomeSelection(**chosen)
+
+
+def _design(c: ProblemCollector, table: Mapping[str, Any]) -> DesignOptions:
+    """``[design]`` as :class:`DesignOptions` (defaults for what is absent)."""
+    d = DesignOptions()
+    by = c.strings(table, "by", "design") if "by" in table else d.by
+    lonely = c.choice(table.get("lonely_psu", d.lonely_psu), LONELY_PSU_RULES,
+                      "design.lonely_psu", "lonely-PSU rule")
+    level = _number(c, table, "level", "design", d.level, float, 0.0, low_open=True,
+                    high=1.0)
+    if lonely not in LONELY_PSU_RULES:
+        return d
+    return DesignOptions(by=by, lonely_psu=lonely, level=level)  # type: ignore[arg-type]
 
 
 def _disclosure(c: ProblemCollector, table: Mapping[str, Any]) -> DisclosureRules:

@@ -84,6 +84,16 @@ class OutcomeSelection:
         """Whether the cell impact x lens x dimension is selected."""
         return impact in self.impacts and lens in self.lenses and dimension in self.dimensions
 
+    def labels(self) -> list[str]:
+        """Return the selected score labels (``impact:lens:dimension`` cells).
+
+        The impacts themselves come first when every lens and dimension is selected.
+        """
+        cells = [f"{i}:{le}:{d}" for i in self.impacts for le in self.lenses
+                 for d in self.dimensions]
+        whole = len(self.lenses) == len(LENSES) and len(self.dimensions) == len(DIMENSIONS)
+        return [*self.impacts, *cells] if whole else cells
+
     def coords(self) -> dict[str, list[str]]:
         """Return the model coordinates ``impact``, ``lens``, ``dimension``."""
         return {"impact": list(self.impacts), "lens": list(self.lenses),

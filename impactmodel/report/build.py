@@ -91,8 +91,9 @@ def _provenance(run: Run) -> str:
         "codebook file": f"{m['data']['codebook']['path']} "
                          f"(SHA-256 {m['data']['codebook']['sha256']})",
         "respondents in the model": m["data"]["respondents_in_model"],
-        "seed": m["seed"],
-        "sampler": ", ".join(f"{k}={v}" for k, v in m["sampler"].items()),
+        "seed": m["seed"] if m["seed"] is not None else "(no sampling)",
+        "sampler": (", ".join(f"{k}={v}" for k, v in m["sampler"].items())
+                    if m["sampler"] else "(design-based: none)"),
         "git commit": (f"{m['git']['commit']}"
                        f"{' (with local changes)' if m['git']['local_changes'] else ''}"
                        if m.get("git") else "(not in a git repository)"),
@@ -175,28 +176,13 @@ def build_report(run: Run, folder: Path, options: ReportOptions | None = None) -
     folder = Path(folder)
     if folder.exists():
         raise ReportError(f"{folder} exists already; choose a new folder for the report")
-    tables = run.tables
-    practices = list(dict.fromkeys(tables["effect_cell"]["practice"]))
-    practice = chosen.practice or practices[0]
-    _check_option(practice, practices, "practice")
-    impacts = list(dict.fromkeys(tables["effect_cell"]["impact"]))
-    populations = list(dict.fromkeys(tables["effect_population"]["population"]))
-    chosen = replace(chosen, impact=chosen.impact or impacts[0],
-                     population=chosen.population or populations[0])
-    _check_option(str(chosen.impact), impacts, "impact")
-    unit = _UNITS[resolved["outcome"]["kind"]]
+    design_based = resolved["model"].get("method") == "design-based"
+    compose = _design_sections if design_based else _bayesian_sections
     partial = folder.parent / f".partial-{folder.name}"
     try:
         shutil.rmtree(partial, ignore_errors=True)
         b = _Builder(partial, chosen.figures)
-        sections = _sections(run, b, chosen, practice, practices, unit)
-        convergence = run.manifest["convergence"]
-        ok = bool(convergence["converged"])
-        banner = ("Converged: " if ok else "NOT CONVERGED — do not publish these estimates: "
-                  ) + "; ".join(convergence["problems"] or [
-                      f"max R-hat {convergence['max_rhat']:.3f}, min bulk ESS "
-                      f"{convergence['min_ess_bulk']:.0f}, divergences "
-                      f"{convergence['divergences']}"])
+        sections, banner, ok = compose(run, b, chosen)
         title = f"{run.manifest['run']['model']} — {run.manifest['run']['version']}"
         (partial / REPORT_FILE).write_text(page(title, sections, banner=banner, ok=ok),
                                            encoding="utf-8")
@@ -209,6 +195,78 @@ def build_report(run: Run, folder: Path, options: ReportOptions | None = None) -
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return folder / REPORT_FILE
+
+
+Sections = tuple[list[tuple[str, str]], str, bool]
+
+
+def _bayesian_sections(run: Run, b: _Builder, chosen: ReportOptions) -> Sections:
+    """Compose a Bayesian run's report, its convergence banner and whether it converged."""
+    tables = run.tables
+    practices = list(dict.fromkeys(tables["effect_cell"]["practice"]))
+    practice = chosen.practice or practices[0]
+    _check_option(practice, practices, "practice")
+    impacts = list(dict.fromkeys(tables["effect_cell"]["impact"]))
+    populations = list(dict.fromkeys(tables["effect_population"]["population"]))
+    chosen = replace(chosen, impact=chosen.impact or impacts[0],
+                     population=chosen.population or populations[0])
+    _check_option(str(chosen.impact), impacts, "impact")
+    unit = _UNITS[run.manifest["spec"]["resolved"]["outcome"]["kind"]]
+    sections = _sections(run, b, chosen, practice, practices, unit)
+    convergence = run.manifest["convergence"]
+    ok = bool(convergence["converged"])
+    banner = ("Converged: " if ok else "NOT CONVERGED — do not publish these estimates: "
+              ) + "; ".join(convergence["problems"] or [
+                  f"max R-hat {convergence['max_rhat']:.3f}, min bulk ESS "
+                  f"{convergence['min_ess_bulk']:.0f}, divergences "
+                  f"{convergence['divergences']}"])
+    return sections, banner, ok
+
+
+def _design_sections(run: Run, b: _Builder, chosen: ReportOptions) -> Sections:
+    """Compose a design-based run's report: domain estimates with confidence intervals."""
+    design = run.manifest["spec"]["resolved"]["design"]
+    by, level = list(design["by"]), float(design["level"])
+    table = run.tables["domain_estimates"]
+    impacts = [c for c in dict.fromkeys(table["cell"]) if ":" not in c]
+    scores = impacts or list(dict.fromkeys(table["cell"]))
+    impact = chosen.impact or scores[0]
+    _check_option(impact, scores, "impact")
+    pick = {"cell": impact}
+    if "population" in by and len(by) > 1:
+        population = chosen.population or str(table["population"].iloc[0])
+        _check_option(population, sorted(set(table["population"])), "population")
+        pick["population"] = population
+    rows = _one(table, **pick).rename(columns={"estimate": "mean", "ci_low": "low",
+                                               "ci_high": "high"})
+    subject = f"{impact} score" + (f" of {pick['population']} respondents"
+                                   if "population" in pick else "")
+    level_name = by[-1]
+    body = []
+    if level_name in ("department", "territory"):
+        body.append(b.figure("map_departments", lambda: figures.map_figure(
+            rows.rename(columns={level_name: "department"}),
+            title=f"Design-based {subject}".capitalize(), unit=_UNITS["scale_scores"]),
+            alt=f"Map of France by department: {subject}",
+            caption=f"Design-based {subject} by department and the width of its "
+                    f"{level:.0%} confidence interval; hatched: suppressed. {CREDIT}."))
+    body.append(b.figure(f"ranked_{level_name}", lambda: figures.ranked_chart(
+        rows, label=level_name, title=f"Design-based {subject} by {level_name}, ranked",
+        unit=_UNITS["scale_scores"]), alt=f"Ranked {level_name} estimates",
+        caption=f"Estimates with {level:.0%} confidence intervals (Taylor linearisation) "
+                "and the respondents behind each"))
+    body.append(b.table("domain_estimates_shown", _one(table, **pick),
+                        caption=f"Design-based {subject} by {', '.join(by)}"))
+    body.append(b.table("domain_estimates", table, caption="Every domain and score",
+                        max_rows=60))
+    description = run.manifest["spec"]["resolved"]["model"].get("description", "")
+    sections = [("The run", f"<p>{html.escape(description)}</p>{_provenance(run)}"
+                 f"{_disclosure_note(run)}"),
+                (f"Design-based estimates by {', '.join(by)}", "".join(body))]
+    banner = (f"Design-based estimates (survey weights, strata and PSUs; Taylor-linearised "
+              f"standard errors; {level:.0%} confidence intervals; lonely PSUs: "
+              f"{design['lonely_psu']}) — no model, no sampling")
+    return sections, banner, True
 
 
 def _sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
@@ -251,7 +309,10 @@ def _sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
 
 def _convergence_section(run: Run, b: _Builder) -> str:
     thresholds = run.manifest["spec"]["resolved"]["convergence"]
-    diagnostics = per_parameter(run.posterior)
+    posterior = run.posterior
+    if posterior is None:
+        raise ReportError(f"{run.path} has no posterior: not a Bayesian run")
+    diagnostics = per_parameter(posterior)
     parts = [b.figure("convergence", lambda: figures.convergence_figure(diagnostics,
                                                                         thresholds),
                       alt="R-hat and ESS per parameter",
@@ -259,7 +320,7 @@ def _convergence_section(run: Run, b: _Builder) -> str:
     if len(diagnostics):
         worst = diagnostics["worst_rhat_at"][0]
         name, _, labels = worst.partition("[")
-        values = run.posterior["posterior"][name]
+        values = posterior["posterior"][name]
         extra = [d for d in values.dims if d not in ("chain", "draw")]
         if extra:
             flat = values.stack(element=extra).transpose("chain", "draw", "element")

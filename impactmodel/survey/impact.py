@@ -9,13 +9,14 @@ or no answer) are left out of that cell's estimate but stay in the design.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from impactmodel.errors import ImpactModelError
 from impactmodel.scores import impact_scores
 from impactmodel.survey.design import SurveyDesign
-from impactmodel.survey.variance import LonelyPSU
+from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU
 from impactmodel.survey_data import SurveyData
 from impactmodel.vocabulary import closest
 
@@ -99,4 +100,71 @@ def impact_score_table(survey: SurveyData, by: Sequence[str] = ("population",), 
     return table[ordered].sort_values([*columns, "cell"], kind="stable").reset_index(drop=True)
 
 
-__all__ = ["TABLE_COLUMNS", "design_from_survey", "impact_score_table"]
+@dataclass(frozen=True)
+class DesignOptions:
+    """Settings of a design-based estimate (``[design]`` of a model specification).
+
+    Attributes
+    ----------
+    by : tuple of str
+        Domain variables, crossed (``population``, ``region``, ``department`` or columns).
+    lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
+    level : float
+        Confidence level of the intervals.
+    """
+
+    by: tuple[str, ...] = ("population", "region")
+    lonely_psu: LonelyPSU = "adjust"
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.lonely_psu not in LONELY_PSU_RULES:
+            raise ImpactModelError(f"lonely_psu {self.lonely_psu!r} is not one of "
+                                   + ", ".join(LONELY_PSU_RULES))
+        if not 0 < self.level < 1:
+            raise ImpactModelError(f"level must be in (0, 1), got {self.level}")
+
+
+@dataclass(frozen=True)
+class DesignEstimates:
+    """A design-based estimate: domain means of impact scores with linearised SEs.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        As :func:`impact_score_table` returns it (selected cells only).
+    options : DesignOptions
+    respondents : int
+        Respondents in the survey (all of them stay in the design).
+    """
+
+    table: pd.DataFrame
+    options: DesignOptions
+    respondents: int
+
+
+def estimate_design(survey: SurveyData, options: DesignOptions,
+                    cells: Sequence[str] | None = None) -> DesignEstimates:
+    """Run a design-based estimate (:func:`impact_score_table`) as a specification asks.
+
+    Parameters
+    ----------
+    survey : SurveyData
+    options : DesignOptions
+    cells : sequence of str, optional
+        Keep only these ``cell`` labels (impacts and ``impact:lens:dimension`` cells);
+        default all.
+
+    Returns
+    -------
+    DesignEstimates
+    """
+    table = impact_score_table(survey, options.by, lonely_psu=options.lonely_psu,
+                               level=options.level)
+    if cells is not None:
+        table = table[table["cell"].isin(list(cells))].reset_index(drop=True)
+    return DesignEstimates(table, options, len(survey.frame))
+
+
+__all__ = ["TABLE_COLUMNS", "DesignEstimates", "DesignOptions", "design_from_survey",
+           "estimate_design", "impact_score_table"]
