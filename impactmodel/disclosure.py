@@ -5,9 +5,12 @@ Respondent-level answers are personal data. Before a table is written:
 - **frequency rule** — a row based on fewer than ``min_count`` respondents (default 11,
   never below 3) is suppressed: its estimates and its count are blanked and its status
   says why;
-- **secondary suppression** — when a group (e.g. the departments of one region within a
-  population) has exactly one suppressed row, its count could be recovered from the
-  published group total, so the smallest other row of the group is suppressed too;
+- **secondary suppression** — when a group whose total is published elsewhere (e.g. the
+  departments of one region within a population, or the populations of one department)
+  has exactly one suppressed row, that row could be recovered from the total, so the
+  smallest other row of the group is suppressed too; this is repeated over every
+  grouping until no group has a lone suppressed row (a suppression made for one margin
+  can expose a row in another);
 - **reliability** — a published estimate whose coefficient of variation (posterior or
   standard error over the absolute estimate) exceeds ``max_cv`` (default 30%) is flagged
   ``unreliable``.
@@ -56,8 +59,8 @@ class DisclosureRules:
 
 def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str = "n",
                      estimates: Sequence[str] = ("mean", "sd", "low", "high"),
-                     group: Sequence[str] = (), value: str = "mean", spread: str = "sd"
-                     ) -> pd.DataFrame:
+                     groups: Sequence[Sequence[str]] = (), value: str = "mean",
+                     spread: str = "sd") -> pd.DataFrame:
     """Return ``table`` with the gate applied and a ``status`` column added.
 
     Parameters
@@ -70,9 +73,10 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
     estimates : sequence of str
         Columns blanked in suppressed rows; ``mean`` and ``sd`` (when present) give the
         coefficient of variation.
-    group : sequence of str
-        Columns whose combinations form groups with published totals (secondary
-        suppression); empty for none.
+    groups : sequence of sequences of str
+        Groupings with published totals (secondary suppression): each is a list of
+        columns whose combinations form groups, e.g. ``[["population", "region"],
+        ["department"]]``; empty for none.
     value, spread : str
         Columns of the estimate and its posterior sd or standard error (their ratio is the
         coefficient of variation).
@@ -86,14 +90,19 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
     n = out[count].to_numpy(dtype=float)
     primary = n < rules.min_count
     status = np.where(primary, f"suppressed (n < {rules.min_count})", PUBLISHED).astype(object)
-    if group:
-        keys = out[list(group)].astype(str).agg("\x1f".join, axis=1).to_numpy()
-        for key in np.unique(keys):
-            members = np.flatnonzero(keys == key)
-            if primary[members].sum() == 1:
-                others = members[~primary[members]]
-                if len(others):
-                    status[others[np.argmin(n[others])]] = SECONDARY
+    suppressed = primary.copy()
+    keyed = [out[list(g)].astype(str).agg("\x1f".join, axis=1).to_numpy() for g in groups]
+    changed = bool(keyed)
+    while changed:
+        changed = False
+        for keys in keyed:
+            for key in np.unique(keys):
+                members = np.flatnonzero(keys == key)
+                if suppressed[members].sum() == 1:
+                    others = members[~suppressed[members]]
+                    if len(others):
+                        chosen = others[np.argmin(n[others])]
+                        status[chosen], suppressed[chosen], changed = SECONDARY, True, True
     if value in out and spread in out:
         cv = out[spread].to_numpy(dtype=float) / np.abs(out[value].to_numpy(dtype=float))
         status[(status == PUBLISHED) & ~(cv <= rules.max_cv)] = UNRELIABLE

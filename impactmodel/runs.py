@@ -130,7 +130,7 @@ def design_tables(result: DesignEstimates, rules: DisclosureRules) -> dict[str, 
     return {"domain_estimates": apply_disclosure(
         result.table, rules, estimates=("estimate", "se", "ci_low", "ci_high", "deff",
                                         "deff_kish", "weighted_n"),
-        group=[*by[:-1], "cell"], value="estimate", spread="se")}
+        groups=[[*by[:-1], "cell"]], value="estimate", spread="se")}
 
 
 def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
@@ -184,7 +184,7 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
     department = fit.effects("effect_department")
     department.insert(1, "region", department["department"].map(region_of_department))
     tables["effect_department"] = apply_disclosure(
-        with_counts(department, ["department"]), rules, group=["practice", "region"])
+        with_counts(department, ["department"]), rules, groups=[["practice", "region"]])
     if isinstance(fit, ScaleScoreFit):
         tables["expected_scores_region"] = apply_disclosure(
             with_counts(fit.expected_scores("region"), ["population", "region"]), rules)
@@ -192,7 +192,7 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
         scores.insert(2, "region", scores["department"].map(region_of_department))
         tables["expected_scores_department"] = apply_disclosure(
             with_counts(scores, ["population", "department"]), rules,
-            group=["population", "region", "impact"])
+            groups=[["population", "region", "impact"], ["department", "impact"]])
     return tables
 
 

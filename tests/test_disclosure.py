@@ -23,7 +23,7 @@ def table() -> pd.DataFrame:
 
 
 def test_frequency_rule_secondary_suppression_and_reliability():
-    out = apply_disclosure(table(), DisclosureRules(), group=["region"]).set_index("department")
+    out = apply_disclosure(table(), DisclosureRules(), groups=[["region"]]).set_index("department")
     assert out.loc["d1", "status"] == "suppressed (n < 11)"
     # region A has one suppressed department: its count would follow from the region's,
     # so the smallest other department (d2, n = 20) is suppressed too
@@ -48,3 +48,21 @@ def test_thresholds_are_configurable_but_never_below_three():
         DisclosureRules(min_count=2)
     with pytest.raises(SpecError, match="max_cv must be positive"):
         DisclosureRules(max_cv=0)
+
+
+def test_secondary_suppression_follows_every_published_margin():
+    """A 2 x 2 table (populations P, Q x departments d1, d2) whose row and column totals
+    are published: one cell under the threshold can be recovered from either margin, and
+    suppressing a second cell for one margin exposes cells in the other — by hand, every
+    cell must go."""
+    cells = pd.DataFrame({"population": ["P", "P", "Q", "Q"],
+                          "department": ["d1", "d2", "d1", "d2"],
+                          "n": [5, 20, 30, 40], "mean": [50.0, 51.0, 52.0, 53.0],
+                          "sd": [1.0, 1.0, 1.0, 1.0]})
+    out = apply_disclosure(cells, DisclosureRules(),
+                           groups=[["population"], ["department"]])
+    assert list(out["status"]) == ["suppressed (n < 11)"] + ["suppressed (secondary)"] * 3
+    # with one margin only (departments' totals), only the first department's pair goes
+    one = apply_disclosure(cells, DisclosureRules(), groups=[["department"]])
+    assert list(one["status"]) == ["suppressed (n < 11)", "published",
+                                   "suppressed (secondary)", "published"]
