@@ -11,7 +11,8 @@ ones, a path leaving the specification's folder) is reported at once in one
                    which they may not leave; both absent = the embedded example
     [outcome]      kind = "scale_scores" | "items"; impacts, lenses, dimensions (subsets
                    of the vocabulary's; default all)
-    [predictors]   practices (default: every non-categorical one), covariates (items only)
+    [predictors]   practices (default: every non-categorical one), covariates (categorical;
+                   items: default the post-stratification variables; scale scores: none)
     [structure]    parametrisation = "auto" | "centred" | "non-centred";
                    correlated_traits (scale scores only)
     [priors]       any prior of the outcome's prior set, by name
@@ -237,10 +238,6 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                  if "practices" in predictors else None)
     covariates = (c.strings(predictors, "covariates", "predictors")
                   if "covariates" in predictors else None)
-    if covariates and outcome == "scale_scores":
-        c.add("predictors.covariates", "covariates are used by the item model only",
-              got=list(covariates), expected="no covariates with outcome.kind = "
-              "'scale_scores', or outcome.kind = 'items'")
 
     structure = sections["structure"]
     parametrisation = c.choice(structure.get("parametrisation", "auto"), PARAMETRISATIONS,

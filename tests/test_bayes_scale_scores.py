@@ -33,8 +33,8 @@ def test_prior_overrides_are_checked():
         ScaleScorePriors().with_overrides({"residual_sd": -1})
 
 
-def synthetic(seed: int = 3, n: int = 1200, trait_cov: np.ndarray | None = None
-              ) -> tuple[ScoreData, pd.DataFrame]:
+def synthetic(seed: int = 3, n: int = 1200, trait_cov: np.ndarray | None = None,
+              covariate: bool = False) -> tuple[ScoreData, pd.DataFrame]:
     """Gaussian scores from a model MixedLM can fit exactly: fixed population offsets and
     practice slope, cell intercepts, a random intercept per department; no respondent trait
     unless ``trait_cov`` (3 x 3, over the impacts) is given."""
@@ -58,6 +58,9 @@ def synthetic(seed: int = 3, n: int = 1200, trait_cov: np.ndarray | None = None
     if trait_cov is not None:
         trait = rng.multivariate_normal(np.zeros(3), trait_cov, n)
         y = y + trait[respondent, cell_of_impact[cell]]
+    z = rng.binomial(1, 0.3, n).astype(float)
+    if covariate:  # a dummy shifting the scores of each impact differently
+        y = y + np.array([4.0, -2.0, 1.0])[cell_of_impact[cell]] * z[respondent]
     lens_of = {"ecosystem": 0, "organisation": 1, "individual": 2}
     dims = ["political", "economic", "social", "environmental", "societal", "fulfilment"]
     parts = [c.split(":") for c in cells]
@@ -75,19 +78,24 @@ def synthetic(seed: int = 3, n: int = 1200, trait_cov: np.ndarray | None = None
                 "lens": list(lens_of), "dimension": dims,
                 "population": ["citizen", "elected", "business", "association"],
                 "region": [f"r{k}" for k in range(n_region)],
-                "department": [f"d{k:02d}" for k in range(n_dept)]})
+                "department": [f"d{k:02d}" for k in range(n_dept)],
+                **({"covariate": ["size_class=large"]} if covariate else {})},
+        z=(z - z.mean())[:, None] if covariate else None,
+        z_means=np.array([z.mean()]) if covariate else None)
     frame = pd.DataFrame({"y": y, "x": x[respondent], "pop": pop[respondent],
                           "cell": cell, "dept": dept[respondent]})
     return data, frame
 
 
-@pytest.mark.parametrize("correlated", [True, False])
-def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correlated):
+@pytest.mark.parametrize(("correlated", "covariate"), [(False, False), (True, True),
+                                                      (False, True)])
+def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correlated,
+                                                                         covariate):
     """The model's likelihood, computed from per-cell and per-class statistics, equals the
     textbook density: per respondent, a normal with covariance sigma^2 I + Z T Z' (Z the
     cell -> impact indicator, T the trait covariance, diagonal for independent traits)
     around the row means (scipy)."""
-    data, _ = synthetic(n=60)
+    data, _ = synthetic(n=60, covariate=covariate)
     # drop some scores so that respondents differ in the cells and impacts answered
     keep = np.random.default_rng(1).random(data.n_rows) > 0.25
     codes, group = np.unique(data.group[keep], return_inverse=True)
@@ -98,11 +106,14 @@ def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correla
     rng = np.random.default_rng(2)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["alpha", "u_department", "effect_cell", "b_population", "b_department",
-             "sigma", "trait_sd", *(["trait_correlation"] if correlated else [])]
+             "sigma", "trait_sd", *(["trait_correlation"] if correlated else []),
+             *(["gamma"] if covariate else [])]
     outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
     values = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
                               point_fn=True)(point)
-    potential, (alpha, u, effect, b_pop, b_dept, sigma, tau, *corr) = values[0], values[1:]
+    potential, (alpha, u, effect, b_pop, b_dept, sigma, tau, *extra) = values[0], values[1:]
+    corr = extra[:1] if correlated else []
+    gamma = extra[-1] if covariate else np.zeros((3, 0))
     if correlated:
         assert abs(corr[0][0, 1]) > 0.01  # a point with correlated traits
     trait_cov = (corr[0] if correlated else np.eye(3)) * np.outer(tau, tau)
@@ -116,7 +127,8 @@ def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correla
             m = data.cell_impact[c]
             slope = (effect[:, m, data.cell_lens[c], data.cell_dimension[c]] + b_pop[:, p]
                      + b_dept[:, d])
-            mean.append(alpha[c, p] + u[m, d] + data.x[i] @ slope)
+            mean.append(alpha[c, p] + u[m, d] + data.x[i] @ slope
+                        + data.covariates[i] @ gamma[m])
         impact = data.cell_impact[data.cell[rows]]
         cov = sigma**2 * np.eye(len(rows)) + trait_cov[np.ix_(impact, impact)]
         expected += stats.multivariate_normal(np.array(mean), cov).logpdf(data.y[rows])

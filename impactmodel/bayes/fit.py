@@ -215,14 +215,17 @@ class ScaleScoreFit(_PosteriorTables):
         effect = self.draws("effect_cell").values
         b_pop, b_ter = self.draws("b_population").values, self.draws(f"b_{level}").values
         resp = pd.DataFrame({"p": d.population, "t": territory_of})
-        x_mean = pd.DataFrame(d.x).groupby([resp["p"], resp["t"]]).mean()
+        k = d.x.shape[1]
+        x_mean = pd.DataFrame(d.regressors).groupby([resp["p"], resp["t"]]).mean()
+        gamma = self.draws("gamma").values if "covariate" in d.coords else None
         cells_of_pop = {p: np.unique(d.cell[d.population[d.respondent] == p])
                         for p in np.unique(d.population)}
         rows = []
         for p, cells in cells_of_pop.items():
             for t, territory in enumerate(d.coords[level]):
-                xbar = (x_mean.loc[(p, t)].to_numpy() if (p, t) in x_mean.index
-                        else np.zeros(d.x.shape[1]))
+                means = (x_mean.loc[(p, t)].to_numpy() if (p, t) in x_mean.index
+                         else np.zeros(d.regressors.shape[1]))
+                xbar, zbar = means[:k], means[k:]
                 for m, impact in enumerate(d.coords["impact"]):
                     cs = cells[d.cell_impact[cells] == m]
                     if not len(cs):
@@ -232,6 +235,8 @@ class ScaleScoreFit(_PosteriorTables):
                               + b_pop[:, p][:, None] + b_ter[:, t][:, None])
                     score = (alpha[cs, p].mean(0) + u[m, t]
                              + np.einsum("k,kcs->s", xbar, slopes) / len(cs))
+                    if gamma is not None:
+                        score = score + np.einsum("q,qs->s", zbar, gamma[m])
                     rows.append({"population": d.coords["population"][p], level: territory,
                                  "impact": impact, "mean": score.mean(), "sd": score.std(),
                                  "low": np.quantile(score, 0.05),
@@ -246,7 +251,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      parametrisation: Parametrisation = "auto",
                      correlated_traits: bool = False,
                      progress: Progress | None = None,
-                     selection: OutcomeSelection | None = None) -> ScaleScoreFit:
+                     selection: OutcomeSelection | None = None,
+                     covariates: Sequence[str] = ()) -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -267,12 +273,15 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
         Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
     selection : OutcomeSelection, optional
         Impacts, lenses and dimensions to model (default: all).
+    covariates : sequence of str
+        Categorical covariates with a shift per impact (the post-stratification variables
+        for MRP, :mod:`impactmodel.bayes.mrp`); default none.
 
     Returns
     -------
     ScaleScoreFit
     """
-    data = build_score_data(survey, practices, selection)
+    data = build_score_data(survey, practices, selection, covariates)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
                           parametrisation=parametrisation, correlated_traits=correlated_traits,
                           progress=progress)
@@ -384,4 +393,4 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
                             settings=spec.sampler, thresholds=spec.thresholds,
                             parametrisation=spec.parametrisation,
                             correlated_traits=spec.correlated_traits, progress=progress,
-                            selection=spec.selection)
+                            selection=spec.selection, covariates=spec.covariates or ())

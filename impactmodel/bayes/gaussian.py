@@ -8,6 +8,8 @@ For respondent ``i`` (population ``p``, department ``d`` in region ``r``) and ce
     beta_j(c, p, r, d) = b_j + b_impact[j, m] + b_lens[j, l] + b_dim[j, k]
                          + b_pop[j, p] + b_region[j, r] + b_dept[j, d]
 
+plus, when covariates are given (the post-stratification variables, for MRP),
+``sum_q z_iq gamma[m, q]`` with ``z`` centred dummies: a shift per impact and level.
 ``t_i ~ N(0, T)`` is the respondent's trait vector over the impacts (it makes one
 person's cell scores correlated) and ``e_ic ~ N(0, sigma)``. ``T`` is diagonal by default
 (half-normal sds: traits independent across impacts); with ``correlated_traits=True`` it
@@ -210,6 +212,12 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
         alpha_flat, u_flat = alpha.reshape((-1,)), u_dept.reshape((-1,))
         slope_cell = effects.by_cell(data.cell_impact, data.cell_lens, data.cell_dimension)
         slope_pop, slope_dept = effects.population.T, effects.department.T
+        if "covariate" in c:  # impact-specific shifts: regressors are (practices, dummies)
+            gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
+            slope_cell = pt.concatenate([slope_cell, gamma[data.cell_impact]], axis=1)
+            n_cov = len(c["covariate"])
+            slope_pop = pt.concatenate([slope_pop, pt.zeros((n_pop, n_cov))], axis=1)
+            slope_dept = pt.concatenate([slope_dept, pt.zeros((n_dept, n_cov))], axis=1)
         h_cell, h_pop, h_dept = d["h_cell"], d["h_population"], d["h_department"]
         h_impact = pt.as_tensor_variable(data.cell_impact)[h_cell]
         a_h = alpha_flat[h_cell * n_pop + h_pop] + u_flat[h_impact * n_dept + h_dept]

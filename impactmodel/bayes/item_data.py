@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from impactmodel.bayes.model_data import ModelDataError, OutcomeSelection, practice_matrix
+from impactmodel.bayes.model_data import (
+    ModelDataError,
+    OutcomeSelection,
+    covariate_matrix,
+    practice_matrix,
+)
 from impactmodel.survey_data import SurveyData
 from impactmodel.territories import department_codes, region_of
 from impactmodel.vocabulary import POPULATIONS
@@ -75,19 +80,7 @@ def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
         raise ModelDataError("the ordinal model needs every item on the same scale; the "
                              f"codebook has {len(scales)} scales")
     x_raw, names = practice_matrix(survey, practices)
-    cov_names = list(covariates) if covariates is not None else list(book.poststratification)
-    cov_specs = {v.column: v for v in book.covariates}
-    dummies, dummy_names = [], []
-    for name in cov_names:
-        if name not in cov_specs:
-            raise ModelDataError(f"'{name}' is not a covariate of the codebook")
-        series = survey.frame[name].astype(str).where(survey.frame[name].notna())
-        for level in cov_specs[name].levels[1:]:
-            column = (series == level).to_numpy(dtype=float, copy=True)
-            column[series.isna().to_numpy()] = np.nan
-            dummies.append(column)
-            dummy_names.append(f"{name}={level}")
-    z_raw = np.column_stack(dummies) if dummies else np.zeros((len(x_raw), 0))
+    z_raw, dummy_names = covariate_matrix(survey, covariates)
     all_answers = survey.frame[[i.column for i in items]].to_numpy(dtype=float)
     keep = (~np.isnan(x_raw).any(axis=1) & ~np.isnan(z_raw).any(axis=1)
             & ~np.isnan(all_answers).all(axis=1))

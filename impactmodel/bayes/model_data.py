@@ -34,6 +34,7 @@ class ScoreData:
     Attributes hold one entry per row (``y``, ``respondent``, ``cell``, ``group``) or per
     respondent (``x``, ``population``, ``department``), or per cell (``cell_impact`` ...).
     ``group`` numbers the respondent x impact pairs (the respondent trait's units).
+    ``z`` holds centred covariate dummies (coordinate ``covariate``), None without.
     """
 
     y: NDArray[np.float64]
@@ -50,6 +51,18 @@ class ScoreData:
     cell_dimension: NDArray[np.integer]
     department_region: NDArray[np.integer]
     coords: dict[str, list[str]]
+    z: NDArray[np.float64] | None = None
+    z_means: NDArray[np.float64] | None = None
+
+    @property
+    def covariates(self) -> NDArray[np.float64]:
+        """Centred covariate dummies per respondent (respondents x 0 when none)."""
+        return self.z if self.z is not None else np.zeros((len(self.x), 0))
+
+    @property
+    def regressors(self) -> NDArray[np.float64]:
+        """Practices then covariate dummies, per respondent (what the scores regress on)."""
+        return np.hstack([self.x, self.covariates])
 
     @property
     def n_rows(self) -> int:
@@ -127,8 +140,45 @@ def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
     return np.column_stack(columns), names
 
 
+def covariate_matrix(survey: SurveyData, covariates: Sequence[str] | None
+                     ) -> tuple[NDArray[np.float64], list[str]]:
+    """Return respondents x dummies of categorical covariates (first level the reference).
+
+    Parameters
+    ----------
+    survey : SurveyData
+    covariates : sequence of str, optional
+        Covariate columns (default: the codebook's post-stratification variables).
+
+    Returns
+    -------
+    z : numpy.ndarray
+        0/1 dummies (NaN where the covariate is missing), one per non-reference level.
+    names : list of str
+        ``"<covariate>=<level>"`` per column.
+    """
+    book = survey.codebook
+    chosen = list(covariates) if covariates is not None else list(book.poststratification)
+    specs = {v.column: v for v in book.covariates}
+    dummies, names = [], []
+    for name in chosen:
+        if name not in specs:
+            guess = closest(name, specs)
+            raise ModelDataError(f"'{name}' is not a covariate of the codebook"
+                                 + (f"; did you mean '{guess}'?" if guess else ""))
+        series = survey.frame[name].astype(str).where(survey.frame[name].notna())
+        for level in specs[name].levels[1:]:
+            column = (series == level).to_numpy(dtype=float, copy=True)
+            column[series.isna().to_numpy()] = np.nan
+            dummies.append(column)
+            names.append(f"{name}={level}")
+    z = np.column_stack(dummies) if dummies else np.zeros((len(survey.frame), 0))
+    return z, names
+
+
 def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
-                     selection: OutcomeSelection | None = None) -> ScoreData:
+                     selection: OutcomeSelection | None = None,
+                     covariates: Sequence[str] = ()) -> ScoreData:
     """Assemble :class:`ScoreData` from a survey.
 
     Respondents with a missing practice value are left out (their count is reported by the
@@ -141,6 +191,9 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
         Practice columns (default: every non-categorical practice of the codebook).
     selection : OutcomeSelection, optional
         Cells to model (default: all).
+    covariates : sequence of str
+        Categorical covariates entering as impact-specific shifts (needed for MRP: the
+        post-stratification variables); default none.
 
     Returns
     -------
@@ -148,15 +201,17 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
     """
     chosen = selection or OutcomeSelection()
     x_raw, names = practice_matrix(survey, practices)
+    z_raw, dummy_names = covariate_matrix(survey, covariates)
     by_cell = impact_scores(survey, by="cell")
     by_cell = by_cell[[c for c in by_cell.columns if chosen.covers(*c.split(":"))]]
     if by_cell.shape[1] == 0:
         raise ModelDataError("the codebook has no item in the selected impacts, lenses and "
                              "dimensions")
-    keep = ~np.isnan(x_raw).any(axis=1) & by_cell.notna().any(axis=1).to_numpy()
+    keep = (~np.isnan(x_raw).any(axis=1) & ~np.isnan(z_raw).any(axis=1)
+            & by_cell.notna().any(axis=1).to_numpy())
     if not keep.any():
-        raise ModelDataError("no respondent has every practice value and a score in the "
-                             "selected cells")
+        raise ModelDataError("no respondent has every practice and covariate value and a "
+                             "score in the selected cells")
     scores = by_cell.to_numpy()[keep]
     cells = list(by_cell.columns)
     x_kept = x_raw[keep]
@@ -182,7 +237,10 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
         cell_lens=np.array([axes["lens"].index(p[1]) for p in parts]),
         cell_dimension=np.array([axes["dimension"].index(p[2]) for p in parts]),
         department_region=np.array([regions.index(region_of()[d]) for d in departments]),
+        z=(z_raw[keep] - z_raw[keep].mean(axis=0)) if dummy_names else None,
+        z_means=z_raw[keep].mean(axis=0) if dummy_names else None,
         coords={"practice": names, "cell": cells, **axes,
+                **({"covariate": dummy_names} if dummy_names else {}),
                 "population": list(POPULATIONS), "region": regions,
                 "department": departments},
     )

@@ -49,12 +49,19 @@ def _row_means(data: ScoreData, draws: dict[str, NDArray[np.float64]]
     lens, dim = data.cell_lens[data.cell], data.cell_dimension[data.cell]
     slope = (draws["effect_cell"][:, :, m, lens, dim] + draws["b_population"][:, :, pop]
              + draws["b_department"][:, :, dept])  # draws x practices x rows
-    return (draws["alpha"][:, data.cell, pop] + draws["u_department"][:, m, dept]
-            + np.einsum("spr,rp->sr", slope, data.x[i]))
+    means = (draws["alpha"][:, data.cell, pop] + draws["u_department"][:, m, dept]
+             + np.einsum("spr,rp->sr", slope, data.x[i]))
+    if "gamma" in draws:  # covariate shifts per impact
+        means += np.einsum("srq,rq->sr", draws["gamma"][:, m, :], data.covariates[i])
+    return means
 
 
 _NAMES = ("alpha", "u_department", "effect_cell", "b_population", "b_department", "sigma",
           "trait_chol")
+
+
+def _names(posterior: xr.Dataset) -> tuple[str, ...]:
+    return _NAMES + (("gamma",) if "gamma" in posterior else ())
 
 
 def _draw_blocks(posterior: xr.Dataset, names: tuple[str, ...], values_per_draw: int
@@ -71,7 +78,8 @@ def _draw_blocks(posterior: xr.Dataset, names: tuple[str, ...], values_per_draw:
 
 def _score_blocks(data: ScoreData, posterior: xr.Dataset
                   ) -> Iterator[tuple[slice, dict[str, NDArray[np.float64]]]]:
-    return _draw_blocks(posterior, _NAMES, data.n_rows * (data.x.shape[1] + 1))
+    return _draw_blocks(posterior, _names(posterior),
+                        data.n_rows * (data.regressors.shape[1] + 1))
 
 
 def _with_trait_factor(posterior: xr.Dataset) -> xr.Dataset:

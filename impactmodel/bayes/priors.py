@@ -59,6 +59,8 @@ class ScaleScorePriors(_Overridable):
     trait_correlation_eta : float
         LKJ shape of the correlation between a respondent's traits across impacts (1:
         uniform over correlation matrices; 2, the default, mildly favours weak correlation).
+    covariate_sd : float
+        Normal sd of the covariate (dummy) shifts per impact, when covariates are used.
     """
 
     intercept_mean: float = 50.0
@@ -70,6 +72,7 @@ class ScaleScorePriors(_Overridable):
     residual_sd: float = 20.0
     trait_sd: float = 15.0
     trait_correlation_eta: float = 2.0
+    covariate_sd: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     n_cells, n_impacts = len(data.coords["cell"]), len(data.coords["impact"])
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     keys, design_cell = design_cells(data)
-    rows = moment_matrices(design_cell, len(keys), data.y, data.x[data.respondent])
+    rows = moment_matrices(design_cell, len(keys), data.y, data.regressors[data.respondent])
 
     row_unit = data.respondent if couple_impacts else data.group
     n_units = int(row_unit.max()) + 1
@@ -150,7 +150,8 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     row_slot = data.cell_impact[data.cell] if couple_impacts else np.zeros(len(data.y), int)
     sums = np.zeros((n_units, n_impacts if couple_impacts else 1))
     np.add.at(sums, (row_unit, row_slot), data.y)
-    classes = moment_matrices(unit_class, len(class_rows), sums, data.x[unit_respondent])
+    classes = moment_matrices(unit_class, len(class_rows), sums,
+                              data.regressors[unit_respondent])
     members = [_cells_of_mask(words) for words in patterns[:, 1:]]
     counts = np.array([np.bincount(data.cell_impact[m], minlength=n_impacts)
                        for m in members], dtype=np.int64)
