@@ -172,7 +172,8 @@ def covariate_matrix(survey: SurveyData, covariates: Sequence[str] | None
             column[series.isna().to_numpy()] = np.nan
             dummies.append(column)
             names.append(f"{name}={level}")
-    z = np.column_stack(dummies) if dummies else np.zeros((len(survey.frame), 0))
+    z = (np.column_stack(dummies).astype(np.float64) if dummies
+         else np.zeros((len(survey.frame), 0)))
     return z, names
 
 
