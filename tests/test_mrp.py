@@ -1,0 +1,132 @@
+"""MRP: post-stratification checked by hand on a tiny frame, and frame validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from impactmodel import load_survey
+from impactmodel.bayes.diagnostics import Convergence, Thresholds
+from impactmodel.bayes.fit import ScaleScoreFit
+from impactmodel.bayes.model_data import build_score_data
+from impactmodel.bayes.mrp import poststratify, read_frame, validate_frame
+from impactmodel.bayes.priors import ScaleScorePriors
+from impactmodel.bayes.sampling import SamplerSettings
+from impactmodel.errors import ValidationError
+from impactmodel.territories import region_of
+
+VARIABLES = ["age_group", "size_class"]
+
+
+@pytest.fixture(scope="module")
+def survey(example_paths):
+    return load_survey(*example_paths)
+
+
+def fake_fit(survey) -> ScaleScoreFit:
+    """The model's data with random draws of every parameter MRP reads (no sampling:
+    post-stratification is arithmetic on whatever the draws are)."""
+    data = build_score_data(survey, ["partners", "maturity"], None, VARIABLES)
+    assert len(data.x) == len(survey.frame)  # everyone kept: rows match the survey's
+    c, rng = data.coords, np.random.default_rng(4)
+    shapes = {"alpha": ("cell", "population"), "u_department": ("impact", "department"),
+              "effect_cell": ("practice", "impact", "lens", "dimension"),
+              "b_population": ("practice", "population"),
+              "b_department": ("practice", "department"), "gamma": ("impact", "covariate")}
+    posterior = xr.Dataset({
+        name: (("chain", "draw", *dims), rng.normal(50 if name == "alpha" else 0, 5,
+                                                    (2, 7, *(len(c[d]) for d in dims))))
+        for name, dims in shapes.items()}, coords={d: c[d] for dims in shapes.values()
+                                                   for d in dims})
+    converged = Convergence(1.0, 1e3, 1e3, 0, 1.0, Thresholds())
+    return ScaleScoreFit(xr.DataTree.from_dict({"posterior": posterior}), converged, data,
+                         ScaleScorePriors(), SamplerSettings())
+
+
+def test_poststratification_equals_the_frame_weighted_mean_worked_out_by_hand(survey):
+    fit = fake_fit(survey)
+    d = fit.data
+    frame = validate_frame(pd.DataFrame({
+        "department": ["01", "01", "01", "02", "03"],
+        "population": ["elected"] * 5,
+        "age_group": ["18-39", "60+", "40-59", "60+", "18-39"],
+        "size_class": ["small", "large", "small", "medium", "large"],
+        "count": [30, 10, 0, 5, 7]}), survey.codebook, "tiny frame")
+    post = fit.idata["posterior"]
+    draws = {k: post[k].stack(sample=("chain", "draw")).values
+             for k in ("alpha", "u_department", "effect_cell", "b_population",
+                       "b_department", "gamma")}
+    p = d.coords["population"].index("elected")
+    people = survey.frame
+    asked = np.unique(d.cell[d.population[d.respondent] == p])
+    dummies = d.coords["covariate"]
+
+    def theta(cell: pd.Series, m: int) -> np.ndarray:
+        """Expected impact-m score of one frame cell, every draw, term by term."""
+        same = ((people["population"].astype(str) == "elected")
+                & (people["age_group"].astype(str) == cell["age_group"])
+                & (people["size_class"].astype(str) == cell["size_class"])).to_numpy()
+        xbar = d.x[same].mean(axis=0)  # centred practices of alike respondents
+        z = np.array([float(cell[name.split("=")[0]] == name.split("=")[1])
+                      for name in dummies]) - d.z_means
+        t = d.coords["department"].index(cell["department"])
+        cells = [k for k in asked if d.cell_impact[k] == m]
+        total = 0.0
+        for k in cells:
+            slope = (draws["effect_cell"][:, m, d.cell_lens[k], d.cell_dimension[k]]
+                     + draws["b_population"][:, p] + draws["b_department"][:, t])
+            total = total + (draws["alpha"][k, p] + draws["u_department"][m, t]
+                             + xbar @ slope + z @ draws["gamma"][m])
+        return total / len(cells)
+
+    result = poststratify(fit, frame)
+    for m, impact in enumerate(d.coords["impact"]):
+        cells = frame.cells
+        by_department = {}
+        for department in ("01", "02", "03"):
+            mine = cells[cells["department"] == department]
+            weights = mine["count"].to_numpy(dtype=float)
+            by_department[department] = (sum(w * theta(row, m) for w, (_, row) in zip(
+                weights, mine.iterrows(), strict=True)) / weights.sum(), weights.sum())
+            row = result["department"].set_index(["department", "impact"]).loc[
+                (department, impact)]
+            assert row["mean"] == pytest.approx(by_department[department][0].mean(), rel=1e-10)
+            assert row["sd"] == pytest.approx(by_department[department][0].std(), rel=1e-8)
+            assert row["frame_count"] == weights.sum()
+        # regions and the nation: frame-weighted means of their departments
+        for region in {region_of()[k] for k in by_department}:
+            members = [k for k in by_department if region_of()[k] == region]
+            total = sum(by_department[k][1] for k in members)
+            expected = sum(by_department[k][0] * by_department[k][1] for k in members) / total
+            row = result["region"].set_index(["region", "impact"]).loc[(region, impact)]
+            assert row["mean"] == pytest.approx(expected.mean(), rel=1e-10)
+        nation = sum(v[0] * v[1] for v in by_department.values()) / 52
+        row = result["population"].set_index("impact").loc[impact]
+        assert row["mean"] == pytest.approx(nation.mean(), rel=1e-10)
+        assert row["frame_count"] == 52
+
+
+def test_the_example_frame_is_valid_and_bad_frames_are_explained(survey, example_paths,
+                                                                tmp_path):
+    frame = read_frame(example_paths[0].with_name("frame.csv"), survey.codebook)
+    assert frame.variables == tuple(VARIABLES) and (frame.cells["count"] >= 0).all()
+    bad = pd.DataFrame({"department": ["01", "999", "2a"],
+                        "population": ["citizen", "citizens", "elected"],
+                        "age_group": ["18-39", "18-39", "teen"],
+                        "size_class": ["small", "small", "small"],
+                        "count": [10, -1, 2.5]})
+    path = tmp_path / "frame.csv"
+    bad.to_csv(path, index=False)
+    with pytest.raises(ValidationError) as caught:
+        read_frame(path, survey.codebook)
+    text = str(caught.value)
+    for expected in ("column 'department'", "999", "column 'population'",
+                     "did you mean 'citizen'", "column 'age_group'", "teen",
+                     "column 'count'", "-1", "rows: 2"):
+        assert expected in text, expected
+    assert "2a" not in text  # a lower-case Corsican code is read as 2A
+    bad[["department", "population"]].to_csv(path, index=False)
+    with pytest.raises(ValidationError, match="missing columns"):
+        read_frame(path, survey.codebook)
