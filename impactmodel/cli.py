@@ -30,6 +30,7 @@ from impactmodel.loading import load_survey
 from impactmodel.survey_data import SurveyData
 
 if TYPE_CHECKING:
+    from impactmodel.bayes.mrp import PoststratificationFrame
     from impactmodel.runs import Run
     from impactmodel.specification import ModelSpec
 
@@ -225,6 +226,9 @@ def fit(
     codebook: CodebookOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path(
         "results"),
+    frame_file: Annotated[Path | None, typer.Option(
+        "--frame", help="MRP post-stratification frame (default: the spec's, else "
+        "frame.csv beside the respondents).")] = None,
 ) -> None:
     """Fit a model specification and write an immutable, versioned run."""
     import time
@@ -254,6 +258,7 @@ def fit(
         raise _unwritable(out_dir, exc) from None
     start = time.perf_counter()
     survey = _load(respondents, book)
+    frame = _frame(spec, survey, frame_file or spec.frame or respondents.with_name("frame.csv"))
     loaded = time.perf_counter()
     if spec.method == "design-based":
         _estimate_spec(spec, survey, respondents, book, out_dir, loaded - start)
@@ -277,13 +282,32 @@ def fit(
         progress.update(task, total=None, description="writing the run and its report")
         try:
             run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
-                            timings={"load": loaded - start, "fit": fitted - loaded})
+                            timings={"load": loaded - start, "fit": fitted - loaded},
+                            frame=frame)
         except ImpactModelError as exc:
             raise _fail(exc) from None
     colour = "green" if result.convergence.converged else "bold red"
     out.print(f"[{colour}]{escape(str(result.convergence))}[/]")
     out.print(f"[green]wrote run[/] {escape(str(run))}")
     out.print(f"report: {escape(str(run / 'report' / 'report.html'))}")
+
+
+def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> PoststratificationFrame | None:
+    """Read the MRP frame before fitting (None without MRP); exit 2 when it is unusable."""
+    if spec.weights != "mrp":
+        return None
+    from impactmodel.bayes.fit import spec_covariates
+    from impactmodel.bayes.mrp import read_frame
+
+    if not path.is_file():
+        err.print(f"[bold red]error:[/] MRP needs a post-stratification frame: "
+                  f"{escape(str(path))} does not exist; give [weights] frame in the "
+                  "specification or --frame")
+        raise typer.Exit(EXIT_INVALID_INPUT)
+    try:
+        return read_frame(path, survey.codebook, spec_covariates(spec, survey))
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
 
 
 def _estimate_spec(spec: ModelSpec, survey: SurveyData, respondents: Path, book: Path,

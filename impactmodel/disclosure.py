@@ -53,8 +53,9 @@ class DisclosureRules:
 
     def to_dict(self) -> dict[str, object]:
         """Plain values, for manifests."""
-        return {**asdict(self), "secondary_suppression": "smallest other row of a group "
-                "with exactly one suppressed row"}
+        return {**asdict(self), "secondary_suppression": "the smallest other row of any "
+                "group (a set of rows whose total is published) with exactly one "
+                "suppressed row, repeated over every such grouping until none is left"}
 
 
 def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str = "n",

@@ -39,11 +39,13 @@ import pandas as pd
 import xarray as xr
 
 from impactmodel.bayes.fit import ItemFit, ScaleScoreFit
+from impactmodel.bayes.mrp import PoststratificationFrame, poststratify
 from impactmodel.disclosure import DisclosureRules, apply_disclosure
 from impactmodel.errors import ImpactModelError
 from impactmodel.report.build import build_report
 from impactmodel.specification import ModelSpec
 from impactmodel.survey.impact import DesignEstimates
+from impactmodel.territories import region_of
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -133,6 +135,27 @@ def design_tables(result: DesignEstimates, rules: DisclosureRules) -> dict[str, 
         groups=[[*by[:-1], "cell"]], value="estimate", spread="se")}
 
 
+def mrp_tables(fit: ScaleScoreFit, frame: PoststratificationFrame, rules: DisclosureRules
+               ) -> dict[str, pd.DataFrame]:
+    """Post-stratified scores (:mod:`impactmodel.bayes.mrp`) through the gate.
+
+    ``mrp_department`` (secondary suppression within population x region x impact and
+    within department x impact), ``mrp_region`` (within population x impact) and
+    ``mrp_population``; ``n`` is the respondents behind each row, ``frame_count`` the
+    people of the frame.
+    """
+    scores = poststratify(fit, frame)
+    department = scores["department"]
+    department.insert(2, "region", department["department"].map(region_of()))
+    return {
+        "mrp_department": apply_disclosure(department, rules, groups=[
+            ["population", "region", "impact"], ["department", "impact"]]),
+        "mrp_region": apply_disclosure(scores["region"], rules,
+                                       groups=[["population", "impact"]]),
+        "mrp_population": apply_disclosure(scores["population"], rules),
+    }
+
+
 def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
     """Build the summary tables of a run, per-population and per-territory ones gated.
 
@@ -203,7 +226,8 @@ def _version(spec_hash: str, data_hashes: list[str], now: datetime) -> str:
 
 def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
               codebook: Path, root: Path, timings: Mapping[str, float],
-              rules: DisclosureRules | None = None, report: bool = True) -> Path:
+              rules: DisclosureRules | None = None, report: bool = True,
+              frame: PoststratificationFrame | None = None) -> Path:
     """Write ``fit`` as a new immutable run under ``root`` (see the module docstring).
 
     Parameters
@@ -221,6 +245,8 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         Default: the specification's.
     report : bool
         Also write the report (:mod:`impactmodel.report`) into ``report/``.
+    frame : PoststratificationFrame, optional
+        For MRP: the post-stratified tables are added and the frame file fingerprinted.
 
     Returns
     -------
@@ -236,6 +262,10 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
     resolved = spec.resolved()
     spec_hash = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
     inputs = {"respondents": fingerprint(respondents), "codebook": fingerprint(codebook)}
+    if frame is not None:
+        if not isinstance(fit, ScaleScoreFit):
+            raise RunError("MRP needs the scale-score model")
+        inputs["frame"] = fingerprint(Path(frame.source))
     now = datetime.now(UTC)
     version = _version(spec_hash, [str(v["sha256"]) for v in inputs.values()], now)
     model_folder = root / spec.name
@@ -249,6 +279,8 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         if not isinstance(fit, DesignEstimates):
             fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
         tables = run_tables(fit, gate)
+        if frame is not None and isinstance(fit, ScaleScoreFit):
+            tables.update(mrp_tables(fit, frame, gate))
         for name, table in tables.items():
             table.to_parquet(partial / "tables" / f"{name}.parquet", index=False)
             table.to_csv(partial / "tables" / f"{name}.csv", index=False)
@@ -364,8 +396,9 @@ def diff_runs(first: Run, second: Run, table: str | None = None) -> dict[str, An
 
     m1, m2 = first.manifest, second.manifest
     spec = changed(_flatten(m1["spec"]["resolved"]), _flatten(m2["spec"]["resolved"]))
-    data = {k: m1["data"][k]["sha256"] != m2["data"][k]["sha256"]
-            for k in ("respondents", "codebook")}
+    data = {k: (m1["data"].get(k) or {}).get("sha256") != (m2["data"].get(k) or {}).get(
+        "sha256") for k in ("respondents", "codebook", "frame")
+        if k in m1["data"] or k in m2["data"]}
     a, b = first.tables.get(table), second.tables.get(table)
     estimates = pd.DataFrame()
     if a is not None and b is not None:

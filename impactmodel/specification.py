@@ -20,6 +20,9 @@ ones, a path leaving the specification's folder) is reported at once in one
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
     [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
+    [weights]      treatment = "none" | "mrp"; frame (MRP: the post-stratification frame,
+                   :mod:`impactmodel.bayes.mrp`; default the embedded example's, or
+                   ``--frame``); MRP adds the post-stratification variables as covariates
     [design]       by, lonely_psu, level (design-based only:
                    :class:`~impactmodel.survey.impact.DesignOptions`)
     [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
@@ -53,14 +56,15 @@ from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 
 Outcome = Literal["scale_scores", "items"]
 OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
+WEIGHT_TREATMENTS: tuple[str, ...] = ("none", "mrp")
 Method = Literal["bayesian", "design-based"]
 METHODS: tuple[str, ...] = ("bayesian", "design-based")
 #: sections that only a Bayesian model uses
-_BAYESIAN_ONLY = ("predictors", "structure", "priors", "sampler", "convergence")
+_BAYESIAN_ONLY = ("predictors", "structure", "priors", "sampler", "convergence", "weights")
 PARAMETRISATIONS: tuple[str, ...] = ("auto", "centred", "non-centred")
 
 _SECTIONS = ("model", "data", "outcome", "predictors", "structure", "priors", "sampler",
-             "convergence", "design", "disclosure", "report")
+             "convergence", "weights", "design", "disclosure", "report")
 _KEYS: dict[str, tuple[str, ...]] = {
     "model": ("name", "description", "method"),
     "data": ("respondents", "codebook"),
@@ -69,6 +73,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
+    "weights": ("treatment", "frame"),
     "design": tuple(f.name for f in fields(DesignOptions)),
     "disclosure": tuple(f.name for f in fields(DisclosureRules)),
     "report": tuple(f.name for f in fields(ReportOptions)),
@@ -105,6 +110,9 @@ class ModelSpec:
     report : ReportOptions
     design : DesignOptions
         Used by design-based specifications only.
+    weights : {"none", "mrp"}
+    frame : Path or None
+        The MRP frame file given by the specification.
     """
 
     name: str
@@ -125,6 +133,8 @@ class ModelSpec:
     report: ReportOptions = field(default_factory=ReportOptions)
     method: Method = "bayesian"
     design: DesignOptions = field(default_factory=DesignOptions)
+    weights: str = "none"
+    frame: Path | None = None
 
     def resolved(self) -> dict[str, Any]:
         """Return the specification with every default filled in, as plain values."""
@@ -157,12 +167,16 @@ class ModelSpec:
                         "dimensions": list(self.selection.dimensions)},
             "predictors": {"practices": list(self.practices) if self.practices is not None
                            else "(every non-categorical practice)",
-                           "covariates": (list(self.covariates or ())
-                                          if self.outcome == "scale_scores"
-                                          or self.covariates is not None else
-                                          "(the codebook's post-stratification variables)")},
+                           "covariates": (
+                               list(self.covariates) if self.covariates is not None
+                               else "(the codebook's post-stratification variables)"
+                               if self.outcome == "items" or self.weights == "mrp" else [])},
             "structure": {"parametrisation": self.parametrisation,
                           "correlated_traits": self.correlated_traits},
+            "weights": {"treatment": self.weights,
+                        "frame": (shown(self.frame) if self.frame is not None
+                                  else "(the data's frame.csv, or --frame)"
+                                  if self.weights == "mrp" else None)},
             "priors": asdict(self.priors),
             "sampler": asdict(self.sampler),
             "convergence": asdict(self.thresholds),
@@ -261,6 +275,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
 
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
+    weights, frame = _weights(c, sections["weights"], source, outcome)
     design = _design(c, sections["design"])
     disclosure = _disclosure(c, sections["disclosure"])
     report = _report(c, sections["report"], practices, selection)
@@ -274,7 +289,8 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      parametrisation=parametrisation,  # type: ignore[arg-type]
                      correlated_traits=correlated, priors=priors, sampler=sampler,
                      thresholds=thresholds, disclosure=disclosure, report=report,
-                     method=method, design=design)  # type: ignore[arg-type]
+                     method=method, design=design,  # type: ignore[arg-type]
+                     weights=weights, frame=frame)
 
 
 def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:
@@ -357,20 +373,45 @@ def _data_paths(c: ProblemCollector, data: Mapping[str, Any], source: Path | Non
     if source is None:
         c.add("data", "data paths need a specification file to be relative to")
         return None, None
-    folder = source.resolve().parent
-    resolved: list[Path | None] = []
-    for key, value in given.items():
-        relative = Path(str(value))
-        target = (folder / relative).resolve()
-        if relative.is_absolute() or not target.is_relative_to(folder):
-            c.add(f"data.{key}", "path leaves the specification's folder", got=value,
-                  expected=f"a path inside {folder}",
-                  hint="copy or link the file next to the specification, or pass it with "
-                       "--data / --codebook")
-            resolved.append(None)
-        else:
-            resolved.append(target)
+    resolved = [_inside(c, f"data.{key}", str(value), source, "--data / --codebook")
+                for key, value in given.items()]
     return resolved[0], resolved[1]
+
+
+def _inside(c: ProblemCollector, key: str, value: str, source: Path, option: str
+            ) -> Path | None:
+    """Resolve ``value`` relative to the specification's folder, which it may not leave."""
+    folder = source.resolve().parent
+    relative = Path(value)
+    target = (folder / relative).resolve()
+    if relative.is_absolute() or not target.is_relative_to(folder):
+        c.add(key, "path leaves the specification's folder", got=value,
+              expected=f"a path inside {folder}",
+              hint=f"copy or link the file next to the specification, or pass it with {option}")
+        return None
+    return target
+
+
+def _weights(c: ProblemCollector, table: Mapping[str, Any], source: Path | None,
+             outcome: str) -> tuple[str, Path | None]:
+    """``[weights]``: the survey-weight treatment and, for MRP, the frame file."""
+    treatment = c.choice(table.get("treatment", "none"), WEIGHT_TREATMENTS,
+                         "weights.treatment", "weight treatment")
+    frame = c.string(table, "frame", "weights", required=False)
+    if treatment == "mrp" and outcome != "scale_scores":
+        c.add("weights.treatment", "MRP is available for the scale-score model",
+              got=treatment, expected="outcome.kind = 'scale_scores' with MRP (the "
+              "ordinal model's post-stratification needs the trait integrated numerically: "
+              "not done yet)")
+    if frame and treatment != "mrp":
+        c.add("weights.frame", "a frame is used by MRP only", got=frame,
+              expected="weights.treatment = 'mrp', or no frame")
+    if not frame:
+        return treatment, None
+    if source is None:
+        c.add("weights.frame", "a frame path needs a specification file to be relative to")
+        return treatment, None
+    return treatment, _inside(c, "weights.frame", frame, source, "--frame")
 
 
 def _number(c: ProblemCollector, table: Mapping[str, Any], key: str, where: str,

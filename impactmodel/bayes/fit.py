@@ -365,6 +365,16 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     return ItemFit(draws.idata, draws.convergence, data, resolved, sampler)
 
 
+def spec_covariates(spec: ModelSpec, survey: SurveyData) -> tuple[str, ...]:
+    """Return the covariates of a scale-score specification.
+
+    Its own, else for MRP the codebook's post-stratification variables, else none.
+    """
+    if spec.covariates is not None:
+        return spec.covariates
+    return tuple(survey.codebook.poststratification) if spec.weights == "mrp" else ()
+
+
 def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = None
              ) -> ScaleScoreFit | ItemFit:
     """Fit the model a specification describes (:mod:`impactmodel.specification`).
@@ -393,4 +403,4 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
                             settings=spec.sampler, thresholds=spec.thresholds,
                             parametrisation=spec.parametrisation,
                             correlated_traits=spec.correlated_traits, progress=progress,
-                            selection=spec.selection, covariates=spec.covariates or ())
+                            selection=spec.selection, covariates=spec_covariates(spec, survey))

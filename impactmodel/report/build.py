@@ -116,7 +116,16 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
                         unit: str) -> list[tuple[str, str]]:
     tables = run.tables
     population, impact = str(options.population), str(options.impact)
-    if "expected_scores_department" in tables:
+    if "mrp_department" in tables:
+        _check_option(population, sorted(set(tables["mrp_department"]["population"])),
+                      "population")
+        pick = {"population": population, "impact": impact}
+        subject = (f"post-stratified (MRP) {impact} score of the {population} population "
+                   f"({run.manifest['data']['frame']['path']})")
+        regions = _one(tables["mrp_region"], **pick)
+        departments = _one(tables["mrp_department"], **pick)
+        names = ("mrp_region", "mrp_department")
+    elif "expected_scores_department" in tables:
         _check_option(population,
                       sorted(set(tables["expected_scores_department"]["population"])),
                       "population")
@@ -143,8 +152,12 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
             alt=f"Ranked {level}s", caption=f"{level.capitalize()}s ranked by posterior "
             "mean, with 90% intervals and the respondents behind each"))
         body.append(b.table(f"{name}_{population}_{impact}"
-                            if "expected" in name else f"{name}_{practice}", table,
+                            if "effect" not in name else f"{name}_{practice}", table,
                             caption=f"{subject.capitalize()} by {level}"))
+    if "mrp_population" in tables:
+        body.append(b.table("mrp_population", tables["mrp_population"],
+                            caption="Post-stratified (MRP) scores per population, "
+                                    "nationally, with the frame's head counts"))
     return [(f"Per territory: {subject}", "".join(body))]
 
 
