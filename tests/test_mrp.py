@@ -130,3 +130,68 @@ def test_the_example_frame_is_valid_and_bad_frames_are_explained(survey, example
     bad[["department", "population"]].to_csv(path, index=False)
     with pytest.raises(ValidationError, match="missing columns"):
         read_frame(path, survey.codebook)
+
+
+MRP_SPEC = """
+[model]
+name = "mrp-small"
+[data]
+respondents = "respondents.csv"
+codebook = "codebook.toml"
+[predictors]
+practices = ["partners", "maturity"]
+[weights]
+treatment = "mrp"
+frame = "frame.csv"
+[sampler]
+draws = 30
+tune = 40
+chains = 2
+seed = 3
+"""
+
+
+def test_mrp_specification_fits_and_writes_post_stratified_tables(project, tmp_path):
+    from typer.testing import CliRunner
+
+    from impactmodel.cli import app
+    from impactmodel.runs import load_run
+
+    folder = project[0]
+    spec = folder / "mrp.toml"
+    spec.write_text(MRP_SPEC, encoding="utf-8")
+    result = CliRunner().invoke(app, ["fit", str(spec), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "mrp-small").iterdir()
+    run = load_run(path)
+    assert run.manifest["data"]["frame"]["path"].endswith("frame.csv")
+    assert run.manifest["spec"]["resolved"]["weights"]["treatment"] == "mrp"
+    assert "gamma" in run.posterior["posterior"]  # the post-stratification covariates
+    department = run.tables["mrp_department"]
+    frame = pd.read_csv(folder / "frame.csv", dtype={"department": str})
+    shown = department[department["status"].isin(["published", "unreliable"])]
+    heads = frame.groupby(["population", "department"])["count"].sum()
+    assert len(shown) and all(
+        heads[(r.population, r.department)] == r.frame_count for r in shown.itertuples())
+    assert (department.loc[~department.index.isin(shown.index), "mean"].isna()).all()
+    national = run.tables["mrp_population"].set_index(["population", "impact"])
+    assert national["frame_count"].loc[("citizen", "trust")] == frame.loc[
+        frame["population"] == "citizen", "count"].sum()
+    page = (path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "post-stratified (MRP)" in page
+
+
+def test_mrp_settings_are_validated(tmp_path):
+    from impactmodel.specification import parse_spec
+
+    source = tmp_path / "spec.toml"
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"model": {"name": "m"}, "outcome": {"kind": "items"},
+                    "weights": {"treatment": "mrp", "frame": "../frame.csv"}}, source)
+    text = str(caught.value)
+    assert "weights.treatment" in text and "scale-score model" in text
+    assert "weights.frame" in text and "leaves the specification's folder" in text
+    with pytest.raises(ValidationError, match="MRP only"):
+        parse_spec({"model": {"name": "m"}, "weights": {"frame": "frame.csv"}}, source)
+    with pytest.raises(ValidationError, match="weight treatment"):
+        parse_spec({"model": {"name": "m"}, "weights": {"treatment": "raking"}}, source)
