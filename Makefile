@@ -1,7 +1,8 @@
 # Two entry points (see README): `make` runs the main job on the embedded example
 # (validate, describe, design-based impact scores by population x region, then the
 # default Bayesian model, models/impact-scale-scores.toml, written as a versioned run),
-# `make test` runs lint and the test suite. Both set up .venv first when needed.
+# `make test` runs lint and the test suite. Each run holds its HTML report
+# (results/<model>/<version>/report/report.html). Both set up .venv first when needed.
 VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := data/example
@@ -14,6 +15,7 @@ run: $(VENV)/.installed
 	$(BIN)/impactmodel estimate $(EXAMPLE)/respondents.csv --codebook $(EXAMPLE)/codebook.toml \
 		--by population,region --out results/design-based --force
 	$(BIN)/impactmodel fit --out results
+	$(BIN)/impactmodel fit models/design-based.toml --out results
 	$(BIN)/impactmodel runs list --out results
 
 test: $(VENV)/.installed lint
