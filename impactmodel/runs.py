@@ -168,7 +168,8 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
     -------
     dict of str to pandas.DataFrame
         ``effect_cell`` (not respondent-based: no gate), ``effect_population``,
-        ``effect_population_impact`` (:meth:`population_impact_effects`),
+        ``effect_population_impact`` and ``effect_population_cell``
+        (:meth:`population_impact_effects`, :meth:`population_cell_effects`),
         ``predictive_check`` (posterior predictive check per population x impact, 100
         draws), ``effect_region``, ``effect_department`` and, for the scale-score model,
         ``expected_scores_region`` and ``expected_scores_department``, each with the
@@ -199,6 +200,8 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
         with_counts(fit.effects("effect_population"), ["population"]), rules)
     tables["effect_population_impact"] = apply_disclosure(
         with_counts(fit.population_impact_effects(), ["population"]), rules)
+    tables["effect_population_cell"] = apply_disclosure(
+        with_counts(fit.population_cell_effects(), ["population"]), rules)
     tables["predictive_check"] = apply_disclosure(
         with_counts(fit.predictive_check(max_draws=100), ["population"]), rules,
         estimates=("observed", "replicated", "low", "high", "p_value"))

@@ -47,6 +47,17 @@ def test_population_effects_agree_with_the_posterior_draws(fitted_run):
         assert row.low == pytest.approx(np.quantile(values, 0.05), rel=1e-9)
         assert row.high == pytest.approx(np.quantile(values, 0.95), rel=1e-9)
         assert row.prob_positive == pytest.approx((values > 0).mean())
+    by_cell = run.tables["effect_population_cell"]
+    shown = by_cell[by_cell["status"].isin(SHOWN)]
+    assert len(by_cell) == 2 * 4 * 54 and len(shown) > 0
+    effect = post["effect_cell"]
+    for row in shown.sample(40, random_state=1).itertuples():
+        values = (effect.sel(practice=row.practice, impact=row.impact, lens=row.lens,
+                             dimension=row.dimension).values
+                  + own[..., labels["practice"].index(row.practice),
+                        labels["population"].index(row.population)]).ravel()
+        assert row.mean == pytest.approx(values.mean(), rel=1e-9)
+        assert row.high == pytest.approx(np.quantile(values, 0.95), rel=1e-9)
 
 
 def test_report_tables_are_the_runs_gated_tables(fitted_run):

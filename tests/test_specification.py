@@ -70,14 +70,15 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
     assert "diag, low_rank" in found["sampler.adaptation"]
     assert "got: 0.9" in found["convergence.max_rhat"]
     assert "'bad name!'" in found["model.name"]
-    # covariates with the (default) scale-score outcome are refused
+    # predictors of a design-based estimate are refused (no model uses them)
     found = problems(write(tmp_path, """
         [model]
         name = "m"
+        method = "design-based"
         [predictors]
         covariates = ["age_group"]
     """))
-    assert "item model only" in found["predictors.covariates"]
+    assert "Bayesian models only" in found["predictors"]
 
 
 def test_priors_are_checked_by_name(tmp_path):

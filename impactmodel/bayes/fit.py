@@ -64,6 +64,22 @@ class _PosteriorTables:
         """Tidy posterior summary of an effect array (mean, sd, 90% interval, P(> 0))."""
         return _summary_table(self.draws(name))
 
+    def population_cell_effects(self) -> pd.DataFrame:
+        """Return the practice effect per population x impact x lens x dimension cell.
+
+        ``effect_cell`` plus the population's own deviation (the model lets populations
+        shift a practice's effect by the same amount in every cell).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``practice, population, impact, lens, dimension, mean, sd, low, high,
+            prob_positive``.
+        """
+        own = self.draws("effect_population") - self.draws("b")
+        return _summary_table((self.draws("effect_cell") + own).transpose(
+            "practice", "population", "impact", "lens", "dimension", "sample"))
+
     def population_impact_effects(self) -> pd.DataFrame:
         """Return the practice effect per population x impact.
 

@@ -33,6 +33,7 @@ from impactmodel.report.html import (
 )
 from impactmodel.report.maps import CREDIT
 from impactmodel.report.options import ReportOptions
+from impactmodel.territories import departments, region_names
 
 if TYPE_CHECKING:  # runs.write_run builds reports: no import cycle at run time
     from impactmodel.runs import Run
@@ -43,6 +44,15 @@ _UNITS = {"scale_scores": "POMP points (0–100 impact score)", "items": "logits
 
 class ReportError(ImpactModelError):
     """A report cannot be written (bad option, existing folder, unwritable place)."""
+
+
+def territory_names(level: str) -> dict[str, str]:
+    """Return code -> name of the departments or regions (empty for other levels)."""
+    if level == "region":
+        return region_names()
+    if level in ("department", "territory"):
+        return {d.code: d.name for d in departments()}
+    return {}
 
 
 def _check_option(value: str, allowed: list[str], what: str) -> None:
@@ -148,7 +158,8 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
     for level, table, name in (("region", regions, names[0]),
                                ("department", departments, names[1])):
         body.append(b.figure(f"ranked_{level}s", lambda t=table, lv=level: figures.ranked_chart(
-            t, label=lv, title=f"{subject.capitalize()} by {lv}, ranked", unit=unit),
+            t, label=lv, title=f"{subject.capitalize()} by {lv}, ranked", unit=unit,
+            names=territory_names(lv)),
             alt=f"Ranked {level}s", caption=f"{level.capitalize()}s ranked by posterior "
             "mean, with 90% intervals and the respondents behind each"))
         body.append(b.table(f"{name}_{population}_{impact}"
@@ -265,7 +276,8 @@ def _design_sections(run: Run, b: _Builder, chosen: ReportOptions) -> Sections:
                     f"{level:.0%} confidence interval; hatched: suppressed. {CREDIT}."))
     body.append(b.figure(f"ranked_{level_name}", lambda: figures.ranked_chart(
         rows, label=level_name, title=f"Design-based {subject} by {level_name}, ranked",
-        unit=_UNITS["scale_scores"]), alt=f"Ranked {level_name} estimates",
+        unit=_UNITS["scale_scores"], names=territory_names(level_name)),
+        alt=f"Ranked {level_name} estimates",
         caption=f"Estimates with {level:.0%} confidence intervals (Taylor linearisation) "
                 "and the respondents behind each"))
     body.append(b.table("domain_estimates_shown", _one(table, **pick),
@@ -298,7 +310,11 @@ def _sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
                 caption="Practice effect per population x impact: posterior mean, sd, 90% "
                         "interval, probability of a positive effect"),
         b.table("effect_population", tables["effect_population"],
-                caption="Practice effect per population, over all cells")])))
+                caption="Practice effect per population, over all cells"),
+        *([b.table("effect_population_cell", tables["effect_population_cell"],
+                   caption="Practice effect per population x impact x lens x dimension "
+                           "cell (first rows shown)", max_rows=24)]
+          if "effect_population_cell" in tables else [])])))
     cells = tables["effect_cell"]
     heatmaps = "".join(b.figure(f"heatmap_{p}", lambda p=p: figures.effect_heatmap(
         cells, p, unit=unit), alt=f"Heatmap of the effect of {p}",

@@ -7,6 +7,8 @@ label in place of the interval — never silently left out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -69,7 +71,8 @@ def forest_plot(table: pd.DataFrame, *, unit: str) -> Figure:
     return figure
 
 
-def ranked_chart(table: pd.DataFrame, *, label: str, title: str, unit: str) -> Figure:
+def ranked_chart(table: pd.DataFrame, *, label: str, title: str, unit: str,
+                 names: Mapping[str, str] | None = None) -> Figure:
     """Dot-and-interval chart of territories ranked by their posterior mean.
 
     Parameters
@@ -79,6 +82,8 @@ def ranked_chart(table: pd.DataFrame, *, label: str, title: str, unit: str) -> F
     label : str
         The territory column (e.g. ``"department"``).
     title, unit : str
+    names : mapping of str to str, optional
+        Territory code -> name, shown beside the code.
     """
     ordered = table.assign(_key=table["mean"].fillna(-np.inf)).sort_values(
         "_key", ascending=False, kind="stable").reset_index(drop=True)
@@ -96,9 +101,10 @@ def ranked_chart(table: pd.DataFrame, *, label: str, title: str, unit: str) -> F
     for yy in y[hidden]:
         ax.text(left, yy, str(ordered["status"][yy]), fontsize=6, color="#777777",
                 va="center")
-    names = [f"{t} (n={'–' if pd.isna(n) else int(n)})"
+    named = names or {}
+    ticks = [f"{t} {named.get(str(t), '')} (n={'–' if pd.isna(n) else int(n)})"
              for t, n in zip(ordered[label], ordered["n"], strict=True)]
-    ax.set_yticks(y, names, fontsize=6 if len(ordered) > 40 else 8)
+    ax.set_yticks(y, ticks, fontsize=6 if len(ordered) > 40 else 8)
     ax.set_ylim(len(ordered) - 0.5, -0.5)
     ax.set_xlabel(unit)
     ax.set_title(title, fontsize=10)
