@@ -10,7 +10,9 @@ the finite population. Three estimates of it:
 - **model**: the scale-score model's expected score at the respondents' mean practices
   (``ScaleScoreFit.expected_scores``), no post-stratification;
 - **MRP**: the same model with the post-stratification variables as covariates,
-  post-stratified to the simulator's frame (``impactmodel.bayes.mrp``).
+  post-stratified to the simulator's frame (``impactmodel.bayes.mrp``), with the frame
+  cells' practices from alike respondents plus shrunk territorial deviations (the
+  default) or from alike respondents only ("alike-only").
 
 Reported per replication: RMSE over the population x department x impact cells where the
 direct estimate exists (and for MRP over all cells), and the coverage of the 90% posterior
@@ -65,10 +67,13 @@ def replication(seed: int, respondents: int, draws: int) -> dict[str, float]:
                                covariates=list(frame.variables))
     model = plain.expected_scores("department")
     mrp = poststratify(mrp_fit, frame)["department"]
+    alike = poststratify(mrp_fit, frame, territorial_practices=False)["department"]
     table = (truth.merge(direct[[*KEYS, "estimate", "ci_low", "ci_high"]], on=KEYS, how="left")
              .merge(model[[*KEYS, "mean"]].rename(columns={"mean": "model"}), on=KEYS)
              .merge(mrp[[*KEYS, "mean", "low", "high"]].rename(columns={"mean": "mrp"}),
-                    on=KEYS))
+                    on=KEYS)
+             .merge(alike[[*KEYS, "mean", "low", "high"]].rename(columns={
+                 "mean": "alike", "low": "alike_low", "high": "alike_high"}), on=KEYS))
     has_direct = table["estimate"].notna()
     sub = table[has_direct]
     return {
@@ -77,10 +82,13 @@ def replication(seed: int, respondents: int, draws: int) -> dict[str, float]:
         "rmse model": _rmse(sub["model"], sub["truth"]),
         "rmse MRP": _rmse(sub["mrp"], sub["truth"]),
         "rmse MRP (all)": _rmse(table["mrp"], table["truth"]),
+        "rmse MRP alike-only": _rmse(sub["alike"], sub["truth"]),
         "cover direct 90%": float(((sub["ci_low"] <= sub["truth"])
                                    & (sub["truth"] <= sub["ci_high"])).mean()),
         "cover MRP 90%": float(((table["low"] <= table["truth"])
                                 & (table["truth"] <= table["high"])).mean()),
+        "cover alike-only 90%": float(((table["alike_low"] <= table["truth"])
+                                       & (table["truth"] <= table["alike_high"])).mean()),
         "converged": float(plain.convergence.converged and mrp_fit.convergence.converged),
     }
 

@@ -45,7 +45,9 @@ def fake_fit(survey) -> ScaleScoreFit:
                          ScaleScorePriors(), SamplerSettings())
 
 
-def test_poststratification_equals_the_frame_weighted_mean_worked_out_by_hand(survey):
+@pytest.mark.parametrize("territorial", [True, False])
+def test_poststratification_equals_the_frame_weighted_mean_worked_out_by_hand(survey,
+                                                                             territorial):
     fit = fake_fit(survey)
     d = fit.data
     frame = validate_frame(pd.DataFrame({
@@ -62,13 +64,34 @@ def test_poststratification_equals_the_frame_weighted_mean_worked_out_by_hand(su
     people = survey.frame
     asked = np.unique(d.cell[d.population[d.respondent] == p])
     dummies = d.coords["covariate"]
+    # the practices of a frame cell: alike respondents' mean (same population, age group,
+    # size class) plus, by default, the shrunk deviations of its region's and then its
+    # department's respondents (divided by n + 10), worked out respondent by respondent
+    group = (people["population"].astype(str) + "|" + people["age_group"].astype(str) + "|"
+             + people["size_class"].astype(str)).to_numpy()
+    alike = {g: d.x[group == g].mean(axis=0) for g in np.unique(group)}
+    residual = d.x - np.array([alike[g] for g in group])
+    region = np.array([region_of()[str(t)] for t in people["department"]])
+    department = people["department"].astype(str).to_numpy()
+    population = people["population"].astype(str).to_numpy()
+
+    def shrunk(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return values[mask].sum(axis=0) / (mask.sum() + 10.0)
+
+    region_deviation = {(q, r): shrunk(residual, (population == q) & (region == r))
+                        for q in np.unique(population) for r in np.unique(region)}
+    left = residual - np.array([region_deviation[(q, r)] for q, r in zip(
+        population, region, strict=True)])
+    department_deviation = {(q, t): shrunk(left, (population == q) & (department == t))
+                            for q in np.unique(population) for t in np.unique(department)}
 
     def theta(cell: pd.Series, m: int) -> np.ndarray:
         """Expected impact-m score of one frame cell, every draw, term by term."""
-        same = ((people["population"].astype(str) == "elected")
-                & (people["age_group"].astype(str) == cell["age_group"])
-                & (people["size_class"].astype(str) == cell["size_class"])).to_numpy()
-        xbar = d.x[same].mean(axis=0)  # centred practices of alike respondents
+        xbar = alike[f"elected|{cell['age_group']}|{cell['size_class']}"]
+        if territorial:
+            t_code = cell["department"]
+            xbar = (xbar + region_deviation.get(("elected", region_of()[t_code]), 0.0)
+                    + department_deviation.get(("elected", t_code), 0.0))
         z = np.array([float(cell[name.split("=")[0]] == name.split("=")[1])
                       for name in dummies]) - d.z_means
         t = d.coords["department"].index(cell["department"])
@@ -81,7 +104,7 @@ def test_poststratification_equals_the_frame_weighted_mean_worked_out_by_hand(su
                              + xbar @ slope + z @ draws["gamma"][m])
         return total / len(cells)
 
-    result = poststratify(fit, frame)
+    result = poststratify(fit, frame, territorial_practices=territorial)
     for m, impact in enumerate(d.coords["impact"]):
         cells = frame.cells
         by_department = {}

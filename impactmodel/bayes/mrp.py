@@ -10,10 +10,14 @@ frame cells (Gelman & Little 1997; Park, Gelman & Bafumi 2004)::
     score[p, t, m] = sum_f N_f theta_f[m] / sum_f N_f     (f: the frame cells of p x t)
 
 with ``theta_f[m]`` the mean over the impact's cells asked of ``p`` of the model's
-expected cell score at the frame cell's covariates and at its **practices**: the sample
-mean of the practices of the respondents of the same population and covariate levels
-(the frame does not count practices; where no respondent shares the levels, the
-population's mean). Regions and the nation are frame-weighted means of their departments.
+expected cell score at the frame cell's covariates and at its **practices**. The frame
+does not count practices, so they are estimated: the sample mean of the respondents of
+the same population and covariate levels (where none shares the levels, the
+population's mean), plus the shrunk deviations from it of the respondents of the cell's
+region and then of its department (sum over ``n`` respondents divided by
+``n + PRACTICE_SHRINKAGE``): practices vary by territory. These practice means are taken
+as known (their sampling uncertainty is not propagated). Regions and the nation are
+frame-weighted means of their departments.
 The full posterior is kept: each draw is post-stratified.
 
 Frame file (CSV, Parquet, SPSS or Stata): one row per cell, columns ``department``
@@ -41,6 +45,8 @@ from impactmodel.territories import normalise_department_code, region_of, sugges
 from impactmodel.vocabulary import POPULATIONS, closest
 
 COUNT = "count"
+#: pseudo-respondents with no deviation added to shrink territorial practice deviations
+PRACTICE_SHRINKAGE = 10.0
 _EXAMPLES = 5
 
 
@@ -165,7 +171,8 @@ def read_frame(path: str | Path, codebook: Codebook,
     return validate_frame(table, codebook, str(p), chosen)
 
 
-def _cell_covariates(fit: ScaleScoreFit, frame: PoststratificationFrame
+def _cell_covariates(fit: ScaleScoreFit, frame: PoststratificationFrame,
+                     territorial: bool = True
                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Centred dummies and practice means of every frame cell (cells x Q, cells x K)."""
     d = fit.data
@@ -194,7 +201,40 @@ def _cell_covariates(fit: ScaleScoreFit, frame: PoststratificationFrame
             x_cells[f] = by_key.loc[k].to_numpy()
         elif p in by_population.index:
             x_cells[f] = by_population.loc[p].to_numpy()
+    if territorial:
+        x_cells += _territorial_deviations(fit, by_key.reindex(key).to_numpy(), cells)
     return raw - z_means, x_cells
+
+
+def _territorial_deviations(fit: ScaleScoreFit, alike: NDArray[np.float64],
+                            cells: pd.DataFrame) -> NDArray[np.float64]:
+    """Shrunk region and department deviations of the practices, per frame cell.
+
+    A respondent's deviation is its practices minus the mean of the alike respondents
+    (same population and covariate levels). Per population x region, the deviations are
+    summed and divided by ``n + PRACTICE_SHRINKAGE`` (a mean shrunk towards zero as if
+    :data:`PRACTICE_SHRINKAGE` respondents with no deviation were added); what is left
+    per population x department is shrunk the same way.
+    """
+    d = fit.data
+    residual = d.x - alike
+    region_of_respondent = d.department_region[d.department]
+    departments = list(d.coords["department"])
+    cell_department = cells["department"].map(departments.index).to_numpy()
+    cell_population = cells["population"].map(POPULATIONS.index).to_numpy()
+    cell_region = d.department_region[cell_department]
+    out = np.zeros((len(cells), d.x.shape[1]))
+    for territory, cell_territory in ((region_of_respondent, cell_region),
+                                      (d.department, cell_department)):
+        keys = pd.MultiIndex.from_arrays([d.population, territory])
+        frame = pd.DataFrame(residual, index=keys)
+        grouped = frame.groupby(level=[0, 1])
+        shrunk = grouped.sum().div(grouped.size() + PRACTICE_SHRINKAGE, axis=0)
+        wanted = pd.MultiIndex.from_arrays([cell_population, cell_territory])
+        per_cell = shrunk.reindex(wanted).fillna(0.0).to_numpy()
+        out += per_cell
+        residual = residual - shrunk.reindex(keys).to_numpy()
+    return out
 
 
 def _levels(fit: ScaleScoreFit, variable: str) -> list[str]:
@@ -210,7 +250,8 @@ def _summary(draws: NDArray[np.float64]) -> dict[str, float]:
             "low": float(np.quantile(draws, lo)), "high": float(np.quantile(draws, hi))}
 
 
-def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame) -> dict[str, pd.DataFrame]:
+def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame,
+                 territorial_practices: bool = True) -> dict[str, pd.DataFrame]:
     """Post-stratify the fitted model's expected impact scores to ``frame``.
 
     Parameters
@@ -218,6 +259,10 @@ def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame) -> dict[str
     fit : ScaleScoreFit
         Fitted with the frame's variables as covariates.
     frame : PoststratificationFrame
+    territorial_practices : bool
+        Add to each frame cell's practices the shrunk deviations of its region's and
+        department's respondents from alike respondents nationally (practices vary by
+        territory; the frame does not count them). False: alike respondents' means only.
 
     Returns
     -------
@@ -232,7 +277,7 @@ def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame) -> dict[str
         When the model's covariates are not the frame's variables.
     """
     d = fit.data
-    z_cells, x_cells = _cell_covariates(fit, frame)
+    z_cells, x_cells = _cell_covariates(fit, frame, territorial_practices)
     departments = list(d.coords["department"])
     cells = frame.cells
     dept_index = cells["department"].map(departments.index).to_numpy()
