@@ -283,7 +283,7 @@ def fit(
         try:
             run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
                             timings={"load": loaded - start, "fit": fitted - loaded},
-                            frame=frame)
+                            frame=frame, direct=_direct(survey) if frame else None)
         except ImpactModelError as exc:
             raise _fail(exc) from None
     colour = "green" if result.convergence.converged else "bold red"
@@ -306,6 +306,17 @@ def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> Poststratificatio
         raise typer.Exit(EXIT_INVALID_INPUT)
     try:
         return read_frame(path, survey.codebook, spec_covariates(spec, survey))
+    except ImpactModelError as exc:
+        raise _fail(exc) from None
+
+
+def _direct(survey: SurveyData) -> pd.DataFrame:
+    """Design-based impact scores by population x department (90% CIs), for MRP runs."""
+    from impactmodel.survey.impact import impact_score_table
+
+    try:
+        return impact_score_table(survey, ["population", "department"], lonely_psu="adjust",
+                                  level=0.9)
     except ImpactModelError as exc:
         raise _fail(exc) from None
 

@@ -40,6 +40,7 @@ import xarray as xr
 
 from impactmodel.bayes.fit import ItemFit, ScaleScoreFit
 from impactmodel.bayes.mrp import PoststratificationFrame, poststratify
+from impactmodel.compare import direct_vs_model
 from impactmodel.disclosure import DisclosureRules, apply_disclosure
 from impactmodel.errors import ImpactModelError
 from impactmodel.report.build import build_report
@@ -135,19 +136,32 @@ def design_tables(result: DesignEstimates, rules: DisclosureRules) -> dict[str, 
         groups=[[*by[:-1], "cell"]], value="estimate", spread="se")}
 
 
-def mrp_tables(fit: ScaleScoreFit, frame: PoststratificationFrame, rules: DisclosureRules
-               ) -> dict[str, pd.DataFrame]:
+def mrp_tables(fit: ScaleScoreFit, frame: PoststratificationFrame, rules: DisclosureRules,
+               direct: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Post-stratified scores (:mod:`impactmodel.bayes.mrp`) through the gate.
 
     ``mrp_department`` (secondary suppression within population x region x impact and
     within department x impact), ``mrp_region`` (within population x impact) and
     ``mrp_population``; ``n`` is the respondents behind each row, ``frame_count`` the
-    people of the frame.
+    people of the frame. With ``direct`` (design-based estimates by population x
+    department, :func:`~impactmodel.survey.impact.impact_score_table`) also
+    ``direct_vs_mrp_department`` (:func:`impactmodel.compare.direct_vs_model`).
     """
     scores = poststratify(fit, frame)
     department = scores["department"]
     department.insert(2, "region", department["department"].map(region_of()))
-    return {
+    extra = {}
+    if direct is not None:
+        side = direct_vs_model(direct, scores["department"].drop(columns="region"),
+                               ["population", "department", "impact"], max_cv=rules.max_cv)
+        side.insert(2, "region", side["department"].map(region_of()))
+        extra["direct_vs_mrp_department"] = apply_disclosure(
+            side, rules, estimates=("direct", "direct_se", "direct_cv", "deff", "model",
+                                    "model_sd", "model_low", "model_high", "shift",
+                                    "se_ratio"),
+            groups=[["population", "region", "impact"], ["department", "impact"]],
+            value="model", spread="model_sd")
+    return {**extra,
         "mrp_department": apply_disclosure(department, rules, groups=[
             ["population", "region", "impact"], ["department", "impact"]]),
         "mrp_region": apply_disclosure(scores["region"], rules,
@@ -230,7 +244,8 @@ def _version(spec_hash: str, data_hashes: list[str], now: datetime) -> str:
 def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
               codebook: Path, root: Path, timings: Mapping[str, float],
               rules: DisclosureRules | None = None, report: bool = True,
-              frame: PoststratificationFrame | None = None) -> Path:
+              frame: PoststratificationFrame | None = None,
+              direct: pd.DataFrame | None = None) -> Path:
     """Write ``fit`` as a new immutable run under ``root`` (see the module docstring).
 
     Parameters
@@ -250,6 +265,9 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         Also write the report (:mod:`impactmodel.report`) into ``report/``.
     frame : PoststratificationFrame, optional
         For MRP: the post-stratified tables are added and the frame file fingerprinted.
+    direct : pandas.DataFrame, optional
+        For MRP: design-based estimates by population x department, set side by side
+        with the post-stratified ones.
 
     Returns
     -------
@@ -283,7 +301,7 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
             fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
         tables = run_tables(fit, gate)
         if frame is not None and isinstance(fit, ScaleScoreFit):
-            tables.update(mrp_tables(fit, frame, gate))
+            tables.update(mrp_tables(fit, frame, gate, direct))
         for name, table in tables.items():
             table.to_parquet(partial / "tables" / f"{name}.parquet", index=False)
             table.to_csv(partial / "tables" / f"{name}.csv", index=False)

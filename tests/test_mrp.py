@@ -201,7 +201,28 @@ def test_mrp_specification_fits_and_writes_post_stratified_tables(project, tmp_p
     assert national["frame_count"].loc[("citizen", "trust")] == frame.loc[
         frame["population"] == "citizen", "count"].sum()
     page = (path / "report" / "report.html").read_text(encoding="utf-8")
-    assert "post-stratified (MRP)" in page
+    assert "post-stratified (MRP)" in page and "direct_vs_mrp.png" in page
+    # side by side: the direct estimates are the design-based engine's, the model's MRP's
+    from impactmodel.survey.impact import impact_score_table
+
+    survey = load_survey(folder / "respondents.csv", folder / "codebook.toml")
+    engine = impact_score_table(survey, ["population", "department"], lonely_psu="adjust",
+                                level=0.9)
+    engine = engine[~engine["cell"].str.contains(":")].set_index(
+        ["population", "department", "cell"])
+    side = run.tables["direct_vs_mrp_department"]
+    published = side[side["status"].isin(["published", "unreliable"])
+                     & side["direct"].notna()]
+    assert len(published) > 10
+    for row in published.itertuples():
+        direct = engine.loc[(row.population, row.department, row.impact)]
+        assert row.direct == pytest.approx(direct["estimate"], rel=1e-12)
+        assert row.direct_se == pytest.approx(direct["se"], rel=1e-12)
+        assert row.n == direct["n"]
+    mrp = department.set_index(["population", "department", "impact"])
+    for row in published.head(20).itertuples():
+        assert row.model == pytest.approx(mrp.loc[(row.population, row.department,
+                                                   row.impact), "mean"], rel=1e-12)
 
 
 def test_mrp_settings_are_validated(tmp_path):

@@ -163,3 +163,19 @@ def test_report_opens_in_chromium_with_every_figure_and_no_error(fitted_run, tmp
     shot = seen["screenshot"]
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
     (tmp_path / "report.png").write_bytes(shot)
+
+
+def test_design_based_report_opens_in_chromium(tmp_path):
+    from conftest import MODELS
+    from typer.testing import CliRunner
+
+    from impactmodel.cli import app
+
+    result = CliRunner().invoke(app, ["fit", str(MODELS / "design-based.toml"), "--out",
+                                      str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "results" / "design-based").iterdir()
+    seen = open_in_browser(run / "report" / "report.html", tmp_path / "profile")
+    assert seen["images"] and all(image["ok"] for image in seen["images"])
+    assert not seen["errors"] and all(u.startswith(("file:", "data:"))
+                                      for u in seen["requests"])

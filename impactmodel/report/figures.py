@@ -262,3 +262,36 @@ def map_figure(values: pd.DataFrame, *, title: str, unit: str) -> Figure:
                                  label="suppressed by the disclosure gate (or no estimate)")],
                   loc="lower left", fontsize=8, frameon=False)
     return figure
+
+
+def direct_vs_model_figure(table: pd.DataFrame, *, title: str, unit: str) -> Figure:
+    """Model-based against direct estimates per territory, and the shift against n.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`impactmodel.compare.direct_vs_model` (through the gate): ``direct,
+        model, n, shift, status``; suppressed rows and rows without a direct estimate are
+        not drawn (the caption counts them).
+    title, unit : str
+    """
+    shown = table[~_hidden(table["status"]) & table["direct"].notna()]
+    figure = Figure(figsize=(11, 4.4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    sizes = 8 + 2 * np.sqrt(shown["n"].to_numpy(dtype=float))
+    left.scatter(shown["direct"], shown["model"], s=sizes, alpha=0.6, color="#1f4e79")
+    if len(shown):
+        low = float(min(shown["direct"].min(), shown["model"].min()))
+        high = float(max(shown["direct"].max(), shown["model"].max()))
+        left.plot([low, high], [low, high], color="#c0392b", linewidth=1, linestyle="--")
+    left.set_xlabel(f"direct (design-based), {unit}")
+    left.set_ylabel(f"model-based, {unit}")
+    left.set_title("Model against direct (dashed: equal; size: respondents)", fontsize=9)
+    right.scatter(shown["n"], shown["shift"], s=14, alpha=0.6, color="#1f4e79")
+    right.axhline(0, color="#444444", linewidth=0.8)
+    right.set_xscale("log")
+    right.set_xlabel("respondents in the domain")
+    right.set_ylabel(f"model − direct, {unit}")
+    right.set_title("How far the model moved the direct estimate", fontsize=9)
+    figure.suptitle(title, fontsize=10)
+    return figure
