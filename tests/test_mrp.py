@@ -239,3 +239,53 @@ def test_mrp_settings_are_validated(tmp_path):
         parse_spec({"model": {"name": "m"}, "weights": {"frame": "frame.csv"}}, source)
     with pytest.raises(ValidationError, match="weight treatment"):
         parse_spec({"model": {"name": "m"}, "weights": {"treatment": "raking"}}, source)
+
+
+def test_raked_frame_matches_every_department_margin(survey, example_paths):
+    from impactmodel.bayes.mrp import raked_frame
+
+    census = read_frame(example_paths[0].with_name("frame.csv"), survey.codebook).cells
+    joint = census.groupby(["population", *VARIABLES], as_index=False)["count"].sum()
+    margins = pd.concat([
+        census.groupby(["department", "population", v], as_index=False)["count"].sum()
+        .rename(columns={v: "level"}).assign(variable=v) for v in VARIABLES])
+    frame = raked_frame(joint, margins, survey.codebook)
+    assert "MrsP" in frame.source
+    cells = frame.cells
+    for variable in VARIABLES:
+        built = cells.groupby(["department", "population", variable])["count"].sum()
+        given = margins[margins["variable"] == variable].set_index(
+            ["department", "population", "level"])["count"]
+        np.testing.assert_allclose(built.reindex(given.index).to_numpy(), given.to_numpy(),
+                                   rtol=1e-8)
+    assert cells["count"].sum() == pytest.approx(census["count"].sum())
+
+
+def test_raking_an_independent_joint_gives_the_product_of_the_margins(survey):
+    """Textbook case: a joint with no association raked to two margins is their outer
+    product over the total (r_i c_j / N)."""
+    from impactmodel.bayes.mrp import raked_frame
+
+    ages, sizes = ["18-39", "40-59", "60+"], ["small", "medium", "large"]
+    joint = pd.DataFrame([{"population": "business", "age_group": a, "size_class": s,
+                           "count": float(ra * cs)}
+                          for a, ra in zip(ages, [1, 2, 3], strict=True)
+                          for s, cs in zip(sizes, [5, 3, 2], strict=True)])
+    rows, cols = np.array([12.0, 20.0, 8.0]), np.array([25.0, 10.0, 5.0])
+    margins = pd.DataFrame(
+        [{"department": "2A", "population": "business", "variable": "age_group", "level": a,
+          "count": c} for a, c in zip(ages, rows, strict=True)]
+        + [{"department": "2A", "population": "business", "variable": "size_class",
+            "level": s, "count": c} for s, c in zip(sizes, cols, strict=True)])
+    cells = raked_frame(joint, margins, survey.codebook).cells.set_index(
+        ["age_group", "size_class"])["count"]
+    expected = np.outer(rows, cols) / rows.sum()
+    for i, a in enumerate(ages):
+        for j, s in enumerate(sizes):
+            assert cells[(a, s)] == pytest.approx(expected[i, j], rel=1e-8)
+    broken = margins.assign(count=np.where(margins["level"] == "small", 30.0,
+                                           margins["count"]))
+    from impactmodel.errors import ImpactModelError
+
+    with pytest.raises(ImpactModelError, match="same total"):
+        raked_frame(joint, broken, survey.codebook)

@@ -23,7 +23,16 @@ The full posterior is kept: each draw is post-stratified.
 Frame file (CSV, Parquet, SPSS or Stata): one row per cell, columns ``department``
 (INSEE code), ``population`` (``citizen``, ``elected``, ``business``, ``association``),
 one column per post-stratification variable of the codebook (its levels) and ``count``
-(a non-negative integer: people in the cell). Every problem is reported at once, naming
+(people in the cell: a non-negative number, whole in a census, fractional in a
+synthetic frame).
+
+**Raked frames (MrsP; Leemann & Wasserfallen 2017, AJPS 61(4)).** In France the joint
+distribution of the post-stratification variables is rarely known per department, but
+their margins per department are, and the joint distribution nationally.
+:func:`raked_frame` builds a synthetic frame: for each department x population, the
+national joint of the population rescaled and raked (iterative proportional fitting,
+:func:`impactmodel.weighting.raking.rake`) to the department's margins; the frame's
+``source`` says so. Every problem is reported at once, naming
 the file, column, rows and values.
 """
 
@@ -43,6 +52,7 @@ from impactmodel.errors import ImpactModelError, Problem, ValidationError
 from impactmodel.readers import read_table
 from impactmodel.territories import normalise_department_code, region_of, suggest_department
 from impactmodel.vocabulary import POPULATIONS, closest
+from impactmodel.weighting.raking import rake
 
 COUNT = "count"
 #: pseudo-respondents with no deviation added to shrink territorial practice deviations
@@ -134,9 +144,10 @@ def validate_frame(table: pd.DataFrame, codebook: Codebook, source: str,
                  "levels not in the codebook", ", ".join(allowed))
         frame[variable] = text
     count = pd.to_numeric(frame[COUNT], errors="coerce")
-    bad = (count.isna() | (count < 0) | (count != np.floor(count))).to_numpy()
-    _problem(problems, source, COUNT, bad, frame[COUNT], "counts must be whole numbers >= 0",
-             "a non-negative integer per cell")
+    bad = (count.isna() | (count < 0) | ~np.isfinite(count)).to_numpy()
+    _problem(problems, source, COUNT, bad, frame[COUNT], "counts must be numbers >= 0",
+             "a non-negative count per cell (whole for a census; fractional in a "
+             "synthetic frame)")
     frame["department"], frame["population"] = codes, population
     keys = ["department", "population", *chosen]
     duplicated = frame.duplicated(keys, keep=False).to_numpy() & ~frame[keys].isna().any(
@@ -147,7 +158,7 @@ def validate_frame(table: pd.DataFrame, codebook: Codebook, source: str,
              "one row per " + " x ".join(keys))
     if problems:
         raise ValidationError(problems)
-    frame[COUNT] = count.astype(np.int64)
+    frame[COUNT] = count.astype(np.float64)
     return PoststratificationFrame(frame.reset_index(drop=True), chosen, source)
 
 
@@ -318,7 +329,7 @@ def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame,
             for t in np.flatnonzero(covered):
                 rows["department"].append({
                     "population": population, "department": departments[t],
-                    "impact": impact, **_summary(score[t]), "frame_count": int(n_dept[t]),
+                    "impact": impact, **_summary(score[t]), "frame_count": float(n_dept[t]),
                     "n": int(n_resp.get((p, t), 0))})
             regions = np.array([region_code[departments[t]] for t in range(len(departments))])
             for region in sorted(set(regions[covered])):
@@ -327,11 +338,86 @@ def poststratify(fit: ScaleScoreFit, frame: PoststratificationFrame,
                 rows["region"].append({
                     "population": population, "region": region, "impact": impact,
                     **_summary(weights @ score[members]),
-                    "frame_count": int(n_dept[members].sum()),
+                    "frame_count": float(n_dept[members].sum()),
                     "n": int(sum(n_resp.get((p, t), 0) for t in np.flatnonzero(members)))})
             weights = n_dept[covered] / n_dept[covered].sum()
             rows["population"].append({
                 "population": population, "impact": impact,
-                **_summary(weights @ score[covered]), "frame_count": int(n_dept.sum()),
+                **_summary(weights @ score[covered]), "frame_count": float(n_dept.sum()),
                 "n": int((d.population == p).sum())})
     return {level: pd.DataFrame(r) for level, r in rows.items()}
+
+
+def raked_frame(joint: pd.DataFrame, margins: pd.DataFrame, codebook: Codebook,
+                variables: Sequence[str] | None = None) -> PoststratificationFrame:
+    """Build a synthetic frame from a national joint and department margins (MrsP).
+
+    Parameters
+    ----------
+    joint : pandas.DataFrame
+        The national joint distribution per population: columns ``population``, the
+        ``variables`` and ``count``.
+    margins : pandas.DataFrame
+        Per department x population, each variable's margin: columns ``department,
+        population, variable, level, count``. A department x population's margins must
+        all add up to its total.
+    codebook : Codebook
+        Levels of the variables (the frame is validated like a frame file).
+    variables : sequence of str, optional
+        Default: the codebook's post-stratification variables.
+
+    Returns
+    -------
+    PoststratificationFrame
+        One cell per department x population x joint cell, counts raked so that each
+        variable's margin equals the department's; ``source`` names the construction.
+
+    Raises
+    ------
+    ImpactModelError
+        When a department's margins disagree with each other, or name a level the joint
+        does not have for that population.
+    """
+    chosen = list(variables if variables is not None else codebook.poststratification)
+    rows = []
+    groups = margins.groupby(["department", "population"], sort=True)
+    for (department, population), given in groups:
+        base = joint[(joint["population"].astype(str) == str(population))
+                     & (pd.to_numeric(joint[COUNT]) > 0)].reset_index(drop=True)
+        if base.empty:
+            raise ImpactModelError(f"no national joint for population {population!r}")
+        totals = given.groupby("variable")[COUNT].sum()
+        if not np.allclose(totals.to_numpy(dtype=float), float(totals.iloc[0]), rtol=1e-9):
+            raise ImpactModelError(
+                f"the margins of department {department}, population {population} do not "
+                f"add up to the same total: {totals.to_dict()}")
+        total = float(totals.iloc[0])
+        plan, alive = [], np.ones(len(base), dtype=bool)
+        for variable in chosen:
+            margin = given[given["variable"] == variable]
+            levels = list(margin["level"].astype(str))
+            values = base[variable].astype(str)
+            unknown = sorted(set(values) - set(levels))
+            missing = [lv for lv, c in zip(levels, margin[COUNT], strict=True)
+                       if c > 0 and lv not in set(values)]
+            if unknown or missing:
+                raise ImpactModelError(
+                    f"department {department}, population {population}, {variable}: the "
+                    f"joint's levels {sorted(set(values))} and the margin's {levels} differ")
+            codes = values.map(levels.index).to_numpy()
+            counts = margin[COUNT].to_numpy(dtype=float)
+            alive &= counts[codes] > 0  # cells in an empty category stay empty
+            plan.append((codes, counts))
+        raked = np.zeros(len(base))
+        if total > 0 and alive.any():
+            weights = base[COUNT].to_numpy(dtype=float)[alive]
+            raked[alive] = rake(weights * total / weights.sum(),
+                                [(codes[alive], counts) for codes, counts in plan])
+        cells = base[["population", *chosen]].copy()
+        cells.insert(0, "department", str(department))
+        cells[COUNT] = raked
+        rows.append(cells)
+    source = "raked frame (MrsP): national joint raked to department margins"
+    table = pd.concat(rows, ignore_index=True)
+    frame = validate_frame(table, codebook, source, chosen)
+    return PoststratificationFrame(frame.cells, frame.variables, source)
