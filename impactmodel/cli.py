@@ -297,7 +297,14 @@ def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> Poststratificatio
     if spec.weights != "mrp":
         return None
     from impactmodel.bayes.fit import spec_covariates
-    from impactmodel.bayes.mrp import read_frame
+    from impactmodel.bayes.mrp import read_frame, read_raked_frame
+
+    if spec.joint is not None and spec.margins is not None:
+        try:
+            return read_raked_frame(spec.joint, spec.margins, survey.codebook,
+                                    spec_covariates(spec, survey))
+        except ImpactModelError as exc:
+            raise _fail(exc) from None
 
     if not path.is_file():
         err.print(f"[bold red]error:[/] MRP needs a post-stratification frame: "

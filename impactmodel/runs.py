@@ -286,7 +286,7 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
     if frame is not None:
         if not isinstance(fit, ScaleScoreFit):
             raise RunError("MRP needs the scale-score model")
-        inputs["frame"] = fingerprint(Path(frame.source))
+        inputs.update({role: fingerprint(Path(path)) for role, path in frame.files.items()})
     now = datetime.now(UTC)
     version = _version(spec_hash, [str(v["sha256"]) for v in inputs.values()], now)
     model_folder = root / spec.name
@@ -313,7 +313,8 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
             "git": git_state(Path(__file__).resolve().parent),
             "spec": {"resolved": resolved, "sha256": spec_hash,
                      "file": str(spec.source) if spec.source is not None else None},
-            "data": {**inputs, "respondents_in_model": (
+            "data": {**inputs, **({"frame_source": frame.source} if frame else {}),
+                     "respondents_in_model": (
                 fit.respondents if isinstance(fit, DesignEstimates)
                 else len(fit.data.population))},
             "seed": spec.sampler.seed if bayesian else None,
@@ -418,7 +419,7 @@ def diff_runs(first: Run, second: Run, table: str | None = None) -> dict[str, An
     m1, m2 = first.manifest, second.manifest
     spec = changed(_flatten(m1["spec"]["resolved"]), _flatten(m2["spec"]["resolved"]))
     data = {k: (m1["data"].get(k) or {}).get("sha256") != (m2["data"].get(k) or {}).get(
-        "sha256") for k in ("respondents", "codebook", "frame")
+        "sha256") for k in ("respondents", "codebook", "frame", "joint", "margins")
         if k in m1["data"] or k in m2["data"]}
     a, b = first.tables.get(table), second.tables.get(table)
     estimates = pd.DataFrame()

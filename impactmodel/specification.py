@@ -22,7 +22,8 @@ ones, a path leaving the specification's folder) is reported at once in one
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
     [weights]      treatment = "none" | "mrp"; frame (MRP: the post-stratification frame,
                    :mod:`impactmodel.bayes.mrp`; default the embedded example's, or
-                   ``--frame``); MRP adds the post-stratification variables as covariates
+                   ``--frame``) or joint + margins (a raked frame, MrsP); MRP adds the
+                   post-stratification variables as covariates
     [design]       by, lonely_psu, level (design-based only:
                    :class:`~impactmodel.survey.impact.DesignOptions`)
     [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
@@ -73,7 +74,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
-    "weights": ("treatment", "frame"),
+    "weights": ("treatment", "frame", "joint", "margins"),
     "design": tuple(f.name for f in fields(DesignOptions)),
     "disclosure": tuple(f.name for f in fields(DisclosureRules)),
     "report": tuple(f.name for f in fields(ReportOptions)),
@@ -113,6 +114,8 @@ class ModelSpec:
     weights : {"none", "mrp"}
     frame : Path or None
         The MRP frame file given by the specification.
+    joint, margins : Path or None
+        For a raked frame (MrsP): the national joint and the department margins.
     """
 
     name: str
@@ -135,6 +138,8 @@ class ModelSpec:
     design: DesignOptions = field(default_factory=DesignOptions)
     weights: str = "none"
     frame: Path | None = None
+    joint: Path | None = None
+    margins: Path | None = None
 
     def resolved(self) -> dict[str, Any]:
         """Return the specification with every default filled in, as plain values."""
@@ -175,8 +180,13 @@ class ModelSpec:
                           "correlated_traits": self.correlated_traits},
             "weights": {"treatment": self.weights,
                         "frame": (shown(self.frame) if self.frame is not None
+                                  else "(raked: joint x margins, MrsP)"
+                                  if self.joint is not None
                                   else "(the data's frame.csv, or --frame)"
-                                  if self.weights == "mrp" else None)},
+                                  if self.weights == "mrp" else None),
+                        "joint": shown(self.joint) if self.joint is not None else None,
+                        "margins": (shown(self.margins) if self.margins is not None
+                                    else None)},
             "priors": asdict(self.priors),
             "sampler": asdict(self.sampler),
             "convergence": asdict(self.thresholds),
@@ -275,7 +285,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
 
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
-    weights, frame = _weights(c, sections["weights"], source, outcome)
+    weights, frame, joint, margins = _weights(c, sections["weights"], source, outcome)
     design = _design(c, sections["design"])
     disclosure = _disclosure(c, sections["disclosure"])
     report = _report(c, sections["report"], practices, selection)
@@ -290,7 +300,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      correlated_traits=correlated, priors=priors, sampler=sampler,
                      thresholds=thresholds, disclosure=disclosure, report=report,
                      method=method, design=design,  # type: ignore[arg-type]
-                     weights=weights, frame=frame)
+                     weights=weights, frame=frame, joint=joint, margins=margins)
 
 
 def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:
@@ -393,11 +403,25 @@ def _inside(c: ProblemCollector, key: str, value: str, source: Path, option: str
 
 
 def _weights(c: ProblemCollector, table: Mapping[str, Any], source: Path | None,
-             outcome: str) -> tuple[str, Path | None]:
-    """``[weights]``: the survey-weight treatment and, for MRP, the frame file."""
+             outcome: str) -> tuple[str, Path | None, Path | None, Path | None]:
+    """``[weights]``: the treatment and, for MRP, the frame file or joint + margins."""
     treatment = c.choice(table.get("treatment", "none"), WEIGHT_TREATMENTS,
                          "weights.treatment", "weight treatment")
     frame = c.string(table, "frame", "weights", required=False)
+    raked = {key: c.string(table, key, "weights", required=False)
+             for key in ("joint", "margins")}
+    if any(raked.values()):
+        if treatment != "mrp" or frame or not all(raked.values()):
+            c.add("weights.joint", "a raked frame (MrsP) needs joint and margins, with "
+                  "treatment 'mrp' and no frame", got=raked,
+                  expected="treatment = 'mrp', joint = '<file>', margins = '<file>'")
+            raked = {"joint": None, "margins": None}
+        elif source is None:
+            c.add("weights.joint", "paths need a specification file to be relative to")
+            raked = {"joint": None, "margins": None}
+    joint, margins = (None, None) if not all(raked.values()) else (
+        _inside(c, "weights.joint", str(raked["joint"]), source, "--frame"),  # type: ignore[arg-type]
+        _inside(c, "weights.margins", str(raked["margins"]), source, "--frame"))  # type: ignore[arg-type]
     if treatment == "mrp" and outcome != "scale_scores":
         c.add("weights.treatment", "MRP is available for the scale-score model",
               got=treatment, expected="outcome.kind = 'scale_scores' with MRP (the "
@@ -407,11 +431,11 @@ def _weights(c: ProblemCollector, table: Mapping[str, Any], source: Path | None,
         c.add("weights.frame", "a frame is used by MRP only", got=frame,
               expected="weights.treatment = 'mrp', or no frame")
     if not frame:
-        return treatment, None
+        return treatment, None, joint, margins
     if source is None:
         c.add("weights.frame", "a frame path needs a specification file to be relative to")
-        return treatment, None
-    return treatment, _inside(c, "weights.frame", frame, source, "--frame")
+        return treatment, None, joint, margins
+    return treatment, _inside(c, "weights.frame", frame, source, "--frame"), joint, margins
 
 
 def _number(c: ProblemCollector, table: Mapping[str, Any], key: str, where: str,

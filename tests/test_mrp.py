@@ -289,3 +289,37 @@ def test_raking_an_independent_joint_gives_the_product_of_the_margins(survey):
 
     with pytest.raises(ImpactModelError, match="same total"):
         raked_frame(joint, broken, survey.codebook)
+
+
+def test_raked_frame_specification_says_which_frame_it_used(project, tmp_path):
+    from typer.testing import CliRunner
+
+    from impactmodel.cli import app
+    from impactmodel.runs import load_run
+
+    folder = project[0]
+    census = pd.read_csv(folder / "frame.csv", dtype={"department": str})
+    census.groupby(["population", *VARIABLES], as_index=False)["count"].sum().to_csv(
+        folder / "joint.csv", index=False)
+    pd.concat([census.groupby(["department", "population", v], as_index=False)["count"]
+               .sum().rename(columns={v: "level"}).assign(variable=v) for v in VARIABLES]
+              ).to_csv(folder / "margins.csv", index=False)
+    spec = folder / "mrsp.toml"
+    spec.write_text(MRP_SPEC.replace('name = "mrp-small"', 'name = "mrsp-small"').replace(
+        'frame = "frame.csv"', 'joint = "joint.csv"\nmargins = "margins.csv"'),
+        encoding="utf-8")
+    result = CliRunner().invoke(app, ["fit", str(spec), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "mrsp-small").iterdir()
+    run = load_run(path)
+    data = run.manifest["data"]
+    assert "MrsP" in data["frame_source"] and "frame" not in data
+    assert data["joint"]["path"].endswith("joint.csv")
+    assert data["margins"]["path"].endswith("margins.csv")
+    assert run.manifest["spec"]["resolved"]["weights"]["joint"] == "joint.csv"
+    department = run.tables["mrp_department"]
+    shown = department[department["status"].isin(["published", "unreliable"])]
+    heads = census.groupby(["population", "department"])["count"].sum()
+    assert len(shown) and all(heads[(r.population, r.department)] == pytest.approx(
+        r.frame_count) for r in shown.itertuples())
+    assert "MrsP" in (path / "report" / "report.html").read_text(encoding="utf-8")

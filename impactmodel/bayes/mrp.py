@@ -38,8 +38,8 @@ the file, column, rows and values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +70,16 @@ class PoststratificationFrame:
         Columns ``department, population, <variables...>, count`` (text labels).
     variables : tuple of str
     source : str
-        Where it was read from.
+        Where it was read from, or how it was built.
+    files : mapping of str to str
+        The files it came from, by role (``frame``, or ``joint`` and ``margins``), for
+        fingerprinting.
     """
 
     cells: pd.DataFrame
     variables: tuple[str, ...]
     source: str
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 def _problem(problems: list[Problem], source: str, column: str, mask: NDArray[np.bool_],
@@ -179,7 +183,7 @@ def read_frame(path: str | Path, codebook: Codebook,
         raise
     except (OSError, ValueError) as exc:
         raise ValidationError([Problem(str(p), f"cannot read the frame: {exc}")]) from None
-    return validate_frame(table, codebook, str(p), chosen)
+    return replace(validate_frame(table, codebook, str(p), chosen), files={"frame": str(p)})
 
 
 def _cell_covariates(fit: ScaleScoreFit, frame: PoststratificationFrame,
@@ -421,3 +425,37 @@ def raked_frame(joint: pd.DataFrame, margins: pd.DataFrame, codebook: Codebook,
     table = pd.concat(rows, ignore_index=True)
     frame = validate_frame(table, codebook, source, chosen)
     return PoststratificationFrame(frame.cells, frame.variables, source)
+
+
+def read_raked_frame(joint: str | Path, margins: str | Path, codebook: Codebook,
+                     variables: Sequence[str] | None = None) -> PoststratificationFrame:
+    """Read a national joint and department margins and rake them (:func:`raked_frame`).
+
+    Raises
+    ------
+    ValidationError
+        When a file cannot be read or lacks a column.
+    ImpactModelError
+        When the margins and the joint do not fit together.
+    """
+    chosen = tuple(variables if variables is not None else codebook.poststratification)
+    tables = {}
+    for role, path, columns in (
+            ("joint", Path(joint), ("population", *chosen, COUNT)),
+            ("margins", Path(margins), ("department", "population", "variable", "level",
+                                        COUNT))):
+        try:
+            table = read_table(path, text_columns=[c for c in columns if c != COUNT])
+        except ImpactModelError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ValidationError([Problem(str(path), f"cannot read the {role}: {exc}")]
+                                  ) from None
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise ValidationError([Problem(str(path), f"missing columns of the {role}",
+                                           None, (), tuple(missing),
+                                           "columns " + ", ".join(columns))])
+        tables[role] = table
+    built = raked_frame(tables["joint"], tables["margins"], codebook, chosen)
+    return replace(built, files={"joint": str(joint), "margins": str(margins)})

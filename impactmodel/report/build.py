@@ -131,7 +131,7 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
                       "population")
         pick = {"population": population, "impact": impact}
         subject = (f"post-stratified (MRP) {impact} score of the {population} population "
-                   f"({run.manifest['data']['frame']['path']})")
+                   f"({run.manifest['data'].get('frame_source', 'frame')})")
         regions = _one(tables["mrp_region"], **pick)
         departments = _one(tables["mrp_department"], **pick)
         names = ("mrp_region", "mrp_department")
