@@ -323,3 +323,17 @@ def test_raked_frame_specification_says_which_frame_it_used(project, tmp_path):
     assert len(shown) and all(heads[(r.population, r.department)] == pytest.approx(
         r.frame_count) for r in shown.itertuples())
     assert "MrsP" in (path / "report" / "report.html").read_text(encoding="utf-8")
+
+
+def test_raked_frame_files_with_bad_counts_are_explained(survey, tmp_path):
+    from impactmodel.bayes.mrp import read_raked_frame
+
+    pd.DataFrame({"population": ["citizen"], "age_group": ["18-39"],
+                  "size_class": ["small"], "count": ["many"]}).to_csv(
+        tmp_path / "joint.csv", index=False)
+    pd.DataFrame({"department": ["01"], "population": ["citizen"],
+                  "variable": ["age_group"], "level": ["18-39"], "count": [3]}).to_csv(
+        tmp_path / "margins.csv", index=False)
+    with pytest.raises(ValidationError) as caught:
+        read_raked_frame(tmp_path / "joint.csv", tmp_path / "margins.csv", survey.codebook)
+    assert "column 'count'" in str(caught.value) and "many" in str(caught.value)

@@ -456,6 +456,12 @@ def read_raked_frame(joint: str | Path, margins: str | Path, codebook: Codebook,
             raise ValidationError([Problem(str(path), f"missing columns of the {role}",
                                            None, (), tuple(missing),
                                            "columns " + ", ".join(columns))])
-        tables[role] = table
+        count = pd.to_numeric(table[COUNT], errors="coerce")
+        problems: list[Problem] = []
+        _problem(problems, str(path), COUNT, (count.isna() | (count < 0)).to_numpy(),
+                 table[COUNT], "counts must be numbers >= 0", "a non-negative count per row")
+        if problems:
+            raise ValidationError(problems)
+        tables[role] = table.assign(**{COUNT: count})
     built = raked_frame(tables["joint"], tables["margins"], codebook, chosen)
     return replace(built, files={"joint": str(joint), "margins": str(margins)})
