@@ -87,15 +87,19 @@ def synthetic(seed: int = 3, n: int = 1200, trait_cov: np.ndarray | None = None,
     return data, frame
 
 
-@pytest.mark.parametrize(("correlated", "covariate"), [(False, False), (True, True),
-                                                      (False, True)])
+@pytest.mark.parametrize(("correlated", "covariate", "weighted"),
+                         [(False, False, False), (True, True, False), (False, True, False),
+                          (False, False, True), (True, False, True)])
 def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correlated,
-                                                                         covariate):
+                                                                         covariate, weighted):
     """The model's likelihood, computed from per-cell and per-class statistics, equals the
     textbook density: per respondent, a normal with covariance sigma^2 I + Z T Z' (Z the
     cell -> impact indicator, T the trait covariance, diagonal for independent traits)
-    around the row means (scipy)."""
+    around the row means (scipy); weighted, each respondent's log-density times its
+    weight (the pseudo-likelihood)."""
     data, _ = synthetic(n=60, covariate=covariate)
+    weight = np.random.default_rng(3).gamma(2.0, 0.5, len(data.x)) if weighted else None
+    data = replace(data, weight=weight)
     # drop some scores so that respondents differ in the cells and impacts answered
     keep = np.random.default_rng(1).random(data.n_rows) > 0.25
     codes, group = np.unique(data.group[keep], return_inverse=True)
@@ -131,7 +135,8 @@ def test_sufficient_statistics_likelihood_equals_the_multivariate_normal(correla
                         + data.covariates[i] @ gamma[m])
         impact = data.cell_impact[data.cell[rows]]
         cov = sigma**2 * np.eye(len(rows)) + trait_cov[np.ix_(impact, impact)]
-        expected += stats.multivariate_normal(np.array(mean), cov).logpdf(data.y[rows])
+        expected += (data.respondent_weight[i]
+                     * stats.multivariate_normal(np.array(mean), cov).logpdf(data.y[rows]))
     assert potential == pytest.approx(expected, rel=1e-10)
 
 

@@ -35,6 +35,8 @@ class ScoreData:
     respondent (``x``, ``population``, ``department``), or per cell (``cell_impact`` ...).
     ``group`` numbers the respondent x impact pairs (the respondent trait's units).
     ``z`` holds centred covariate dummies (coordinate ``covariate``), None without.
+    ``weight`` holds per-respondent likelihood weights (survey weights normalised to sum
+    to the number of respondents, for a weighted pseudo-posterior), None for 1.
     """
 
     y: NDArray[np.float64]
@@ -53,6 +55,12 @@ class ScoreData:
     coords: dict[str, list[str]]
     z: NDArray[np.float64] | None = None
     z_means: NDArray[np.float64] | None = None
+    weight: NDArray[np.float64] | None = None
+
+    @property
+    def respondent_weight(self) -> NDArray[np.float64]:
+        """Each respondent's likelihood weight (ones when unweighted)."""
+        return self.weight if self.weight is not None else np.ones(len(self.x))
 
     @property
     def covariates(self) -> NDArray[np.float64]:

@@ -37,8 +37,9 @@ from impactmodel.bayes.model_data import ScoreData
 
 
 def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.float64],
-                    x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per block, the moment matrix ``sum w w'`` of ``w = (1, x, v)`` over its units.
+                    x: NDArray[np.float64], weights: NDArray[np.float64] | None = None
+                    ) -> NDArray[np.float64]:
+    """Per block, the moment matrix ``sum c w w'`` of ``w = (1, x, v)`` over its units.
 
     Parameters
     ----------
@@ -48,17 +49,22 @@ def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.flo
     v : ndarray, shape (units,) or (units, q)
         One value per unit (``q = 1``) or ``q`` values.
     x : ndarray, shape (units, practices)
+    weights : ndarray, shape (units,), optional
+        Each unit's weight ``c`` in the sums (default 1: a weighted pseudo-likelihood
+        multiplies each unit's log-density by its weight, and the log-density is
+        quadratic in ``w``).
 
     Returns
     -------
     ndarray, shape (n_blocks, 1 + practices + q, 1 + practices + q)
-        Symmetric; entry ``[0, 0]`` is the block's number of units.
+        Symmetric; entry ``[0, 0]`` is the block's number (sum of weights) of units.
     """
     w = np.column_stack([np.ones(len(x)), x, v.reshape(len(x), -1)])
+    c = np.ones(len(x)) if weights is None else weights
     out = np.empty((n_blocks, w.shape[1], w.shape[1]))
     for j in range(w.shape[1]):
         for k in range(j, w.shape[1]):
-            out[:, j, k] = out[:, k, j] = np.bincount(block, weights=w[:, j] * w[:, k],
+            out[:, j, k] = out[:, k, j] = np.bincount(block, weights=c * w[:, j] * w[:, k],
                                                       minlength=n_blocks)
     return out
 
@@ -81,11 +87,12 @@ class ScoreStatistics:
     pattern_population : ndarray of int, shape (patterns,)
     pattern_counts : ndarray of int, shape (patterns, impacts)
         Cells of each impact in the pattern (``n_m``).
-    pattern_units : ndarray of int, shape (patterns,)
-        Units with the pattern.
+    pattern_units : ndarray, shape (patterns,)
+        Units with the pattern (the sum of their weights when weighted).
     member_pattern, member_cell : ndarray of int
         Pairs (pattern, cell): the cells ``S`` of each pattern.
-    n_rows : int
+    n_rows : float
+        Number of rows (the sum of their weights when weighted).
     """
 
     cell: NDArray[np.integer]
@@ -98,10 +105,10 @@ class ScoreStatistics:
     classes: NDArray[np.float64]
     pattern_population: NDArray[np.integer]
     pattern_counts: NDArray[np.integer]
-    pattern_units: NDArray[np.integer]
+    pattern_units: NDArray[np.float64]
     member_pattern: NDArray[np.integer]
     member_cell: NDArray[np.integer]
-    n_rows: int
+    n_rows: float
 
 
 def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -126,6 +133,9 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
         Units are respondents (traits correlated across impacts) if True, respondent x
         impact pairs (independent traits) if False.
 
+    With ``data.weight`` (a weighted pseudo-likelihood), every sum is weighted by the
+    respondent's weight: the log-density of a unit is multiplied by it.
+
     Returns
     -------
     ScoreStatistics
@@ -133,7 +143,9 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     n_cells, n_impacts = len(data.coords["cell"]), len(data.coords["impact"])
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     keys, design_cell = design_cells(data)
-    rows = moment_matrices(design_cell, len(keys), data.y, data.regressors[data.respondent])
+    weight = data.respondent_weight
+    rows = moment_matrices(design_cell, len(keys), data.y, data.regressors[data.respondent],
+                           weight[data.respondent])
 
     row_unit = data.respondent if couple_impacts else data.group
     n_units = int(row_unit.max()) + 1
@@ -151,7 +163,7 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     sums = np.zeros((n_units, n_impacts if couple_impacts else 1))
     np.add.at(sums, (row_unit, row_slot), data.y)
     classes = moment_matrices(unit_class, len(class_rows), sums,
-                              data.regressors[unit_respondent])
+                              data.regressors[unit_respondent], weight[unit_respondent])
     members = [_cells_of_mask(words) for words in patterns[:, 1:]]
     counts = np.array([np.bincount(data.cell_impact[m], minlength=n_impacts)
                        for m in members], dtype=np.int64)
@@ -160,9 +172,10 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
         department=keys % n_dept, rows=rows, class_pattern=class_rows[:, 0],
         class_population=patterns[class_rows[:, 0], 0], class_department=class_rows[:, 1],
         classes=classes, pattern_population=patterns[:, 0], pattern_counts=counts,
-        pattern_units=np.bincount(unit_pattern, minlength=len(patterns)),
+        pattern_units=np.bincount(unit_pattern, weights=weight[unit_respondent],
+                                  minlength=len(patterns)),
         member_pattern=np.repeat(np.arange(len(members)), [len(m) for m in members]),
-        member_cell=np.concatenate(members), n_rows=len(data.y))
+        member_cell=np.concatenate(members), n_rows=float(weight[data.respondent].sum()))
 
 
 _WORD = 62  # bits used per int64 word of a cell mask
