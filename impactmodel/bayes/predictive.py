@@ -40,7 +40,7 @@ def thinned(posterior: xr.Dataset, max_draws: int) -> xr.Dataset:
     return posterior.isel(draw=slice(None, None, step))
 
 
-def _row_means(data: ScoreData, draws: dict[str, NDArray[np.float64]]
+def row_means(data: ScoreData, draws: dict[str, NDArray[np.float64]]
                ) -> NDArray[np.float64]:
     """Means of every row for a block of draws (draws x rows), without the trait."""
     i = data.respondent
@@ -82,7 +82,7 @@ def _score_blocks(data: ScoreData, posterior: xr.Dataset
                         data.n_rows * (data.regressors.shape[1] + 1))
 
 
-def _with_trait_factor(posterior: xr.Dataset) -> xr.Dataset:
+def with_trait_factor(posterior: xr.Dataset) -> xr.Dataset:
     """Add ``trait_chol`` = diag(``trait_sd``) when the traits are independent."""
     if "trait_chol" in posterior:
         return posterior
@@ -109,11 +109,11 @@ def pointwise_log_likelihood(data: ScoreData, posterior: xr.Dataset) -> xr.DataA
     np.add.at(counts, (data.respondent, row_impact), 1.0)
     size = counts.sum(axis=1)
     shapes, resp_shape = np.unique(counts, axis=0, return_inverse=True)
-    posterior = _with_trait_factor(posterior)
+    posterior = with_trait_factor(posterior)
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, n_resp))
     for block, draws in _score_blocks(data, posterior):
-        resid = data.y[None, :] - _row_means(data, draws)
+        resid = data.y[None, :] - row_means(data, draws)
         s2 = draws["sigma"][:, None] ** 2
         chol = draws["trait_chol"]  # draws x impact x impact
         sums = np.zeros((resid.shape[0], n_resp, n_impacts))  # per respondent x impact
@@ -150,7 +150,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
     xarray.DataArray
     """
     n_resp, n_impacts = len(data.population), len(data.coords["impact"])
-    posterior = _with_trait_factor(posterior)
+    posterior = with_trait_factor(posterior)
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     out = np.empty((n_chain * n_draw, data.n_rows))
     for block, draws in _score_blocks(data, posterior):
@@ -158,7 +158,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
         trait = np.einsum("srq,smq->srm", rng.standard_normal((n, n_resp, n_impacts)),
                           draws["trait_chol"])  # draws x respondent x impact
         noise = rng.standard_normal((n, data.n_rows)) * draws["sigma"][:, None]
-        out[block] = (_row_means(data, draws)
+        out[block] = (row_means(data, draws)
                       + trait[:, data.respondent, data.cell_impact[data.cell]] + noise)
     return xr.DataArray(out.reshape(n_chain, n_draw, data.n_rows),
                         dims=("chain", "draw", "row"),

@@ -162,7 +162,7 @@ def _respondent_table(fp: FinitePopulation, answers: np.ndarray, codebook: Codeb
     item_values = np.where(skipped, np.nan, item_values)
     for j, item in enumerate(codebook.items):
         table[item.column] = pd.array(item_values[:, j], dtype="Float64").astype("Int64")
-    return table.drop(columns="unit"), design_log
+    return table, design_log
 
 
 def _frame(fp: FinitePopulation) -> pd.DataFrame:
@@ -183,6 +183,66 @@ def _named(values: np.ndarray, dims: list[str]) -> dict[str, Any]:
     return {"dims": dims, "values": np.round(values, 12).tolist()}
 
 
+@dataclass(frozen=True)
+class Census:
+    """A simulated finite population with every unit's answers (before any sampling).
+
+    ``units`` holds the units and practices, ``answers`` units x items (every item asked
+    of the unit's population answered; NaN otherwise), ``parameters`` the outcome model's
+    parameters. ``sampling_stream`` is the random stream :func:`simulate` samples with;
+    pass other generators to :func:`draw_respondents` for repeated samples from the same
+    population.
+    """
+
+    units: FinitePopulation
+    answers: np.ndarray
+    codebook: Codebook
+    parameters: dict[str, Any]
+    sampling_stream: np.random.Generator
+
+
+def finite_population(settings: SimulationSettings) -> Census:
+    """Build the finite population and draw every unit's answers (no sampling yet).
+
+    Parameters
+    ----------
+    settings : SimulationSettings
+
+    Returns
+    -------
+    Census
+    """
+    streams = [np.random.default_rng(s)
+               for s in np.random.SeedSequence(settings.seed).spawn(4)]
+    codebook = simulated_codebook()
+    fp = build_finite_population(settings, streams[0])
+    params = draw_parameters(streams[1], codebook.items, len(fp.region_codes),
+                             len(fp.department_codes))
+    answers = draw_items(streams[2], fp.units, codebook.items, params)
+    return Census(fp, answers, codebook, params, streams[3])
+
+
+def draw_respondents(census: Census, settings: SimulationSettings, rng: np.random.Generator
+                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Draw one survey from the census: each population's design, nonresponse, raking.
+
+    Parameters
+    ----------
+    census : Census
+    settings : SimulationSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    respondents : pandas.DataFrame
+        The respondent table (as in :class:`Simulation`), plus ``unit``: each
+        respondent's row in ``census.units.units`` and ``census.answers``.
+    design : dict
+        Per population: sizes drawn and responding, strata, PSUs.
+    """
+    return _respondent_table(census.units, census.answers, census.codebook, settings, rng)
+
+
 def simulate(settings: SimulationSettings) -> Simulation:
     """Simulate a multi-population alliance survey with known truth.
 
@@ -195,14 +255,11 @@ def simulate(settings: SimulationSettings) -> Simulation:
     Simulation
         The respondent table, its codebook, the population frame and the truth.
     """
-    streams = [np.random.default_rng(s)
-               for s in np.random.SeedSequence(settings.seed).spawn(4)]
-    codebook = simulated_codebook()
-    fp = build_finite_population(settings, streams[0])
-    params = draw_parameters(streams[1], codebook.items, len(fp.region_codes),
-                             len(fp.department_codes))
-    answers = draw_items(streams[2], fp.units, codebook.items, params)
-    respondents, design_log = _respondent_table(fp, answers, codebook, settings, streams[3])
+    census = finite_population(settings)
+    fp, params, answers, codebook = census.units, census.parameters, census.answers, \
+        census.codebook
+    drawn, design_log = draw_respondents(census, settings, census.sampling_stream)
+    respondents = drawn.drop(columns="unit")
     dims = {
         "beta_overall": ["practice"], "beta_impact": ["practice", "impact"],
         "beta_lens": ["practice", "lens"], "beta_dimension": ["practice", "dimension"],

@@ -1,0 +1,341 @@
+"""Weighted pseudo-posterior with design-consistent uncertainty.
+
+A model fitted as if the sample were drawn at random describes the sample, not the
+population, when the design is informative. Following Williams & Savitsky (2021,
+*Int. Stat. Review* 89(1)) and Savitsky & Williams (2022, *J. Off. Stat.* 38(3)):
+
+1. **Pseudo-likelihood.** Respondent ``i``'s log-likelihood is multiplied by its survey
+   weight normalised to sum to the number of respondents, ``w~_i = n w_i / sum w``
+   (:func:`normalised_weights`); the scale-score model does this exactly on weighted
+   sufficient statistics (:mod:`impactmodel.bayes.sufficient`). Its posterior centres on
+   the population (census) value of the parameters, but its spread ignores the design.
+2. **Adjustment.** For the global parameters ``theta`` (:data:`GLOBAL_PARAMETERS`: the
+   intercepts per cell x population, the population-level parts of the practice effects
+   and the covariate shifts) the design-based sandwich is ``V = H^-1 J H^-1`` with
+
+   - ``H^-1`` the pseudo-posterior covariance of ``theta`` (the draws' covariance, which
+     includes the prior's curvature),
+   - ``J`` the design covariance of the total of the weighted scores
+     ``w~_i d log p(y_i | theta) / d theta`` at the posterior mean, computed by the
+     design-based engine (:meth:`~impactmodel.survey.design.SurveyDesign.covariance`:
+     strata, PSUs, fpc, every stage). Respondents left out of the model contribute
+     zero scores (a domain, as in the design-based estimates).
+
+   Each draw becomes ``theta_bar + (theta - theta_bar) R``, with
+   ``R = Sigma^{+1/2} V^{1/2}`` (symmetric square roots; ``+`` the pseudo-inverse), so the
+   adjusted draws have covariance exactly ``V`` (:class:`Adjustment`). Symmetric roots
+   rather than Williams & Savitsky's Cholesky factors handle the sum-to-zero parts,
+   whose covariance is singular by construction; both give the same covariance.
+
+Parameters no respondent informs (an intercept for a cell a population was not asked)
+have zero scores; they are left as drawn. Territorial deviations, trait and residual sds
+are *local* or variance parameters and are not adjusted; derived effects
+(``effect_cell``, ``effect_population``, ``effect_region``, ``effect_department``) are
+recomputed from the adjusted parts. Only the scale-score model's likelihood is
+weighted here. Group-level weights (Savitsky & Williams 2022) are not needed: the
+model's groups (departments, regions, populations) are not sampled units of the
+designs, every department is in the population, so their weights are 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from impactmodel.bayes.model_data import ModelDataError, ScoreData
+from impactmodel.bayes.predictive import row_means, with_trait_factor
+
+#: global parameters of the scale-score model, adjusted together
+GLOBAL_PARAMETERS = ("alpha", "b", "b_impact", "b_lens", "b_dimension", "b_population",
+                     "gamma")
+
+#: relative eigenvalue below which a covariance direction counts as zero (sum-to-zero)
+RANK_TOLERANCE = 1e-9
+
+
+def normalised_weights(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Survey weights scaled to sum to their number (the pseudo-likelihood's weights).
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n,)
+        Positive, finite.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Raises
+    ------
+    ModelDataError
+        When a weight is missing, not finite or not positive.
+    """
+    w = np.asarray(weights, dtype=float)
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise ModelDataError(f"a weighted pseudo-posterior needs positive survey weights; "
+                             f"{int(bad.sum())} respondents (model rows {rows}...) have "
+                             f"{w[bad][:5].tolist()}")
+    return w * len(w) / w.sum()
+
+
+def _symmetric_root(matrix: NDArray[np.float64], inverse: bool
+                    ) -> tuple[NDArray[np.float64], int]:
+    """Symmetric (pseudo-inverse) square root of a covariance, and its numerical rank."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    keep = values > RANK_TOLERANCE * max(values.max(), 0.0)
+    roots = np.zeros_like(values)
+    roots[keep] = values[keep] ** (-0.5 if inverse else 0.5)
+    return (vectors * roots) @ vectors.T, int(keep.sum())
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """The linear map taking pseudo-posterior draws to design-consistent ones.
+
+    Attributes
+    ----------
+    centre : ndarray, shape (parameters,)
+        Pseudo-posterior mean ``theta_bar`` (unchanged by the adjustment).
+    matrix : ndarray, shape (parameters, parameters)
+        ``R``: adjusted draw = ``centre + (draw - centre) @ R``.
+    posterior_covariance, target_covariance : ndarray, shape (parameters, parameters)
+        ``Sigma`` (the draws' covariance, ``H^-1``) and ``V = Sigma J Sigma``.
+    rank : int
+        Numerical rank of ``V`` (at most the design's degrees of freedom).
+    """
+
+    centre: NDArray[np.float64]
+    matrix: NDArray[np.float64]
+    posterior_covariance: NDArray[np.float64]
+    target_covariance: NDArray[np.float64]
+    rank: int
+
+    def apply(self, draws: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Adjust draws (samples x parameters)."""
+        return self.centre + (draws - self.centre) @ self.matrix
+
+    def variance_ratio(self) -> NDArray[np.float64]:
+        """Per parameter, adjusted over pseudo-posterior variance (a design effect)."""
+        before = np.diag(self.posterior_covariance)
+        ratio = np.full(len(before), np.nan)
+        positive = before > 0
+        ratio[positive] = np.diag(self.target_covariance)[positive] / before[positive]
+        return ratio
+
+
+def sandwich_adjustment(draws: NDArray[np.float64], scores: NDArray[np.float64],
+                        design_covariance: Callable[[NDArray[np.float64]],
+                                                    NDArray[np.float64]]) -> Adjustment:
+    """Build the adjustment from pseudo-posterior draws and weighted unit scores.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (samples, parameters)
+        Pseudo-posterior draws of the global parameters.
+    scores : ndarray, shape (units, parameters)
+        ``w~_i`` times the gradient of unit ``i``'s log-likelihood at the draws' mean.
+    design_covariance : callable
+        Design covariance of the totals of scores (e.g. ``SurveyDesign.covariance``): ``J``.
+
+    Returns
+    -------
+    Adjustment
+    """
+    centre = draws.mean(axis=0)
+    sigma = np.atleast_2d(np.cov(draws, rowvar=False))
+    target = sigma @ design_covariance(scores) @ sigma
+    target = (target + target.T) / 2
+    inverse_root, _ = _symmetric_root(sigma, inverse=True)
+    target_root, rank = _symmetric_root(target, inverse=False)
+    return Adjustment(centre, inverse_root @ target_root, sigma, target, rank)
+
+
+@dataclass(frozen=True)
+class GlobalLayout:
+    """Where each global parameter sits in the flattened parameter vector."""
+
+    names: tuple[str, ...]
+    dims: tuple[tuple[str, ...], ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, posterior: xr.Dataset) -> GlobalLayout:
+        """The layout of the global parameters present in ``posterior``."""
+        names = tuple(n for n in GLOBAL_PARAMETERS if n in posterior)
+        dims = tuple(tuple(str(d) for d in posterior[n].dims if d not in ("chain", "draw"))
+                     for n in names)
+        shapes = tuple(tuple(posterior.sizes[d] for d in ds) for ds in dims)
+        return cls(names, dims, shapes)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Number of values per parameter."""
+        return [int(np.prod(s)) for s in self.shapes]
+
+    def labels(self) -> list[str]:
+        """``name[i,j]`` per position (index positions, for tables)."""
+        return [f"{n}[{','.join(map(str, idx))}]" for n, shape in zip(self.names, self.shapes,
+                                                                       strict=True)
+                for idx in np.ndindex(*shape)]
+
+    def flatten(self, posterior: xr.Dataset) -> NDArray[np.float64]:
+        """Draws (chain-major samples x parameters)."""
+        blocks = [posterior[n].transpose("chain", "draw", *d).values.reshape(
+            posterior.sizes["chain"] * posterior.sizes["draw"], -1)
+            for n, d in zip(self.names, self.dims, strict=True)]
+        return np.hstack(blocks)
+
+    def unflatten(self, values: NDArray[np.float64], posterior: xr.Dataset
+                  ) -> dict[str, xr.DataArray]:
+        """Flattened draws back to named arrays shaped like ``posterior``'s."""
+        n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+        out, start = {}, 0
+        for name, dims, shape, size in zip(self.names, self.dims, self.shapes, self.sizes,
+                                           strict=True):
+            block = values[:, start:start + size].reshape(n_chain, n_draw, *shape)
+            out[name] = xr.DataArray(block, dims=("chain", "draw", *dims),
+                                     coords=posterior[name].coords)
+            start += size
+        return out
+
+
+def respondent_gradients(data: ScoreData, point: xr.Dataset, layout: GlobalLayout
+                         ) -> NDArray[np.float64]:
+    """Gradient of each respondent's log-likelihood in the global parameters at ``point``.
+
+    The traits are integrated out: respondent ``i``'s scores are normal with mean
+    ``mu_i`` and covariance ``S_i = sigma^2 I + Z T Z'``, so
+    ``d log p / d mu_r = (S_i^-1 e_i)_r = e_r / sigma^2 - (W_i R_i)_{m(r)} / sigma^4``
+    (Woodbury, ``e`` the residuals, ``R_i`` their sums per impact,
+    ``W_i = L (I + L' D_i L / sigma^2)^-1 L'``), and each mean is linear in the global
+    parameters (an indicator or a practice value, :func:`row_means`).
+
+    Parameters
+    ----------
+    data : ScoreData
+    point : xarray.Dataset
+        One value of every model variable (no ``chain`` / ``draw``).
+    layout : GlobalLayout
+
+    Returns
+    -------
+    ndarray, shape (respondents, parameters)
+        Unweighted gradients.
+    """
+    point = with_trait_factor(point.expand_dims(("chain", "draw")))
+    names = ["alpha", "u_department", "effect_cell", "b_population", "b_department",
+             *(["gamma"] if "gamma" in point else [])]
+    values = {n: point[n].values[0] for n in [*names, "sigma", "trait_chol"]}
+    residual = data.y - row_means(data, {n: values[n] for n in names})[0]
+    n_resp, n_impacts = len(data.population), len(data.coords["impact"])
+    row_impact = data.cell_impact[data.cell]
+    s2, chol = float(values["sigma"][0]) ** 2, values["trait_chol"][0]
+    counts, sums = np.zeros((n_resp, n_impacts)), np.zeros((n_resp, n_impacts))
+    np.add.at(counts, (data.respondent, row_impact), 1.0)
+    np.add.at(sums, (data.respondent, row_impact), residual)
+    inner = np.eye(n_impacts) + np.einsum("ab,ia,ac->ibc", chol, counts, chol) / s2
+    weight = np.einsum("ab,ibc,dc->iad", chol, np.linalg.inv(inner), chol)
+    shared = np.einsum("iab,ib->ia", weight, sums)  # W_i R_i
+    g = residual / s2 - shared[data.respondent, row_impact] / s2**2  # per row
+    return np.hstack([_parameter_gradient(name, data, g) for name in layout.names])
+
+
+def _parameter_gradient(name: str, data: ScoreData, g: NDArray[np.float64]
+                        ) -> NDArray[np.float64]:
+    """Per respondent, ``sum_r g_r d mu_r / d name`` (flattened like the posterior)."""
+    n_resp = len(data.population)
+    resp, cell = data.respondent, data.cell
+    pop = data.population
+    per_part = {
+        "impact": data.cell_impact, "lens": data.cell_lens, "dimension": data.cell_dimension}
+
+    def sums_by(level: NDArray[np.integer], n_levels: int) -> NDArray[np.float64]:
+        out = np.zeros((n_resp, n_levels))
+        np.add.at(out, (resp, level), g)
+        return out
+
+    if name == "alpha":  # cell x population
+        n_pop = len(data.coords["population"])
+        out = np.zeros((n_resp, len(data.coords["cell"]) * n_pop))
+        np.add.at(out, (resp, cell * n_pop + pop[resp]), g)
+        return out
+    total = np.bincount(resp, weights=g, minlength=n_resp)
+    x = data.x
+    if name == "b":
+        return x * total[:, None]
+    if name == "b_population":
+        n_pop = len(data.coords["population"])
+        by_pop = np.zeros((n_resp, n_pop))
+        by_pop[np.arange(n_resp), pop] = total
+        return (x[:, :, None] * by_pop[:, None, :]).reshape(n_resp, -1)
+    if name == "gamma":  # impact x covariate
+        by_impact = sums_by(data.cell_impact[cell], len(data.coords["impact"]))
+        return (by_impact[:, :, None] * data.covariates[:, None, :]).reshape(n_resp, -1)
+    part = name.removeprefix("b_")
+    by_level = sums_by(per_part[part][cell], len(data.coords[part]))
+    return (x[:, :, None] * by_level[:, None, :]).reshape(n_resp, -1)
+
+
+def adjust_posterior(data: ScoreData, posterior: xr.Dataset,
+                     design_covariance: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+                     respondent_rows: NDArray[np.integer], n_survey_rows: int,
+                     ) -> tuple[xr.Dataset, Adjustment, GlobalLayout]:
+    """Adjust a weighted scale-score pseudo-posterior (see the module docstring).
+
+    Parameters
+    ----------
+    data : ScoreData
+        The model's data, with ``weight`` (normalised survey weights).
+    posterior : xarray.Dataset
+        Pseudo-posterior draws.
+    design_covariance : callable
+        ``J`` from scores over the survey's rows (``SurveyDesign.covariance``).
+    respondent_rows : ndarray of int
+        Survey row of each model respondent.
+    n_survey_rows : int
+        Rows of the survey (respondents not in the model get zero scores).
+
+    Returns
+    -------
+    adjusted : xarray.Dataset
+        The posterior with adjusted global parameters and recomputed derived effects.
+    adjustment : Adjustment
+        Over the informed global parameters (columns with a non-zero score).
+    layout : GlobalLayout
+    """
+    if data.weight is None:
+        raise ModelDataError("the adjustment applies to a weighted pseudo-posterior: the "
+                             "model data carry no weights")
+    layout = GlobalLayout.of(posterior)
+    draws = layout.flatten(posterior)
+    point = posterior.mean(("chain", "draw"))
+    gradients = respondent_gradients(data, point, layout)
+    informed = np.flatnonzero(np.abs(gradients).sum(axis=0) > 0)
+    scores = np.zeros((n_survey_rows, len(informed)))
+    scores[respondent_rows] = data.weight[:, None] * gradients[:, informed]
+    adjustment = sandwich_adjustment(draws[:, informed], scores, design_covariance)
+    adjusted_draws = draws.copy()
+    adjusted_draws[:, informed] = adjustment.apply(draws[:, informed])
+    parts = layout.unflatten(adjusted_draws, posterior)
+    return _with_derived_effects(posterior.assign(parts)), adjustment, layout
+
+
+def _with_derived_effects(posterior: xr.Dataset) -> xr.Dataset:
+    """Recompute the effects derived from the parts (as :func:`practice_effects` does)."""
+    b = posterior["b"]
+    cell = b + posterior["b_impact"] + posterior["b_lens"] + posterior["b_dimension"]
+    cell = cell.transpose(*posterior["effect_cell"].dims)
+    return posterior.assign(
+        effect_cell=cell,
+        effect_population=(b + posterior["b_population"]).transpose(
+            *posterior["effect_population"].dims),
+        effect_region=(b + posterior["b_region"]).transpose(*posterior["effect_region"].dims),
+        effect_department=(b + posterior["b_department"]).transpose(
+            *posterior["effect_department"].dims),
+        prob_effect_positive=cell > 0)
