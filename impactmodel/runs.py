@@ -187,7 +187,9 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
         ``predictive_check`` (posterior predictive check per population x impact, 100
         draws), ``effect_region``, ``effect_department`` and, for the scale-score model,
         ``expected_scores_region`` and ``expected_scores_department``, each with the
-        respondents behind each row (``n``) and a ``status``; for a design-based
+        respondents behind each row (``n``) and a ``status``; for a weighted
+        pseudo-posterior, ``pseudo_posterior_adjustment`` (per adjusted global parameter:
+        pseudo-posterior and adjusted sd, their variance ratio); for a design-based
         estimate, :func:`design_tables`.
     """
     if isinstance(fit, DesignEstimates):
@@ -233,6 +235,8 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
         tables["expected_scores_department"] = apply_disclosure(
             with_counts(scores, ["population", "department"]), rules,
             groups=[["population", "region", "impact"], ["department", "impact"]])
+        if fit.design_adjustment is not None:
+            tables["pseudo_posterior_adjustment"] = fit.design_adjustment.table()
     return tables
 
 
@@ -324,6 +328,8 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
                             else fit.convergence.to_dict()),
             "disclosure": gate.to_dict(),
         }
+        if isinstance(fit, ScaleScoreFit) and fit.design_adjustment is not None:
+            manifest["pseudo_posterior"] = fit.design_adjustment.summary()
         if report:
             build_report(Run(partial, manifest, None if isinstance(fit, DesignEstimates)
                              else fit.idata, tables), partial / REPORT_FOLDER)

@@ -20,10 +20,13 @@ ones, a path leaving the specification's folder) is reported at once in one
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
     [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
-    [weights]      treatment = "none" | "mrp"; frame (MRP: the post-stratification frame,
-                   :mod:`impactmodel.bayes.mrp`; default the embedded example's, or
-                   ``--frame``) or joint + margins (a raked frame, MrsP); MRP adds the
-                   post-stratification variables as covariates
+    [weights]      treatment = "none" | "mrp" | "pseudo-posterior"; frame (MRP: the
+                   post-stratification frame, :mod:`impactmodel.bayes.mrp`; default the
+                   embedded example's, or ``--frame``) or joint + margins (a raked frame,
+                   MrsP); MRP adds the post-stratification variables as covariates.
+                   "pseudo-posterior": survey-weighted likelihood, draws adjusted to the
+                   design-based sandwich (:mod:`impactmodel.bayes.pseudo_posterior`);
+                   lonely_psu (its rule for strata with one PSU, default "fail")
     [design]       by, lonely_psu, level (design-based only:
                    :class:`~impactmodel.survey.impact.DesignOptions`)
     [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
@@ -51,13 +54,13 @@ from impactmodel.disclosure import DisclosureRules
 from impactmodel.errors import SpecError, ValidationError
 from impactmodel.report.options import ReportOptions
 from impactmodel.survey.impact import DesignOptions
-from impactmodel.survey.variance import LONELY_PSU_RULES
+from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU
 from impactmodel.tomlfile import ProblemCollector, read_toml
 from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 
 Outcome = Literal["scale_scores", "items"]
 OUTCOMES: tuple[str, ...] = ("scale_scores", "items")
-WEIGHT_TREATMENTS: tuple[str, ...] = ("none", "mrp")
+WEIGHT_TREATMENTS: tuple[str, ...] = ("none", "mrp", "pseudo-posterior")
 Method = Literal["bayesian", "design-based"]
 METHODS: tuple[str, ...] = ("bayesian", "design-based")
 #: sections that only a Bayesian model uses
@@ -74,7 +77,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "structure": ("parametrisation", "correlated_traits"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
-    "weights": ("treatment", "frame", "joint", "margins"),
+    "weights": ("treatment", "frame", "joint", "margins", "lonely_psu"),
     "design": tuple(f.name for f in fields(DesignOptions)),
     "disclosure": tuple(f.name for f in fields(DisclosureRules)),
     "report": tuple(f.name for f in fields(ReportOptions)),
@@ -111,7 +114,9 @@ class ModelSpec:
     report : ReportOptions
     design : DesignOptions
         Used by design-based specifications only.
-    weights : {"none", "mrp"}
+    weights : {"none", "mrp", "pseudo-posterior"}
+    lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
+        Pseudo-posterior: the rule for strata with one PSU when computing ``J``.
     frame : Path or None
         The MRP frame file given by the specification.
     joint, margins : Path or None
@@ -137,6 +142,7 @@ class ModelSpec:
     method: Method = "bayesian"
     design: DesignOptions = field(default_factory=DesignOptions)
     weights: str = "none"
+    lonely_psu: LonelyPSU = "fail"
     frame: Path | None = None
     joint: Path | None = None
     margins: Path | None = None
@@ -186,7 +192,9 @@ class ModelSpec:
                                   if self.weights == "mrp" else None),
                         "joint": shown(self.joint) if self.joint is not None else None,
                         "margins": (shown(self.margins) if self.margins is not None
-                                    else None)},
+                                    else None),
+                        "lonely_psu": (self.lonely_psu if self.weights == "pseudo-posterior"
+                                       else None)},
             "priors": asdict(self.priors),
             "sampler": asdict(self.sampler),
             "convergence": asdict(self.thresholds),
@@ -286,6 +294,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
     sampler = _settings(c, sections["sampler"])
     thresholds = _thresholds(c, sections["convergence"])
     weights, frame, joint, margins = _weights(c, sections["weights"], source, outcome)
+    lonely_psu = _weights_lonely_psu(c, sections["weights"], weights)
     design = _design(c, sections["design"])
     disclosure = _disclosure(c, sections["disclosure"])
     report = _report(c, sections["report"], practices, selection)
@@ -300,7 +309,8 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      correlated_traits=correlated, priors=priors, sampler=sampler,
                      thresholds=thresholds, disclosure=disclosure, report=report,
                      method=method, design=design,  # type: ignore[arg-type]
-                     weights=weights, frame=frame, joint=joint, margins=margins)
+                     weights=weights, frame=frame, joint=joint, margins=margins,
+                     lonely_psu=lonely_psu)  # type: ignore[arg-type]
 
 
 def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:
@@ -318,6 +328,19 @@ def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelectio
             c.add(f"outcome.{key}", "empty", expected=f"some of {', '.join(allowed)}")
         chosen[key] = tuple(v for v in values if v in allowed) or allowed
     return OutcomeSelection(**chosen)
+
+
+def _weights_lonely_psu(c: ProblemCollector, table: Mapping[str, Any], treatment: str) -> str:
+    """``[weights] lonely_psu``: the pseudo-posterior's lonely-PSU rule (default "fail")."""
+    if "lonely_psu" not in table:
+        return "fail"
+    if treatment != "pseudo-posterior":
+        c.add("weights.lonely_psu", "applies to the pseudo-posterior only",
+              got=table["lonely_psu"], expected="weights.treatment = 'pseudo-posterior'")
+        return "fail"
+    rule = c.choice(table["lonely_psu"], LONELY_PSU_RULES, "weights.lonely_psu",
+                    "lonely-PSU rule")
+    return rule if rule in LONELY_PSU_RULES else "fail"
 
 
 def _design(c: ProblemCollector, table: Mapping[str, Any]) -> DesignOptions:
@@ -422,6 +445,9 @@ def _weights(c: ProblemCollector, table: Mapping[str, Any], source: Path | None,
     joint, margins = (None, None) if not all(raked.values()) else (
         _inside(c, "weights.joint", str(raked["joint"]), source, "--frame"),  # type: ignore[arg-type]
         _inside(c, "weights.margins", str(raked["margins"]), source, "--frame"))  # type: ignore[arg-type]
+    if treatment == "pseudo-posterior" and outcome != "scale_scores":
+        c.add("weights.treatment", "the pseudo-posterior is available for the scale-score "
+              "model", got=treatment, expected="outcome.kind = 'scale_scores'")
     if treatment == "mrp" and outcome != "scale_scores":
         c.add("weights.treatment", "MRP is available for the scale-score model",
               got=treatment, expected="outcome.kind = 'scale_scores' with MRP (the "

@@ -221,3 +221,111 @@ def test_adjusted_intervals_cover_the_census_value_on_repeated_simulated_surveys
     rate = {k: float(np.mean(v)) for k, v in covered.items()}
     assert 0.82 <= rate["adjusted"] <= 0.96, rate
     assert rate["unadjusted"] <= rate["adjusted"] - 0.03, rate
+
+
+WEIGHTED_SPEC = """
+[model]
+name = "weighted"
+[data]
+respondents = "respondents.csv"
+codebook = "codebook.toml"
+[predictors]
+practices = ["partners", "maturity"]
+[sampler]
+draws = 30
+tune = 40
+chains = 2
+seed = 1
+[weights]
+treatment = "pseudo-posterior"
+"""
+
+
+def test_pseudo_posterior_from_a_specification_is_adjusted_recorded_and_reported(
+        project, tmp_path):
+    """A weighted fit through ``fit_spec``: the adjusted global parameters keep the
+    pseudo-posterior's mean and get the sandwich's spread; derived effects are rebuilt
+    from the adjusted parts; the run keeps both posteriors, the variance ratios, the
+    manifest entry and a report section."""
+    from impactmodel.bayes.fit import fit_spec
+    from impactmodel.runs import load_run, write_run
+    from impactmodel.specification import load_spec
+
+    folder, paths, survey, _, unweighted = project
+    (folder / "weighted.toml").write_text(WEIGHTED_SPEC + 'lonely_psu = "adjust"\n',
+                                          encoding="utf-8")
+    spec = load_spec(folder / "weighted.toml")
+    fit = fit_spec(spec, survey)
+    assert fit.design_adjustment is not None and fit.data.weight is not None
+    post, raw = fit.idata["posterior"], fit.idata["unadjusted_posterior"]
+    for name in ("b", "b_impact", "b_population", "alpha"):
+        np.testing.assert_allclose(post[name].mean(("chain", "draw")),
+                                   raw[name].mean(("chain", "draw")), atol=1e-8)
+    assert not np.allclose(post["b"].std(("chain", "draw")), raw["b"].std(("chain", "draw")))
+    np.testing.assert_allclose(
+        post["effect_cell"],
+        (post["b"] + post["b_impact"] + post["b_lens"] + post["b_dimension"]).transpose(
+            *post["effect_cell"].dims), atol=1e-10)
+    np.testing.assert_allclose(post["u_department"], raw["u_department"])  # local: as drawn
+    # the weights change the fit: the pseudo-posterior mean differs from the unweighted one
+    assert not np.allclose(raw["b"].mean(("chain", "draw")),
+                           unweighted.idata["posterior"]["b"].mean(("chain", "draw")),
+                           atol=1e-3)
+    table = fit.design_adjustment.table()
+    b_rows = table[table["parameter"].str.startswith("b[")]
+    np.testing.assert_allclose(b_rows["adjusted_sd"],
+                               post["b"].std(("chain", "draw"), ddof=1).values, rtol=1e-6)
+
+    run = write_run(fit, spec, respondents=paths["respondents"], codebook=paths["codebook"],
+                    root=tmp_path, timings={"fit": 1.0})
+    loaded = load_run(run)
+    summary = loaded.manifest["pseudo_posterior"]
+    assert summary["parameters"] == len(table) and summary["lonely_psu"] == "adjust"
+    assert summary["design_degrees_of_freedom"] == fit.design_adjustment.design_df > 0
+    assert loaded.manifest["spec"]["resolved"]["weights"]["treatment"] == "pseudo-posterior"
+    assert "unadjusted_posterior" in loaded.posterior.groups or \
+        "/unadjusted_posterior" in loaded.posterior.groups
+    assert len(loaded.tables["pseudo_posterior_adjustment"]) == len(table)
+    page = (run / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Survey weights: design-consistent adjustment" in page
+    assert "weighted pseudo-posterior" in page
+
+
+def test_pseudo_posterior_checks_the_design_before_sampling(project, monkeypatch):
+    """Strata left with one PSU under the default rule fail at once, naming them; a
+    codebook without a weight column is refused."""
+    from impactmodel.bayes import fit as fit_module
+    from impactmodel.bayes.fit import fit_spec
+    from impactmodel.specification import load_spec
+    from impactmodel.survey.variance import LonelyPSUError
+
+    folder, _, survey, _, _ = project
+    (folder / "weighted-fail.toml").write_text(WEIGHTED_SPEC, encoding="utf-8")
+    spec = load_spec(folder / "weighted-fail.toml")
+    assert spec.lonely_psu == "fail"
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before checking the design")
+
+    monkeypatch.setattr(fit_module, "sample_model", no_sampling)
+    # nonresponse left some strata of the simulated survey with one responding PSU
+    with pytest.raises(LonelyPSUError, match=r"strata \('bus-r\d+'.*only one PSU"):
+        fit_spec(spec, survey)
+    unweighted_book = replace(survey.codebook,
+                              design=replace(survey.codebook.design, weight=None))
+    with pytest.raises(ModelDataError, match="names no weight column"):
+        fit_spec(spec, replace(survey, codebook=unweighted_book))
+
+
+def test_pseudo_posterior_specification_errors():
+    from impactmodel.errors import ValidationError
+    from impactmodel.specification import parse_spec
+
+    with pytest.raises(ValidationError) as error:
+        parse_spec({"model": {"name": "x"}, "outcome": {"kind": "items"},
+                    "weights": {"treatment": "pseudo-posterior", "lonely_psu": "adjst"}})
+    text = str(error.value)
+    assert "pseudo-posterior is available for the scale-score model" in text
+    assert "weights.lonely_psu" in text and "did you mean 'adjust'" in text
+    with pytest.raises(ValidationError, match="applies to the pseudo-posterior only"):
+        parse_spec({"model": {"name": "x"}, "weights": {"lonely_psu": "adjust"}})

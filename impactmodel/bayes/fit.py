@@ -21,7 +21,12 @@ from numpy.typing import NDArray
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.item_data import ItemData, build_item_data
-from impactmodel.bayes.model_data import OutcomeSelection, ScoreData, build_score_data
+from impactmodel.bayes.model_data import (
+    ModelDataError,
+    OutcomeSelection,
+    ScoreData,
+    build_score_data,
+)
 from impactmodel.bayes.ordinal import ordinal_item_model
 from impactmodel.bayes.predictive import (
     item_pointwise_log_likelihood,
@@ -31,8 +36,11 @@ from impactmodel.bayes.predictive import (
     thinned,
 )
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
+from impactmodel.bayes.pseudo_posterior import DesignAdjustment, adjust_fit
 from impactmodel.bayes.sampling import Progress, SamplerSettings, sample_model
 from impactmodel.specification import ModelSpec
+from impactmodel.survey.design import SurveyDesign
+from impactmodel.survey.impact import design_from_survey
 from impactmodel.survey_data import SurveyData
 
 INTERVAL = 0.9
@@ -178,7 +186,14 @@ class _PosteriorTables:
 
 @dataclass(frozen=True)
 class ScaleScoreFit(_PosteriorTables):
-    """A fitted scale-score model."""
+    """A fitted scale-score model.
+
+    With survey weights (``data.weight``) it is a weighted pseudo-posterior whose global
+    parameters were adjusted to design-consistent spread (``design_adjustment``;
+    :mod:`impactmodel.bayes.pseudo_posterior`): ``idata["posterior"]`` holds the adjusted
+    draws, ``idata["unadjusted_posterior"]`` the draws as sampled. Convergence is that of
+    the sampled draws (the adjustment is one linear map applied to every draw).
+    """
 
     idata: xr.DataTree
     convergence: Convergence
@@ -186,6 +201,7 @@ class ScaleScoreFit(_PosteriorTables):
     priors: ScaleScorePriors
     settings: SamplerSettings
     correlated_traits: bool = False
+    design_adjustment: DesignAdjustment | None = None
     _outcome = "scores"
 
     def _observed(self) -> NDArray[np.float64]:
@@ -268,7 +284,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      correlated_traits: bool = False,
                      progress: Progress | None = None,
                      selection: OutcomeSelection | None = None,
-                     covariates: Sequence[str] = ()) -> ScaleScoreFit:
+                     covariates: Sequence[str] = (),
+                     design: SurveyDesign | None = None) -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -292,15 +309,20 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
     covariates : sequence of str
         Categorical covariates with a shift per impact (the post-stratification variables
         for MRP, :mod:`impactmodel.bayes.mrp`); default none.
+    design : SurveyDesign, optional
+        The survey's design (:func:`~impactmodel.survey.impact.design_from_survey`): given,
+        the fit is a weighted pseudo-posterior adjusted to design-consistent spread
+        (:mod:`impactmodel.bayes.pseudo_posterior`); the codebook must name a weight.
 
     Returns
     -------
     ScaleScoreFit
     """
-    data = build_score_data(survey, practices, selection, covariates)
+    data = build_score_data(survey, practices, selection, covariates,
+                            weighted=design is not None)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
                           parametrisation=parametrisation, correlated_traits=correlated_traits,
-                          progress=progress)
+                          progress=progress, design=design)
 
 
 def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
@@ -308,14 +330,29 @@ def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None
                    thresholds: Thresholds | None = None,
                    parametrisation: Parametrisation = "auto",
                    correlated_traits: bool = False,
-                   progress: Progress | None = None) -> ScaleScoreFit:
-    """Fit the scale-score model to prepared :class:`ScoreData`."""
+                   progress: Progress | None = None,
+                   design: SurveyDesign | None = None) -> ScaleScoreFit:
+    """Fit the scale-score model to prepared :class:`ScoreData`.
+
+    Weighted data (``data.weight``) need the survey ``design`` (rows in the survey's
+    order, ``data.survey_rows`` pointing into it): the pseudo-posterior is adjusted.
+    """
     resolved = ScaleScorePriors().with_overrides(priors or {})
     sampler = settings or SamplerSettings()
+    if (data.weight is None) != (design is None):
+        raise ModelDataError("a weighted pseudo-posterior needs both weighted data and the "
+                             "survey design; an unweighted fit takes neither")
+    if design is not None:  # a lonely PSU among the model's rows fails now, not after sampling
+        in_model = np.zeros((len(design.data), 1))
+        in_model[data.survey_rows if data.survey_rows is not None else slice(None)] = 1.0
+        design.covariance(in_model, diagonal=True)
     model = scale_score_model(data, resolved, parametrisation, correlated_traits)
     draws = sample_model(model, sampler, thresholds, progress=progress)
-    return ScaleScoreFit(draws.idata, draws.convergence, data, resolved, sampler,
-                         correlated_traits)
+    idata, adjustment = draws.idata, None
+    if design is not None:
+        idata, adjustment = adjust_fit(idata, data, design)
+    return ScaleScoreFit(idata, draws.convergence, data, resolved, sampler,
+                         correlated_traits, adjustment)
 
 
 @dataclass(frozen=True)
@@ -415,8 +452,11 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
                          priors=priors, settings=spec.sampler, thresholds=spec.thresholds,
                          parametrisation=spec.parametrisation, progress=progress,
                          selection=spec.selection)
+    design = (design_from_survey(survey, lonely_psu=spec.lonely_psu)
+              if spec.weights == "pseudo-posterior" else None)
     return fit_scale_scores(survey, practices=spec.practices, priors=priors,
                             settings=spec.sampler, thresholds=spec.thresholds,
                             parametrisation=spec.parametrisation,
                             correlated_traits=spec.correlated_traits, progress=progress,
-                            selection=spec.selection, covariates=spec_covariates(spec, survey))
+                            selection=spec.selection, covariates=spec_covariates(spec, survey),
+                            design=design)

@@ -37,6 +37,8 @@ class ScoreData:
     ``z`` holds centred covariate dummies (coordinate ``covariate``), None without.
     ``weight`` holds per-respondent likelihood weights (survey weights normalised to sum
     to the number of respondents, for a weighted pseudo-posterior), None for 1.
+    ``survey_rows`` is each respondent's row in the survey it was built from (None when
+    not built from one).
     """
 
     y: NDArray[np.float64]
@@ -56,6 +58,7 @@ class ScoreData:
     z: NDArray[np.float64] | None = None
     z_means: NDArray[np.float64] | None = None
     weight: NDArray[np.float64] | None = None
+    survey_rows: NDArray[np.integer] | None = None
 
     @property
     def respondent_weight(self) -> NDArray[np.float64]:
@@ -119,6 +122,33 @@ class OutcomeSelection:
         """Return the model coordinates ``impact``, ``lens``, ``dimension``."""
         return {"impact": list(self.impacts), "lens": list(self.lenses),
                 "dimension": list(self.dimensions)}
+
+
+def normalised_weights(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Survey weights scaled to sum to their number (a pseudo-likelihood's weights).
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n,)
+        Positive, finite.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Raises
+    ------
+    ModelDataError
+        When a weight is missing, not finite or not positive.
+    """
+    w = np.asarray(weights, dtype=float)
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise ModelDataError(f"a weighted pseudo-posterior needs positive survey weights; "
+                             f"{int(bad.sum())} respondents (model rows {rows}...) have "
+                             f"{w[bad][:5].tolist()}")
+    return w * len(w) / w.sum()
 
 
 def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
@@ -187,7 +217,7 @@ def covariate_matrix(survey: SurveyData, covariates: Sequence[str] | None
 
 def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
                      selection: OutcomeSelection | None = None,
-                     covariates: Sequence[str] = ()) -> ScoreData:
+                     covariates: Sequence[str] = (), weighted: bool = False) -> ScoreData:
     """Assemble :class:`ScoreData` from a survey.
 
     Respondents with a missing practice value are left out (their count is reported by the
@@ -203,11 +233,18 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
     covariates : sequence of str
         Categorical covariates entering as impact-specific shifts (needed for MRP: the
         post-stratification variables); default none.
+    weighted : bool
+        Carry the respondents' survey weights, normalised to sum to their number, as
+        likelihood weights (a weighted pseudo-posterior,
+        :mod:`impactmodel.bayes.pseudo_posterior`); the codebook must name a weight.
 
     Returns
     -------
     ScoreData
     """
+    if weighted and survey.codebook.design.weight is None:
+        raise ModelDataError("a weighted pseudo-posterior needs survey weights: the "
+                             "codebook's [design] names no weight column")
     chosen = selection or OutcomeSelection()
     x_raw, names = practice_matrix(survey, practices)
     z_raw, dummy_names = covariate_matrix(survey, covariates)
@@ -248,6 +285,9 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
         department_region=np.array([regions.index(region_of()[d]) for d in departments]),
         z=(z_raw[keep] - z_raw[keep].mean(axis=0)) if dummy_names else None,
         z_means=z_raw[keep].mean(axis=0) if dummy_names else None,
+        weight=(normalised_weights(survey.weight.to_numpy(dtype=float)[keep]) if weighted
+                else None),
+        survey_rows=np.flatnonzero(keep),
         coords={"practice": names, "cell": cells, **axes,
                 **({"covariate": dummy_names} if dummy_names else {}),
                 "population": list(POPULATIONS), "region": regions,

@@ -6,9 +6,10 @@ population, when the design is informative. Following Williams & Savitsky (2021,
 
 1. **Pseudo-likelihood.** Respondent ``i``'s log-likelihood is multiplied by its survey
    weight normalised to sum to the number of respondents, ``w~_i = n w_i / sum w``
-   (:func:`normalised_weights`); the scale-score model does this exactly on weighted
-   sufficient statistics (:mod:`impactmodel.bayes.sufficient`). Its posterior centres on
-   the population (census) value of the parameters, but its spread ignores the design.
+   (:func:`~impactmodel.bayes.model_data.normalised_weights`); the scale-score model
+   does this exactly on weighted sufficient statistics
+   (:mod:`impactmodel.bayes.sufficient`). Its posterior centres on the population
+   (census) value of the parameters, but its spread ignores the design.
 2. **Adjustment.** For the global parameters ``theta`` (:data:`GLOBAL_PARAMETERS`: the
    intercepts per cell x population, the population-level parts of the practice effects
    and the covariate shifts) the design-based sandwich is ``V = H^-1 J H^-1`` with
@@ -43,11 +44,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from impactmodel.bayes.model_data import ModelDataError, ScoreData
+from impactmodel.bayes.model_data import ModelDataError, ScoreData, normalised_weights
 from impactmodel.bayes.predictive import row_means, with_trait_factor
+from impactmodel.survey.design import SurveyDesign
+
+__all__ = ["GLOBAL_PARAMETERS", "Adjustment", "DesignAdjustment", "GlobalLayout",
+           "adjust_fit", "adjust_posterior",
+           "normalised_weights", "respondent_gradients", "sandwich_adjustment"]
 
 #: global parameters of the scale-score model, adjusted together
 GLOBAL_PARAMETERS = ("alpha", "b", "b_impact", "b_lens", "b_dimension", "b_population",
@@ -55,33 +62,6 @@ GLOBAL_PARAMETERS = ("alpha", "b", "b_impact", "b_lens", "b_dimension", "b_popul
 
 #: relative eigenvalue below which a covariance direction counts as zero (sum-to-zero)
 RANK_TOLERANCE = 1e-9
-
-
-def normalised_weights(weights: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Survey weights scaled to sum to their number (the pseudo-likelihood's weights).
-
-    Parameters
-    ----------
-    weights : ndarray, shape (n,)
-        Positive, finite.
-
-    Returns
-    -------
-    ndarray, shape (n,)
-
-    Raises
-    ------
-    ModelDataError
-        When a weight is missing, not finite or not positive.
-    """
-    w = np.asarray(weights, dtype=float)
-    bad = ~np.isfinite(w) | (w <= 0)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise ModelDataError(f"a weighted pseudo-posterior needs positive survey weights; "
-                             f"{int(bad.sum())} respondents (model rows {rows}...) have "
-                             f"{w[bad][:5].tolist()}")
-    return w * len(w) / w.sum()
 
 
 def _symmetric_root(matrix: NDArray[np.float64], inverse: bool
@@ -163,15 +143,19 @@ class GlobalLayout:
     names: tuple[str, ...]
     dims: tuple[tuple[str, ...], ...]
     shapes: tuple[tuple[int, ...], ...]
+    coords: dict[str, tuple[str, ...]]
 
     @classmethod
     def of(cls, posterior: xr.Dataset) -> GlobalLayout:
-        """The layout of the global parameters present in ``posterior``."""
+        """Return the layout of the global parameters present in ``posterior``."""
         names = tuple(n for n in GLOBAL_PARAMETERS if n in posterior)
         dims = tuple(tuple(str(d) for d in posterior[n].dims if d not in ("chain", "draw"))
                      for n in names)
         shapes = tuple(tuple(posterior.sizes[d] for d in ds) for ds in dims)
-        return cls(names, dims, shapes)
+        used = {d for ds in dims for d in ds}
+        coords = {d: (tuple(str(v) for v in posterior[d].values) if d in posterior.coords
+                      else tuple(str(k) for k in range(posterior.sizes[d]))) for d in used}
+        return cls(names, dims, shapes, coords)
 
     @property
     def sizes(self) -> list[int]:
@@ -179,9 +163,9 @@ class GlobalLayout:
         return [int(np.prod(s)) for s in self.shapes]
 
     def labels(self) -> list[str]:
-        """``name[i,j]`` per position (index positions, for tables)."""
-        return [f"{n}[{','.join(map(str, idx))}]" for n, shape in zip(self.names, self.shapes,
-                                                                       strict=True)
+        """``name[label, label]`` per position, with the coordinates' labels."""
+        return [f"{n}[{','.join(self.coords[d][i] for d, i in zip(dims, idx, strict=True))}]"
+                for n, dims, shape in zip(self.names, self.dims, self.shapes, strict=True)
                 for idx in np.ndindex(*shape)]
 
     def flatten(self, posterior: xr.Dataset) -> NDArray[np.float64]:
@@ -285,7 +269,7 @@ def _parameter_gradient(name: str, data: ScoreData, g: NDArray[np.float64]
 def adjust_posterior(data: ScoreData, posterior: xr.Dataset,
                      design_covariance: Callable[[NDArray[np.float64]], NDArray[np.float64]],
                      respondent_rows: NDArray[np.integer], n_survey_rows: int,
-                     ) -> tuple[xr.Dataset, Adjustment, GlobalLayout]:
+                     ) -> tuple[xr.Dataset, Adjustment, list[str]]:
     """Adjust a weighted scale-score pseudo-posterior (see the module docstring).
 
     Parameters
@@ -307,7 +291,8 @@ def adjust_posterior(data: ScoreData, posterior: xr.Dataset,
         The posterior with adjusted global parameters and recomputed derived effects.
     adjustment : Adjustment
         Over the informed global parameters (columns with a non-zero score).
-    layout : GlobalLayout
+    labels : list of str
+        The informed global parameters, in the adjustment's order.
     """
     if data.weight is None:
         raise ModelDataError("the adjustment applies to a weighted pseudo-posterior: the "
@@ -323,7 +308,9 @@ def adjust_posterior(data: ScoreData, posterior: xr.Dataset,
     adjusted_draws = draws.copy()
     adjusted_draws[:, informed] = adjustment.apply(draws[:, informed])
     parts = layout.unflatten(adjusted_draws, posterior)
-    return _with_derived_effects(posterior.assign(parts)), adjustment, layout
+    labels = layout.labels()
+    return (_with_derived_effects(posterior.assign(parts)), adjustment,
+            [labels[k] for k in informed])
 
 
 def _with_derived_effects(posterior: xr.Dataset) -> xr.Dataset:
@@ -339,3 +326,84 @@ def _with_derived_effects(posterior: xr.Dataset) -> xr.Dataset:
         effect_department=(b + posterior["b_department"]).transpose(
             *posterior["effect_department"].dims),
         prob_effect_positive=cell > 0)
+
+
+@dataclass(frozen=True)
+class DesignAdjustment:
+    """What the adjustment of a fitted pseudo-posterior did (for runs and reports).
+
+    Attributes
+    ----------
+    adjustment : Adjustment
+    labels : tuple of str
+        The adjusted global parameters (``name[coordinate labels]``).
+    design_df : int
+        The design's degrees of freedom (PSUs minus strata): ``J``'s rank is at most this.
+    lonely_psu : str
+        The lonely-PSU rule ``J`` was computed with.
+    """
+
+    adjustment: Adjustment
+    labels: tuple[str, ...]
+    design_df: int
+    lonely_psu: str
+
+    def table(self) -> pd.DataFrame:
+        """Per adjusted parameter: pseudo-posterior and adjusted sd, variance ratio."""
+        a = self.adjustment
+        return pd.DataFrame({
+            "parameter": list(self.labels),
+            "pseudo_posterior_sd": np.sqrt(np.diag(a.posterior_covariance)),
+            "adjusted_sd": np.sqrt(np.clip(np.diag(a.target_covariance), 0, None)),
+            "variance_ratio": a.variance_ratio()})
+
+    def summary(self) -> dict[str, object]:
+        """Plain values for a manifest: sizes, rank, spread of the variance ratios."""
+        ratio = self.adjustment.variance_ratio()
+        ratio = ratio[np.isfinite(ratio)]
+        rank_deficient = self.adjustment.rank < len(self.labels)
+        return {
+            "method": "Williams & Savitsky (2021): draws mapped so that their covariance is "
+                      "H^-1 J H^-1 (H^-1: pseudo-posterior covariance; J: design covariance "
+                      "of the weighted scores)",
+            "parameters": len(self.labels), "rank": self.adjustment.rank,
+            "design_degrees_of_freedom": self.design_df, "lonely_psu": self.lonely_psu,
+            "variance_ratio": {"min": float(ratio.min()), "median": float(np.median(ratio)),
+                               "max": float(ratio.max())} if len(ratio) else None,
+            "warning": (f"the sandwich has rank {self.adjustment.rank} for "
+                        f"{len(self.labels)} parameters (design degrees of freedom "
+                        f"{self.design_df}): some combinations of parameters get no "
+                        "design-based spread" if rank_deficient else None),
+        }
+
+
+def adjust_fit(idata: xr.DataTree, data: ScoreData, design: SurveyDesign
+               ) -> tuple[xr.DataTree, DesignAdjustment]:
+    """Adjust a fitted weighted scale-score posterior; keep the draws as sampled.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        The fit's posterior (group ``posterior``) and sampler statistics.
+    data : ScoreData
+        The weighted model data (``weight``, ``survey_rows``).
+    design : SurveyDesign
+        The survey's design (rows in the survey's order).
+
+    Returns
+    -------
+    idata : xarray.DataTree
+        ``posterior`` adjusted, ``unadjusted_posterior`` the pseudo-posterior as sampled.
+    adjustment : DesignAdjustment
+    """
+    if data.survey_rows is None:
+        raise ModelDataError("the adjustment needs each model respondent's survey row")
+    sampled = idata["posterior"].to_dataset()
+    adjusted, adjustment, labels = adjust_posterior(
+        data, sampled, design.covariance, data.survey_rows, len(design.data))
+    tree = idata.copy()
+    tree["unadjusted_posterior"] = xr.DataTree(sampled)
+    tree["posterior"] = xr.DataTree(adjusted.assign_attrs(
+        {**sampled.attrs, "pseudo_posterior": "adjusted (Williams & Savitsky 2021)"}))
+    return tree, DesignAdjustment(adjustment, tuple(labels), design.degrees_of_freedom,
+                                  design.lonely_psu)

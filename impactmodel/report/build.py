@@ -110,6 +110,17 @@ def _provenance(run: Run) -> str:
         "versions": ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         "timings (s)": ", ".join(f"{k} {v:.1f}" for k, v in m["timings_seconds"].items()),
     }
+    pseudo = m.get("pseudo_posterior")
+    if pseudo:
+        ratio = pseudo["variance_ratio"] or {}
+        items["survey weights"] = (
+            f"weighted pseudo-posterior; {pseudo['parameters']} global parameters adjusted "
+            f"to the design-based sandwich (rank {pseudo['rank']}, design degrees of "
+            f"freedom {pseudo['design_degrees_of_freedom']}, lonely PSUs: "
+            f"{pseudo['lonely_psu']}); adjusted / unadjusted variance: median "
+            f"{ratio.get('median', float('nan')):.2f}, range "
+            f"{ratio.get('min', float('nan')):.2f}–{ratio.get('max', float('nan')):.2f}"
+            + (f". Warning: {pseudo['warning']}" if pseudo.get("warning") else ""))
     return definition_list(items)
 
 
@@ -336,6 +347,18 @@ def _sections(run: Run, b: _Builder, options: ReportOptions, practice: str,
         "effect_cell", cells, caption="Practice effect per impact x lens x dimension cell",
         max_rows=54)))
     sections.extend(_territory_sections(run, b, options, practice, unit))
+    if "pseudo_posterior_adjustment" in run.tables:
+        adjustment = run.tables["pseudo_posterior_adjustment"]
+        sections.append(("Survey weights: design-consistent adjustment", "".join([
+            "<p>The likelihood was weighted by the normalised survey weights (a "
+            "pseudo-posterior), then the draws of the global parameters were mapped so "
+            "that their covariance is the design-based sandwich H<sup>-1</sup>JH<sup>-1</sup>"
+            ", J from the survey's strata and PSUs (Williams &amp; Savitsky 2021). Effects "
+            "and intervals in this report are the adjusted ones.</p>",
+            b.table("pseudo_posterior_adjustment",
+                    adjustment.sort_values("variance_ratio", ascending=False),
+                    caption="Adjusted global parameters, largest variance ratio first",
+                    max_rows=30)])))
     sections.append(("Convergence", _convergence_section(run, b)))
     check = tables["predictive_check"]
     sections.append(("Posterior predictive check", "".join([
