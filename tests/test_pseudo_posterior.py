@@ -103,11 +103,14 @@ def test_adjustment_keeps_sum_to_zero_parts_on_their_subspace():
     np.testing.assert_allclose(adjusted.sum(axis=1), 0.0, atol=1e-10)
     np.testing.assert_allclose(np.cov(adjusted, rowvar=False), adjustment.target_covariance,
                                atol=1e-10)
-    assert adjustment.rank == 2
+    assert adjustment.rank == adjustment.posterior_rank == 2
 
 
 def test_normalised_weights_sum_to_n_and_refuse_bad_weights():
     np.testing.assert_allclose(normalised_weights(np.array([1.0, 3.0])), [0.5, 1.5])
+    np.testing.assert_allclose(normalised_weights(np.array([1.0, 3.0, 10.0, 30.0, 60.0]),
+                                                  np.array([0, 0, 1, 1, 1])),
+                               [0.5, 1.5, 0.3, 0.9, 1.8])
     with pytest.raises(ModelDataError, match=r"positive survey weights.*\[0.0, nan\]"):
         normalised_weights(np.array([1.0, 0.0, np.nan]))
 

@@ -124,13 +124,18 @@ class OutcomeSelection:
                 "dimension": list(self.dimensions)}
 
 
-def normalised_weights(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+def normalised_weights(weights: NDArray[np.float64],
+                       groups: NDArray[np.integer] | None = None) -> NDArray[np.float64]:
     """Survey weights scaled to sum to their number (a pseudo-likelihood's weights).
 
     Parameters
     ----------
     weights : ndarray, shape (n,)
         Positive, finite.
+    groups : ndarray of int, shape (n,), optional
+        Normalise within each group (e.g. the respondent populations, each a survey with
+        its own design whose weights sum to its own population size): a group's weights
+        then sum to its number of respondents.
 
     Returns
     -------
@@ -148,7 +153,11 @@ def normalised_weights(weights: NDArray[np.float64]) -> NDArray[np.float64]:
         raise ModelDataError(f"a weighted pseudo-posterior needs positive survey weights; "
                              f"{int(bad.sum())} respondents (model rows {rows}...) have "
                              f"{w[bad][:5].tolist()}")
-    return w * len(w) / w.sum()
+    if groups is None:
+        return w * len(w) / w.sum()
+    _, group = np.unique(groups, return_inverse=True)
+    counts, sums = np.bincount(group), np.bincount(group, weights=w)
+    return w * (counts / sums)[group]
 
 
 def practice_matrix(survey: SurveyData, practices: Sequence[str] | None
@@ -234,8 +243,8 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
         Categorical covariates entering as impact-specific shifts (needed for MRP: the
         post-stratification variables); default none.
     weighted : bool
-        Carry the respondents' survey weights, normalised to sum to their number, as
-        likelihood weights (a weighted pseudo-posterior,
+        Carry the respondents' survey weights, normalised within each population to sum
+        to its number of respondents, as likelihood weights (a weighted pseudo-posterior,
         :mod:`impactmodel.bayes.pseudo_posterior`); the codebook must name a weight.
 
     Returns
@@ -272,12 +281,13 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
     departments = list(department_codes())
     regions = sorted(set(region_of().values()))
     dept = survey.department.astype(str).to_numpy()[keep]
+    population = np.array([POPULATIONS.index(p) for p in
+                           survey.population.astype(str).to_numpy()[keep]])
     return ScoreData(
         y=y, respondent=respondent, cell=cell, group=group,
         group_impact=(group_codes % len(axes["impact"])).astype(int),
         x=x_kept - x_means, x_means=x_means,
-        population=np.array([POPULATIONS.index(p) for p in
-                             survey.population.astype(str).to_numpy()[keep]]),
+        population=population,
         department=np.array([departments.index(d) for d in dept]),
         cell_impact=cell_impact,
         cell_lens=np.array([axes["lens"].index(p[1]) for p in parts]),
@@ -285,8 +295,8 @@ def build_score_data(survey: SurveyData, practices: Sequence[str] | None = None,
         department_region=np.array([regions.index(region_of()[d]) for d in departments]),
         z=(z_raw[keep] - z_raw[keep].mean(axis=0)) if dummy_names else None,
         z_means=z_raw[keep].mean(axis=0) if dummy_names else None,
-        weight=(normalised_weights(survey.weight.to_numpy(dtype=float)[keep]) if weighted
-                else None),
+        weight=(normalised_weights(survey.weight.to_numpy(dtype=float)[keep], population)
+                if weighted else None),
         survey_rows=np.flatnonzero(keep),
         coords={"practice": names, "cell": cells, **axes,
                 **({"covariate": dummy_names} if dummy_names else {}),

@@ -5,8 +5,14 @@ population, when the design is informative. Following Williams & Savitsky (2021,
 *Int. Stat. Review* 89(1)) and Savitsky & Williams (2022, *J. Off. Stat.* 38(3)):
 
 1. **Pseudo-likelihood.** Respondent ``i``'s log-likelihood is multiplied by its survey
-   weight normalised to sum to the number of respondents, ``w~_i = n w_i / sum w``
-   (:func:`~impactmodel.bayes.model_data.normalised_weights`); the scale-score model
+   weight normalised to sum to the number of respondents of its population,
+   ``w~_i = n_p w_i / sum_{j in p} w_j``
+   (:func:`~impactmodel.bayes.model_data.normalised_weights`). Within a population, as
+   Williams & Savitsky do; across them because each population is its own survey whose
+   weights sum to its own size (citizens outnumber mayors a thousand to one: one
+   normalisation over all would make the shared effect parts the citizens' alone and
+   blow up the other populations' spread). The pseudo-posterior then targets the census
+   fit in which population ``p``'s units weigh ``n_p / N_p``. The scale-score model
    does this exactly on weighted sufficient statistics
    (:mod:`impactmodel.bayes.sufficient`). Its posterior centres on the population
    (census) value of the parameters, but its spread ignores the design.
@@ -78,6 +84,9 @@ def _symmetric_root(matrix: NDArray[np.float64], inverse: bool
 class Adjustment:
     """The linear map taking pseudo-posterior draws to design-consistent ones.
 
+    ``rank`` below ``posterior_rank`` means the design cannot estimate the spread of some
+    combinations of parameters (fewer PSUs than parameters): those collapse to the mean.
+
     Attributes
     ----------
     centre : ndarray, shape (parameters,)
@@ -88,6 +97,8 @@ class Adjustment:
         ``Sigma`` (the draws' covariance, ``H^-1``) and ``V = Sigma J Sigma``.
     rank : int
         Numerical rank of ``V`` (at most the design's degrees of freedom).
+    posterior_rank : int
+        Numerical rank of ``Sigma`` (parameters less the sum-to-zero constraints).
     """
 
     centre: NDArray[np.float64]
@@ -95,6 +106,7 @@ class Adjustment:
     posterior_covariance: NDArray[np.float64]
     target_covariance: NDArray[np.float64]
     rank: int
+    posterior_rank: int
 
     def apply(self, draws: NDArray[np.float64]) -> NDArray[np.float64]:
         """Adjust draws (samples x parameters)."""
@@ -131,9 +143,9 @@ def sandwich_adjustment(draws: NDArray[np.float64], scores: NDArray[np.float64],
     sigma = np.atleast_2d(np.cov(draws, rowvar=False))
     target = sigma @ design_covariance(scores) @ sigma
     target = (target + target.T) / 2
-    inverse_root, _ = _symmetric_root(sigma, inverse=True)
+    inverse_root, posterior_rank = _symmetric_root(sigma, inverse=True)
     target_root, rank = _symmetric_root(target, inverse=False)
-    return Adjustment(centre, inverse_root @ target_root, sigma, target, rank)
+    return Adjustment(centre, inverse_root @ target_root, sigma, target, rank, posterior_rank)
 
 
 @dataclass(frozen=True)
@@ -361,19 +373,21 @@ class DesignAdjustment:
         """Plain values for a manifest: sizes, rank, spread of the variance ratios."""
         ratio = self.adjustment.variance_ratio()
         ratio = ratio[np.isfinite(ratio)]
-        rank_deficient = self.adjustment.rank < len(self.labels)
+        a = self.adjustment
+        rank_deficient = a.rank < a.posterior_rank
         return {
             "method": "Williams & Savitsky (2021): draws mapped so that their covariance is "
                       "H^-1 J H^-1 (H^-1: pseudo-posterior covariance; J: design covariance "
                       "of the weighted scores)",
-            "parameters": len(self.labels), "rank": self.adjustment.rank,
+            "parameters": len(self.labels), "rank": a.rank,
+            "free_dimensions": a.posterior_rank,
             "design_degrees_of_freedom": self.design_df, "lonely_psu": self.lonely_psu,
             "variance_ratio": {"min": float(ratio.min()), "median": float(np.median(ratio)),
                                "max": float(ratio.max())} if len(ratio) else None,
-            "warning": (f"the sandwich has rank {self.adjustment.rank} for "
-                        f"{len(self.labels)} parameters (design degrees of freedom "
-                        f"{self.design_df}): some combinations of parameters get no "
-                        "design-based spread" if rank_deficient else None),
+            "warning": (f"the sandwich has rank {a.rank} for {a.posterior_rank} free "
+                        f"dimensions (design degrees of freedom {self.design_df}): some "
+                        "combinations of parameters get no design-based spread"
+                        if rank_deficient else None),
         }
 
 

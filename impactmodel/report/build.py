@@ -115,7 +115,8 @@ def _provenance(run: Run) -> str:
         ratio = pseudo["variance_ratio"] or {}
         items["survey weights"] = (
             f"weighted pseudo-posterior; {pseudo['parameters']} global parameters adjusted "
-            f"to the design-based sandwich (rank {pseudo['rank']}, design degrees of "
+            f"to the design-based sandwich (rank {pseudo['rank']} of {pseudo['free_dimensions']} "
+            f"free dimensions, design degrees of "
             f"freedom {pseudo['design_degrees_of_freedom']}, lonely PSUs: "
             f"{pseudo['lonely_psu']}); adjusted / unadjusted variance: median "
             f"{ratio.get('median', float('nan')):.2f}, range "
