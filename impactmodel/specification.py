@@ -14,7 +14,9 @@ ones, a path leaving the specification's folder) is reported at once in one
     [predictors]   practices (default: every non-categorical one), covariates (categorical;
                    items: default the post-stratification variables; scale scores: none)
     [structure]    parametrisation = "auto" | "centred" | "non-centred";
-                   correlated_traits (scale scores only)
+                   correlated_traits (scale scores only); spatial = "none" | "bym2"
+                   (scale scores: BYM2 department intercepts over the adjacency,
+                   :mod:`impactmodel.bayes.spatial`)
     [priors]       any prior of the outcome's prior set, by name
                    (:class:`~impactmodel.bayes.priors.ScaleScorePriors` or
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
@@ -50,6 +52,7 @@ from impactmodel.bayes.gaussian import Parametrisation
 from impactmodel.bayes.model_data import OutcomeSelection
 from impactmodel.bayes.priors import OrdinalPriors, PriorError, ScaleScorePriors
 from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, SamplingError
+from impactmodel.bayes.spatial import SPATIAL_STRUCTURES, Spatial
 from impactmodel.disclosure import DisclosureRules
 from impactmodel.errors import SpecError, ValidationError
 from impactmodel.report.options import ReportOptions
@@ -74,7 +77,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "data": ("respondents", "codebook"),
     "outcome": ("kind", "impacts", "lenses", "dimensions"),
     "predictors": ("practices", "covariates"),
-    "structure": ("parametrisation", "correlated_traits"),
+    "structure": ("parametrisation", "correlated_traits", "spatial"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
     "weights": ("treatment", "frame", "joint", "margins", "lonely_psu"),
@@ -106,6 +109,7 @@ class ModelSpec:
         None: the codebook's post-stratification variables (item model).
     parametrisation : {"auto", "centred", "non-centred"}
     correlated_traits : bool
+    spatial : {"none", "bym2"}
     priors : ScaleScorePriors or OrdinalPriors
         With the specification's overrides applied.
     sampler : SamplerSettings
@@ -143,6 +147,7 @@ class ModelSpec:
     design: DesignOptions = field(default_factory=DesignOptions)
     weights: str = "none"
     lonely_psu: LonelyPSU = "fail"
+    spatial: Spatial = "none"
     frame: Path | None = None
     joint: Path | None = None
     margins: Path | None = None
@@ -183,7 +188,8 @@ class ModelSpec:
                                else "(the codebook's post-stratification variables)"
                                if self.outcome == "items" or self.weights == "mrp" else [])},
             "structure": {"parametrisation": self.parametrisation,
-                          "correlated_traits": self.correlated_traits},
+                          "correlated_traits": self.correlated_traits,
+                          "spatial": self.spatial},
             "weights": {"treatment": self.weights,
                         "frame": (shown(self.frame) if self.frame is not None
                                   else "(raked: joint x margins, MrsP)"
@@ -283,6 +289,12 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
               "correlation", got=correlated, expected="no structure.correlated_traits "
               "with outcome.kind = 'items'")
 
+    spatial = c.choice(structure.get("spatial", "none"), SPATIAL_STRUCTURES, "structure.spatial",
+                       "spatial structure")
+    if spatial == "bym2" and outcome == "items":
+        c.add("structure.spatial", "BYM2 is available for the scale-score model",
+              got=spatial, expected="outcome.kind = 'scale_scores'")
+
     defaults: ScaleScorePriors | OrdinalPriors = (
         OrdinalPriors() if outcome == "items" else ScaleScorePriors())
     try:
@@ -310,7 +322,8 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      thresholds=thresholds, disclosure=disclosure, report=report,
                      method=method, design=design,  # type: ignore[arg-type]
                      weights=weights, frame=frame, joint=joint, margins=margins,
-                     lonely_psu=lonely_psu)  # type: ignore[arg-type]
+                     lonely_psu=lonely_psu,  # type: ignore[arg-type]
+                     spatial=spatial)  # type: ignore[arg-type]
 
 
 def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelection:

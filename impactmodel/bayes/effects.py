@@ -16,11 +16,15 @@ also give each respondent one trait per impact, correlated across impacts
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from impactmodel.bayes.spatial import AdjacencyGraph
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ def within_group_basis(group: NDArray[np.integer]) -> NDArray[np.float64]:
 
 def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
-                           dims: str) -> pt.TensorVariable:
+                           dims: str, spatial: AdjacencyGraph | None = None
+                           ) -> pt.TensorVariable:
     """Region plus department-within-region deviations, ``dims x department``.
 
     Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
@@ -87,14 +92,28 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     ``ZeroSumNormal``, ``{prefix}_department_scale`` is the sd of departments around
     their region's mean. ``centred`` chooses the centred form (many respondents per
     department) or the non-centred one (few).
+
+    With ``spatial`` (the departments' adjacency graph), a department's own deviation is a
+    BYM2 effect (:mod:`impactmodel.bayes.spatial`: part spatially structured over
+    neighbours, part independent, ``{prefix}_department_scale`` its sd) added to its
+    region's: neighbouring departments borrow from each other across region borders. It
+    no longer sums to zero within the region, so a region's mean is shared between the
+    two parts (the priors keep it identified).
     """
     model = pm.modelcontext(None)
-    basis = within_group_basis(department_region)
-    if "department_contrast" not in model.coords:
-        model.add_coord("department_contrast", list(range(basis.shape[1])))
     region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
     dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
     region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
+    if spatial is not None:
+        from impactmodel.bayes.spatial import bym2_deviations  # spatial builds on this module
+
+        own_spatial = bym2_deviations(f"{prefix}_department", spatial, dept_scale, dims)
+        return pm.Deterministic(f"{prefix}_department",
+                                region[:, department_region] + own_spatial,
+                                dims=(dims, "department"))
+    basis = within_group_basis(department_region)
+    if "department_contrast" not in model.coords:
+        model.add_coord("department_contrast", list(range(basis.shape[1])))
     contrast_dims = (dims, "department_contrast")
     if centred:
         z = pm.Normal(f"{prefix}_department_own", 0.0, dept_scale, dims=contrast_dims)

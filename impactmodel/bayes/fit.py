@@ -38,10 +38,12 @@ from impactmodel.bayes.predictive import (
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
 from impactmodel.bayes.pseudo_posterior import DesignAdjustment, adjust_fit
 from impactmodel.bayes.sampling import Progress, SamplerSettings, sample_model
+from impactmodel.bayes.spatial import Spatial, adjacency_graph
 from impactmodel.specification import ModelSpec
 from impactmodel.survey.design import SurveyDesign
 from impactmodel.survey.impact import design_from_survey
 from impactmodel.survey_data import SurveyData
+from impactmodel.territories import adjacency
 
 INTERVAL = 0.9
 
@@ -285,7 +287,8 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                      progress: Progress | None = None,
                      selection: OutcomeSelection | None = None,
                      covariates: Sequence[str] = (),
-                     design: SurveyDesign | None = None) -> ScaleScoreFit:
+                     design: SurveyDesign | None = None,
+                     spatial: Spatial = "none") -> ScaleScoreFit:
     """Fit the gaussian scale-score model (:mod:`impactmodel.bayes.gaussian`).
 
     Parameters
@@ -313,6 +316,9 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
         The survey's design (:func:`~impactmodel.survey.impact.design_from_survey`): given,
         the fit is a weighted pseudo-posterior adjusted to design-consistent spread
         (:mod:`impactmodel.bayes.pseudo_posterior`); the codebook must name a weight.
+    spatial : {"none", "bym2"}
+        "bym2": the departments' intercept deviations get a BYM2 effect over the
+        department adjacency on top of the region nesting (:mod:`impactmodel.bayes.spatial`).
 
     Returns
     -------
@@ -322,7 +328,7 @@ def fit_scale_scores(survey: SurveyData, *, practices: Sequence[str] | None = No
                             weighted=design is not None)
     return fit_score_data(data, priors=priors, settings=settings, thresholds=thresholds,
                           parametrisation=parametrisation, correlated_traits=correlated_traits,
-                          progress=progress, design=design)
+                          progress=progress, design=design, spatial=spatial)
 
 
 def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None,
@@ -331,7 +337,8 @@ def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None
                    parametrisation: Parametrisation = "auto",
                    correlated_traits: bool = False,
                    progress: Progress | None = None,
-                   design: SurveyDesign | None = None) -> ScaleScoreFit:
+                   design: SurveyDesign | None = None,
+                   spatial: Spatial = "none") -> ScaleScoreFit:
     """Fit the scale-score model to prepared :class:`ScoreData`.
 
     Weighted data (``data.weight``) need the survey ``design`` (rows in the survey's
@@ -346,7 +353,11 @@ def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None
         in_model = np.zeros((len(design.data), 1))
         in_model[data.survey_rows if data.survey_rows is not None else slice(None)] = 1.0
         design.covariance(in_model, diagonal=True)
-    model = scale_score_model(data, resolved, parametrisation, correlated_traits)
+    if spatial not in ("none", "bym2"):
+        raise ValueError(f"spatial must be 'none' or 'bym2', got {spatial!r}")
+    graph = (adjacency_graph(data.coords["department"], adjacency()) if spatial == "bym2"
+             else None)
+    model = scale_score_model(data, resolved, parametrisation, correlated_traits, graph)
     draws = sample_model(model, sampler, thresholds, progress=progress)
     idata, adjustment = draws.idata, None
     if design is not None:
@@ -459,4 +470,4 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
                             parametrisation=spec.parametrisation,
                             correlated_traits=spec.correlated_traits, progress=progress,
                             selection=spec.selection, covariates=spec_covariates(spec, survey),
-                            design=design)
+                            design=design, spatial=spec.spatial)
