@@ -2,14 +2,22 @@
 
 Source: INSEE Code officiel géographique, copied from ``shared/reference/territories.csv``;
 department adjacency computed from IGN Admin Express COG 2018 (Licence Ouverte / Etalab).
+:class:`AdjacencyGraph` holds the adjacency as a graph: its connected components (the
+mainland, Corsica, five overseas departments alone) and the scaling of an intrinsic CAR
+field on each (used by BYM2 effects, :mod:`impactmodel.bayes.spatial`, and the simulator).
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse import csgraph, csr_matrix
 
 from impactmodel.vocabulary import closest
 
@@ -112,3 +120,82 @@ def suggest_department(value: object) -> str | None:
         pool = [c for c in department_codes() if c.isdigit() and (len(c) == 3) == (number > 100)]
         return min(pool, key=lambda c: (abs(int(c) - number), c))
     return closest(text, department_codes())
+
+
+@dataclass(frozen=True)
+class AdjacencyGraph:
+    """Departments' neighbours, its connected components and ICAR scaling.
+
+    Attributes
+    ----------
+    pairs : ndarray of int, shape (edges, 2)
+        Neighbouring departments (indices, each pair once).
+    component : ndarray of int, shape (departments,)
+        Connected component of each department.
+    scaling : ndarray, shape (departments,)
+        The scaling factor of each department's component (1 for a department alone).
+    """
+
+    pairs: NDArray[np.integer]
+    component: NDArray[np.integer]
+    scaling: NDArray[np.float64]
+
+    @property
+    def singleton(self) -> NDArray[np.bool_]:
+        """Departments without neighbours."""
+        return np.bincount(self.component)[self.component] == 1
+
+    def laplacian(self) -> NDArray[np.float64]:
+        """Return the graph Laplacian ``Q`` (degree on the diagonal, -1 per neighbour)."""
+        n = len(self.component)
+        q = np.zeros((n, n))
+        i, j = self.pairs[:, 0], self.pairs[:, 1]
+        np.add.at(q, (i, j), -1.0)
+        np.add.at(q, (j, i), -1.0)
+        q[np.diag_indices(n)] = -q.sum(axis=1)
+        return q
+
+
+def icar_scaling(laplacian: NDArray[np.float64]) -> float:
+    """Geometric mean of the marginal variances of a connected ICAR field.
+
+    The diagonal of the generalised inverse of its Laplacian (the field constrained to sum
+    to zero). A two-department component gives 1/4; a path of three, (50/729)^(1/3).
+    """
+    variances = np.diag(np.linalg.pinv(laplacian, hermitian=True))
+    return float(np.exp(np.mean(np.log(variances))))
+
+
+def adjacency_graph(departments: Sequence[str],
+                    pairs: Sequence[tuple[str, str]]) -> AdjacencyGraph:
+    """Build the graph of ``departments`` (their order) from neighbour pairs.
+
+    Parameters
+    ----------
+    departments : sequence of str
+        The model's department coordinate.
+    pairs : sequence of (str, str)
+        Neighbouring departments (:func:`impactmodel.territories.adjacency`); pairs naming
+        a department outside ``departments`` are an error.
+
+    Returns
+    -------
+    AdjacencyGraph
+    """
+    index = {d: k for k, d in enumerate(departments)}
+    unknown = sorted({d for pair in pairs for d in pair if d not in index})
+    if unknown:
+        raise ValueError(f"adjacency names departments not in the model: {unknown[:5]}")
+    edges = np.array(sorted({tuple(sorted((index[a], index[b]))) for a, b in pairs
+                             if a != b}), dtype=np.int64).reshape(-1, 2)
+    n = len(departments)
+    matrix = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, component = csgraph.connected_components(matrix, directed=False)
+    graph = AdjacencyGraph(edges, component.astype(np.int64), np.ones(n))
+    q = graph.laplacian()
+    scaling = np.ones(n)
+    for c in np.unique(component):
+        members = np.flatnonzero(component == c)
+        if len(members) > 1:
+            scaling[members] = icar_scaling(q[np.ix_(members, members)])
+    return AdjacencyGraph(edges, graph.component, scaling)

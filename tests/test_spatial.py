@@ -52,7 +52,7 @@ def test_bym2_prior_covariance_matches_the_formula_on_a_toy_graph():
     each component. Checked on 4,000 NUTS draws of the prior."""
     graph = adjacency_graph(TOY, TOY_PAIRS)
     with pm.Model(coords={"department": TOY, "impact": ["trust"]}):
-        deviations = pm.Deterministic(
+        pm.Deterministic(
             "deviation", bym2_deviations("u_department", graph, 1.0, "impact")[0],
             dims="department")
         idata = pm.sample(draws=2000, tune=1000, chains=2, random_seed=3, progressbar=False,
@@ -99,3 +99,32 @@ def test_scale_score_model_with_bym2_department_intercepts():
     np.testing.assert_allclose(u, region[:, data.department_region] + own, rtol=1e-10)
     on_path = ~graph.singleton
     np.testing.assert_allclose(structured[:, on_path].sum(axis=1), 0.0, atol=1e-10)
+
+
+def test_simulated_icar_field_has_the_hand_computed_covariance():
+    """The simulator's spatially structured department effects (``spatial_share``):
+    covariance Q+ / s within a component (hand-computed), 1 alone, 0 across components."""
+    from impactmodel.simulate.outcomes import icar_field
+
+    graph = adjacency_graph(TOY, TOY_PAIRS)
+    field = icar_field(np.random.default_rng(2), graph, 40_000)
+    expected = np.zeros((6, 6))
+    expected[:3, :3] = PATH_INVERSE / PATH_SCALING
+    expected[3:5, 3:5] = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    expected[5, 5] = 1.0
+    np.testing.assert_allclose(np.cov(field), expected, atol=0.03)
+    np.testing.assert_allclose(field[:3].sum(axis=0), 0.0, atol=1e-10)
+
+
+def test_simulator_spatial_share_makes_neighbouring_departments_alike():
+    from impactmodel.simulate import SimulationSettings, finite_population
+
+    pairs = adjacency_graph(department_codes(), adjacency()).pairs
+    correlation = {}
+    for share in (0.0, 1.0):
+        census = finite_population(SimulationSettings(seed=4, respondents=400,
+                                                      spatial_share=share))
+        a = census.parameters["a_department"]  # departments x impacts
+        correlation[share] = np.mean([np.corrcoef(a[pairs[:, 0], m], a[pairs[:, 1], m])[0, 1]
+                                      for m in range(a.shape[1])])
+    assert correlation[1.0] > 0.5 > 0.2 > abs(correlation[0.0]), correlation

@@ -25,100 +25,21 @@ exact and the sampler sees a proper density.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from numpy.typing import NDArray
-from scipy.sparse import csgraph, csr_matrix
 
 from impactmodel.bayes.effects import within_group_basis
+from impactmodel.territories import AdjacencyGraph, adjacency_graph, icar_scaling
+
+__all__ = ["SPATIAL_STRUCTURES", "AdjacencyGraph", "Spatial", "adjacency_graph",
+           "bym2_deviations", "icar_scaling"]
 
 #: spatial structures of the department intercepts
 Spatial = Literal["none", "bym2"]
 SPATIAL_STRUCTURES: tuple[str, ...] = ("none", "bym2")
-
-
-@dataclass(frozen=True)
-class AdjacencyGraph:
-    """Departments' neighbours, its connected components and ICAR scaling.
-
-    Attributes
-    ----------
-    pairs : ndarray of int, shape (edges, 2)
-        Neighbouring departments (indices, each pair once).
-    component : ndarray of int, shape (departments,)
-        Connected component of each department.
-    scaling : ndarray, shape (departments,)
-        The scaling factor of each department's component (1 for a department alone).
-    """
-
-    pairs: NDArray[np.integer]
-    component: NDArray[np.integer]
-    scaling: NDArray[np.float64]
-
-    @property
-    def singleton(self) -> NDArray[np.bool_]:
-        """Departments without neighbours."""
-        return np.bincount(self.component)[self.component] == 1
-
-    def laplacian(self) -> NDArray[np.float64]:
-        """Return the graph Laplacian ``Q`` (degree on the diagonal, -1 per neighbour)."""
-        n = len(self.component)
-        q = np.zeros((n, n))
-        i, j = self.pairs[:, 0], self.pairs[:, 1]
-        np.add.at(q, (i, j), -1.0)
-        np.add.at(q, (j, i), -1.0)
-        q[np.diag_indices(n)] = -q.sum(axis=1)
-        return q
-
-
-def icar_scaling(laplacian: NDArray[np.float64]) -> float:
-    """Geometric mean of the marginal variances of a connected ICAR field.
-
-    The diagonal of the generalised inverse of its Laplacian (the field constrained to sum
-    to zero). A two-department component gives 1/4; a path of three, (50/729)^(1/3).
-    """
-    variances = np.diag(np.linalg.pinv(laplacian, hermitian=True))
-    return float(np.exp(np.mean(np.log(variances))))
-
-
-def adjacency_graph(departments: Sequence[str],
-                    pairs: Sequence[tuple[str, str]]) -> AdjacencyGraph:
-    """Build the graph of ``departments`` (their order) from neighbour pairs.
-
-    Parameters
-    ----------
-    departments : sequence of str
-        The model's department coordinate.
-    pairs : sequence of (str, str)
-        Neighbouring departments (:func:`impactmodel.territories.adjacency`); pairs naming
-        a department outside ``departments`` are an error.
-
-    Returns
-    -------
-    AdjacencyGraph
-    """
-    index = {d: k for k, d in enumerate(departments)}
-    unknown = sorted({d for pair in pairs for d in pair if d not in index})
-    if unknown:
-        raise ValueError(f"adjacency names departments not in the model: {unknown[:5]}")
-    edges = np.array(sorted({tuple(sorted((index[a], index[b]))) for a, b in pairs
-                             if a != b}), dtype=np.int64).reshape(-1, 2)
-    n = len(departments)
-    matrix = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    _, component = csgraph.connected_components(matrix, directed=False)
-    graph = AdjacencyGraph(edges, component.astype(np.int64), np.ones(n))
-    q = graph.laplacian()
-    scaling = np.ones(n)
-    for c in np.unique(component):
-        members = np.flatnonzero(component == c)
-        if len(members) > 1:
-            scaling[members] = icar_scaling(q[np.ix_(members, members)])
-    return AdjacencyGraph(edges, graph.component, scaling)
 
 
 def bym2_deviations(name: str, graph: AdjacencyGraph, scale: pt.TensorVariable,

@@ -26,15 +26,45 @@ from numpy.typing import NDArray
 
 from impactmodel.codebook import ItemSpec
 from impactmodel.simulate.questionnaire import EFFECT_PRACTICES, MATURITY_LEVELS
+from impactmodel.territories import AdjacencyGraph
 from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 
 BASE_CUTPOINTS = (-2.0, -0.8, 0.4, 1.6)
 TRAIT_CORRELATION = 0.5
 
 
+def icar_field(rng: np.random.Generator, graph: AdjacencyGraph, columns: int
+               ) -> NDArray[np.float64]:
+    """Draw ``columns`` scaled ICAR fields over ``graph`` (departments x columns).
+
+    Per connected component: normal with covariance the generalised inverse of its
+    Laplacian divided by its scaling factor (sums to zero over the component); a
+    department alone gets a standard normal.
+    """
+    q = graph.laplacian()
+    out = np.zeros((len(graph.component), columns))
+    for c in np.unique(graph.component):
+        members = np.flatnonzero(graph.component == c)
+        if len(members) == 1:
+            out[members] = rng.standard_normal((1, columns))
+            continue
+        values, vectors = np.linalg.eigh(q[np.ix_(members, members)])
+        keep = values > 1e-9 * values.max()
+        root = vectors[:, keep] / np.sqrt(values[keep])
+        out[members] = (root @ rng.standard_normal((int(keep.sum()), columns))
+                        / np.sqrt(graph.scaling[members][:, None]))
+    return out
+
+
 def draw_parameters(rng: np.random.Generator, items: tuple[ItemSpec, ...], n_regions: int,
-                    n_departments: int) -> dict[str, NDArray[np.float64]]:
+                    n_departments: int,
+                    spatial: tuple[float, np.random.Generator, AdjacencyGraph] | None = None
+                    ) -> dict[str, NDArray[np.float64]]:
     """Draw every parameter of the item model (see the module docstring).
+
+    ``spatial = (share, stream, graph)`` makes that share of the variance of the
+    department deviations an ICAR field over ``graph`` (:func:`icar_field`), drawn from
+    its own ``stream`` (so that the other parameters do not change).
 
     Returns
     -------
@@ -62,6 +92,11 @@ def draw_parameters(rng: np.random.Generator, items: tuple[ItemSpec, ...], n_reg
         "trait_correlation": np.full((m, m), TRAIT_CORRELATION) + (1 - TRAIT_CORRELATION)
         * np.eye(m),
     }
+    if spatial is not None:  # a share of the department variance spatially structured
+        share, stream, graph = spatial
+        field = icar_field(stream, graph, m)  # departments x impacts, unit typical variance
+        p["a_department"] = (np.sqrt(share) * 0.25 * field
+                             + np.sqrt(1 - share) * p["a_department"])
     p["beta_cell"] = (p["beta_overall"][:, None, None, None]
                       + p["beta_impact"][:, :, None, None]
                       + p["beta_lens"][:, None, :, None]

@@ -24,6 +24,7 @@ from impactmodel.simulate.questionnaire import (
 )
 from impactmodel.simulate.sampling import draw_sample, drawn_size, respond
 from impactmodel.simulate.settings import SimulationSettings
+from impactmodel.territories import adjacency, adjacency_graph
 from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
 from impactmodel.weighting import rake
 
@@ -213,11 +214,14 @@ def finite_population(settings: SimulationSettings) -> Census:
     Census
     """
     streams = [np.random.default_rng(s)
-               for s in np.random.SeedSequence(settings.seed).spawn(4)]
+               for s in np.random.SeedSequence(settings.seed).spawn(5)]
     codebook = simulated_codebook()
     fp = build_finite_population(settings, streams[0])
+    spatial = (settings.spatial_share, streams[4],
+               adjacency_graph(fp.department_codes, adjacency())
+               ) if settings.spatial_share > 0 else None
     params = draw_parameters(streams[1], codebook.items, len(fp.region_codes),
-                             len(fp.department_codes))
+                             len(fp.department_codes), spatial)
     answers = draw_items(streams[2], fp.units, codebook.items, params)
     return Census(fp, answers, codebook, params, streams[3])
 

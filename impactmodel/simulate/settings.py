@@ -28,6 +28,11 @@ class SimulationSettings:
         Log-odds ratio of responding for those in partnerships versus not: 0 (default)
         keeps nonresponse ignorable given the raking variables; non-zero makes the
         weighted estimates biased, for sensitivity studies.
+    spatial_share : float
+        Share of the variance of the departments' intercept deviations that is spatially
+        structured (an ICAR field over the department adjacency, scaled per connected
+        component; islands get none): 0 (default) draws them independently; 0.8 makes
+        neighbours alike, for studies of spatial pooling (BYM2).
     citizens_per_commune : tuple of float
         Mean number of citizens per commune in the finite population by size class
         (small = rural, medium = small town, large = urban); sets the population's size.
@@ -44,6 +49,7 @@ class SimulationSettings:
     citizens_per_commune: tuple[float, float, float] = (6.0, 25.0, 90.0)
     item_nonresponse: float = 0.04
     informative_nonresponse: float = 0.0
+    spatial_share: float = 0.0
 
     @property
     def population_scale(self) -> float:
@@ -62,5 +68,7 @@ class SimulationSettings:
             raise SpecError(f"seed must be >= 0 (got {self.seed})")
         if set(self.shares) != set(POPULATIONS) or abs(sum(self.shares.values()) - 1) > 1e-9:
             raise SpecError(f"shares must give each of {POPULATIONS} and sum to 1")
+        if not 0 <= self.spatial_share <= 1:
+            raise SpecError(f"spatial_share must be in [0, 1] (got {self.spatial_share})")
         if not 0 <= self.item_nonresponse < 1:
             raise SpecError(f"item_nonresponse must be in [0, 1) (got {self.item_nonresponse})")
