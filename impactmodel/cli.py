@@ -283,7 +283,8 @@ def fit(
         try:
             run = write_run(result, spec, respondents=respondents, codebook=book, root=out_dir,
                             timings={"load": loaded - start, "fit": fitted - loaded},
-                            frame=frame, direct=_direct(survey) if frame else None)
+                            frame=frame,
+                            direct=_direct(survey) if spec.outcome == "scale_scores" else None)
         except ImpactModelError as exc:
             raise _fail(exc) from None
     colour = "green" if result.convergence.converged else "bold red"
@@ -318,7 +319,7 @@ def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> Poststratificatio
 
 
 def _direct(survey: SurveyData) -> pd.DataFrame:
-    """Design-based impact scores by population x department (90% CIs), for MRP runs."""
+    """Design-based impact scores by population x department (90% CIs), side by side."""
     from impactmodel.survey.impact import impact_score_table
 
     try:

@@ -136,6 +136,24 @@ def design_tables(result: DesignEstimates, rules: DisclosureRules) -> dict[str, 
         groups=[[*by[:-1], "cell"]], value="estimate", spread="se")}
 
 
+def side_by_side(direct: pd.DataFrame, model: pd.DataFrame, rules: DisclosureRules
+                 ) -> pd.DataFrame:
+    """Direct and model-based scores per population x department x impact, gated.
+
+    :func:`impactmodel.compare.direct_vs_model` (SE, CV, design effect beside the
+    posterior, the shift and a reliability flag), with secondary suppression within
+    population x region x impact and within department x impact.
+    """
+    side = direct_vs_model(direct, model, ["population", "department", "impact"],
+                           max_cv=rules.max_cv)
+    side.insert(2, "region", side["department"].map(region_of()))
+    return apply_disclosure(
+        side, rules, estimates=("direct", "direct_se", "direct_cv", "deff", "model",
+                                "model_sd", "model_low", "model_high", "shift", "se_ratio"),
+        groups=[["population", "region", "impact"], ["department", "impact"]],
+        value="model", spread="model_sd")
+
+
 def mrp_tables(fit: ScaleScoreFit, frame: PoststratificationFrame, rules: DisclosureRules,
                direct: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Post-stratified scores (:mod:`impactmodel.bayes.mrp`) through the gate.
@@ -152,15 +170,8 @@ def mrp_tables(fit: ScaleScoreFit, frame: PoststratificationFrame, rules: Disclo
     department.insert(2, "region", department["department"].map(region_of()))
     extra = {}
     if direct is not None:
-        side = direct_vs_model(direct, scores["department"].drop(columns="region"),
-                               ["population", "department", "impact"], max_cv=rules.max_cv)
-        side.insert(2, "region", side["department"].map(region_of()))
-        extra["direct_vs_mrp_department"] = apply_disclosure(
-            side, rules, estimates=("direct", "direct_se", "direct_cv", "deff", "model",
-                                    "model_sd", "model_low", "model_high", "shift",
-                                    "se_ratio"),
-            groups=[["population", "region", "impact"], ["department", "impact"]],
-            value="model", spread="model_sd")
+        extra["direct_vs_mrp_department"] = side_by_side(
+            direct, scores["department"].drop(columns="region"), rules)
     return {**extra,
         "mrp_department": apply_disclosure(department, rules, groups=[
             ["population", "region", "impact"], ["department", "impact"]]),
@@ -270,8 +281,10 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
     frame : PoststratificationFrame, optional
         For MRP: the post-stratified tables are added and the frame file fingerprinted.
     direct : pandas.DataFrame, optional
-        For MRP: design-based estimates by population x department, set side by side
-        with the post-stratified ones.
+        Design-based estimates by population x department
+        (:func:`~impactmodel.survey.impact.impact_score_table`), set side by side with the
+        post-stratified scores (MRP: ``direct_vs_mrp_department``) or the model's expected
+        scores (other scale-score fits: ``direct_vs_model_department``).
 
     Returns
     -------
@@ -306,6 +319,9 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         tables = run_tables(fit, gate)
         if frame is not None and isinstance(fit, ScaleScoreFit):
             tables.update(mrp_tables(fit, frame, gate, direct))
+        elif direct is not None and isinstance(fit, ScaleScoreFit):
+            tables["direct_vs_model_department"] = side_by_side(
+                direct, fit.expected_scores("department"), gate)
         for name, table in tables.items():
             table.to_parquet(partial / "tables" / f"{name}.parquet", index=False)
             table.to_csv(partial / "tables" / f"{name}.csv", index=False)

@@ -253,6 +253,7 @@ def test_pseudo_posterior_from_a_specification_is_adjusted_recorded_and_reported
     from impactmodel.bayes.fit import fit_spec
     from impactmodel.runs import load_run, write_run
     from impactmodel.specification import load_spec
+    from impactmodel.survey.impact import impact_score_table
 
     folder, paths, survey, _, unweighted = project
     (folder / "weighted.toml").write_text(WEIGHTED_SPEC + 'lonely_psu = "adjust"\n',
@@ -279,9 +280,22 @@ def test_pseudo_posterior_from_a_specification_is_adjusted_recorded_and_reported
     np.testing.assert_allclose(b_rows["adjusted_sd"],
                                post["b"].std(("chain", "draw"), ddof=1).values, rtol=1e-6)
 
+    direct = impact_score_table(survey, ["population", "department"], lonely_psu="adjust",
+                                level=0.9)
     run = write_run(fit, spec, respondents=paths["respondents"], codebook=paths["codebook"],
-                    root=tmp_path, timings={"fit": 1.0})
+                    root=tmp_path, timings={"fit": 1.0}, direct=direct)
     loaded = load_run(run)
+    # direct and model side by side: the design engine's estimates beside the model's
+    side = loaded.tables["direct_vs_model_department"]
+    shown = side[side["status"] == "published"].merge(
+        direct.rename(columns={"cell": "impact"}), on=["population", "department", "impact"])
+    assert len(shown) > 10
+    np.testing.assert_allclose(shown["direct"], shown["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(shown["direct_se"], shown["se"], rtol=1e-12)
+    expected = fit.expected_scores("department").merge(
+        shown[["population", "department", "impact", "model"]],
+        on=["population", "department", "impact"])
+    np.testing.assert_allclose(expected["model"], expected["mean"], rtol=1e-12)
     summary = loaded.manifest["pseudo_posterior"]
     assert summary["parameters"] == len(table) and summary["lonely_psu"] == "adjust"
     assert summary["design_degrees_of_freedom"] == fit.design_adjustment.design_df > 0
@@ -292,6 +306,7 @@ def test_pseudo_posterior_from_a_specification_is_adjusted_recorded_and_reported
     page = (run / "report" / "report.html").read_text(encoding="utf-8")
     assert "Survey weights: design-consistent adjustment" in page
     assert "weighted pseudo-posterior" in page
+    assert "and model-based scores side by side" in page and "direct_vs_model.png" in page
 
 
 def test_pseudo_posterior_checks_the_design_before_sampling(project, monkeypatch):

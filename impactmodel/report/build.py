@@ -177,18 +177,23 @@ def _territory_sections(run: Run, b: _Builder, options: ReportOptions, practice:
         body.append(b.table(f"{name}_{population}_{impact}"
                             if "effect" not in name else f"{name}_{practice}", table,
                             caption=f"{subject.capitalize()} by {level}"))
-    if "direct_vs_mrp_department" in tables:
-        side = _one(tables["direct_vs_mrp_department"], population=population, impact=impact)
-        body.append(b.figure("direct_vs_mrp", lambda: figures.direct_vs_model_figure(
-            side, title=f"Direct and post-stratified {impact} scores of the {population} "
-                        "population by department", unit=unit),
+    for name, kind in (("direct_vs_mrp_department", "post-stratified (MRP)"),
+                       ("direct_vs_model_department", "model-based")):
+        if name not in tables:
+            continue
+        side = _one(tables[name], population=population, impact=impact)
+        body.append(b.figure(name.removesuffix("_department"),
+                             lambda s=side, k=kind: figures.direct_vs_model_figure(
+            s, title=f"Direct and {k} {impact} scores of the {population} population by "
+                     "department", unit=unit),
             alt="Direct against model-based estimates by department",
-            caption="Design-based direct estimates against MRP by department (suppressed "
-                    "departments and those without respondents not drawn)"))
-        body.append(b.table(f"direct_vs_mrp_department_{population}_{impact}", side,
-                            caption="Direct (design-based: SE, CV, design effect) and MRP "
-                                    "side by side, with the shift and the reliability of "
-                                    "the direct estimate"))
+            caption=f"Design-based direct estimates against the {kind} scores by "
+                    "department (suppressed departments and those without respondents "
+                    "not drawn)"))
+        body.append(b.table(f"{name}_{population}_{impact}", side,
+                            caption=f"Direct (design-based: SE, CV, design effect) and {kind}"
+                                    " scores side by side, with the shift and the "
+                                    "reliability of the direct estimate"))
     if "mrp_population" in tables:
         body.append(b.table("mrp_population", tables["mrp_population"],
                             caption="Post-stratified (MRP) scores per population, "
