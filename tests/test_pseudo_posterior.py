@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import RUN_SPEC
 
 from impactmodel.bayes.model_data import ModelDataError
 from impactmodel.bayes.predictive import pointwise_log_likelihood
 from impactmodel.bayes.pseudo_posterior import (
     GlobalLayout,
-    _with_derived_effects,
     normalised_weights,
     respondent_gradients,
     sandwich_adjustment,
+    with_derived_effects,
 )
 from impactmodel.survey import SurveyDesign
 
@@ -147,7 +148,7 @@ def _random_point(data, seed: int) -> xr.Dataset:
         effect_population=xr.zeros_like(point["b_population"]),
         effect_region=xr.zeros_like(point["b_region"]),
         effect_department=xr.zeros_like(point["b_department"]))
-    return _with_derived_effects(template)
+    return with_derived_effects(template)
 
 
 def test_respondent_gradients_equal_finite_differences_of_the_log_likelihood():
@@ -171,7 +172,7 @@ def test_respondent_gradients_equal_finite_differences_of_the_log_likelihood():
     def loglik(values: np.ndarray) -> np.ndarray:
         moved = point.expand_dims(("chain", "draw")).assign(
             layout.unflatten(values[None, :], point.expand_dims(("chain", "draw"))))
-        return pointwise_log_likelihood(data, _with_derived_effects(moved)).values[0, 0]
+        return pointwise_log_likelihood(data, with_derived_effects(moved)).values[0, 0]
 
     assert gradients.shape == (len(data.x), flat.shape[1])
     for k in range(flat.shape[1]):
@@ -226,19 +227,7 @@ def test_adjusted_intervals_cover_the_census_value_on_repeated_simulated_surveys
     assert rate["unadjusted"] <= rate["adjusted"] - 0.03, rate
 
 
-WEIGHTED_SPEC = """
-[model]
-name = "weighted"
-[data]
-respondents = "respondents.csv"
-codebook = "codebook.toml"
-[predictors]
-practices = ["partners", "maturity"]
-[sampler]
-draws = 30
-tune = 40
-chains = 2
-seed = 1
+WEIGHTED_SPEC = RUN_SPEC.format(seed=1).replace('name = "small"', 'name = "weighted"') + """
 [weights]
 treatment = "pseudo-posterior"
 """

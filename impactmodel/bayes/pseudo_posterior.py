@@ -60,7 +60,8 @@ from impactmodel.survey.design import SurveyDesign
 
 __all__ = ["GLOBAL_PARAMETERS", "Adjustment", "DesignAdjustment", "GlobalLayout",
            "adjust_fit", "adjust_posterior",
-           "normalised_weights", "respondent_gradients", "sandwich_adjustment"]
+           "normalised_weights", "respondent_gradients", "sandwich_adjustment",
+           "with_derived_effects"]
 
 #: global parameters of the scale-score model, adjusted together
 GLOBAL_PARAMETERS = ("alpha", "b", "b_impact", "b_lens", "b_dimension", "b_population",
@@ -321,11 +322,11 @@ def adjust_posterior(data: ScoreData, posterior: xr.Dataset,
     adjusted_draws[:, informed] = adjustment.apply(draws[:, informed])
     parts = layout.unflatten(adjusted_draws, posterior)
     labels = layout.labels()
-    return (_with_derived_effects(posterior.assign(parts)), adjustment,
+    return (with_derived_effects(posterior.assign(parts)), adjustment,
             [labels[k] for k in informed])
 
 
-def _with_derived_effects(posterior: xr.Dataset) -> xr.Dataset:
+def with_derived_effects(posterior: xr.Dataset) -> xr.Dataset:
     """Recompute the effects derived from the parts (as :func:`practice_effects` does)."""
     b = posterior["b"]
     cell = b + posterior["b_impact"] + posterior["b_lens"] + posterior["b_dimension"]
