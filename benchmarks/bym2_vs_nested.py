@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--spatial-share", type=float, default=0.8)
     args = parser.parse_args()
-    console, rows, start = Console(), [], time.perf_counter()
+    console, rows, start = Console(width=200), [], time.perf_counter()
     for r in range(args.replications):
         rows.append(replication(300 + r, args.respondents, args.draws, args.spatial_share))
         console.print(f"replication {r + 1}: {rows[-1]}")

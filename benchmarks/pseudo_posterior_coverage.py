@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     settings = SimulationSettings(seed=args.seed, respondents=args.respondents)
     census = finite_population(settings)
     sampler = SamplerSettings(draws=args.draws, tune=1000, chains=2, seed=1)
