@@ -43,6 +43,25 @@ def test_shipped_specifications_load():
     assert resolved["priors"]["trait_correlation_eta"] == 2.0
     assert resolved["sampler"]["target_accept"] == 0.8  # a default, filled in
     assert resolved["data"]["respondents"] == "(embedded example)"
+    weighted = load_spec(MODELS / "pseudo-posterior.toml")
+    assert weighted.weights == "pseudo-posterior" and weighted.lonely_psu == "adjust"
+    assert weighted.resolved()["weights"]["lonely_psu"] == "adjust"
+    assert scores.spatial == "none" and scores.resolved()["structure"]["spatial"] == "none"
+
+
+def test_spatial_structure_is_validated_and_resolved():
+    from impactmodel.specification import parse_spec
+
+    spec = parse_spec({"model": {"name": "x"}, "structure": {"spatial": "bym2"}})
+    assert spec.spatial == "bym2" and spec.resolved()["structure"]["spatial"] == "bym2"
+    with pytest.raises(ValidationError) as info:
+        parse_spec({"model": {"name": "x"}, "outcome": {"kind": "items"},
+                    "structure": {"spatial": "bym"}})
+    text = str(info.value)
+    assert "structure.spatial" in text and "did you mean 'bym2'" in text
+    with pytest.raises(ValidationError, match="BYM2 is available for the scale-score model"):
+        parse_spec({"model": {"name": "x"}, "outcome": {"kind": "items"},
+                    "structure": {"spatial": "bym2"}})
 
 
 def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
