@@ -145,6 +145,30 @@ class AdjacencyGraph:
         """Departments without neighbours."""
         return np.bincount(self.component)[self.component] == 1
 
+    def icar_root(self) -> NDArray[np.float64]:
+        """Return ``R`` (departments x free dimensions) with ``R R'`` the scaled ICAR covariance.
+
+        Per connected component of two or more departments, ``U L^-1/2 / sqrt(s)`` from
+        the non-zero eigenpairs ``(L, U)`` of its Laplacian and its scaling factor ``s``:
+        ``R R'`` is the generalised inverse of the Laplacian over ``s``, so
+        ``R @ standard normals`` is an ICAR field summing to zero over each component with
+        typical variance 1. Departments alone get a zero row.
+        """
+        q = self.laplacian()
+        n = len(self.component)
+        blocks = []
+        for c in np.unique(self.component):
+            members = np.flatnonzero(self.component == c)
+            if len(members) == 1:
+                continue
+            values, vectors = np.linalg.eigh(q[np.ix_(members, members)])
+            keep = values > 1e-9 * values.max()
+            block = np.zeros((n, int(keep.sum())))
+            block[members] = (vectors[:, keep] / np.sqrt(values[keep])
+                              / np.sqrt(self.scaling[members][:, None]))
+            blocks.append(block)
+        return np.hstack(blocks) if blocks else np.zeros((n, 0))
+
     def laplacian(self) -> NDArray[np.float64]:
         """Return the graph Laplacian ``Q`` (degree on the diagonal, -1 per neighbour)."""
         n = len(self.component)

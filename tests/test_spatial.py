@@ -12,7 +12,6 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.spatial import adjacency_graph, bym2_deviations, icar_scaling
 from impactmodel.territories import adjacency, department_codes
 
@@ -31,6 +30,14 @@ def test_toy_graph_components_and_scaling_factors():
     assert graph.singleton.tolist() == [False] * 5 + [True]
     np.testing.assert_allclose(graph.scaling, [PATH_SCALING] * 3 + [0.25, 0.25, 1.0])
     np.testing.assert_allclose(icar_scaling(graph.laplacian()[:3, :3]), PATH_SCALING)
+    # the ICAR root: R R' is the generalised inverse of each component's Laplacian over
+    # its scaling factor, zero for a department alone
+    root = graph.icar_root()
+    expected = np.zeros((6, 6))
+    expected[:3, :3] = PATH_INVERSE / PATH_SCALING
+    expected[3:5, 3:5] = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    np.testing.assert_allclose(root @ root.T, expected, atol=1e-12)
+    assert root.shape == (6, 3)
 
 
 def test_french_departments_graph_has_the_mainland_corsica_and_five_islands():
@@ -64,8 +71,8 @@ def test_bym2_prior_covariance_matches_the_formula_on_a_toy_graph():
     expected[5, 5] = 1.0
     expected = (expected + np.eye(6)) / 2
     np.testing.assert_allclose(np.cov(draws, rowvar=False), expected, atol=0.12)
-    icar = idata.posterior["u_department_icar"].stack(sample=("chain", "draw")).values
-    assert icar.shape[1] == 3  # 2 + 1 constrained dimensions: path and pair
+    icar = idata.posterior["u_department_icar"]
+    assert icar.sizes["u_department_icar_basis"] == 3  # 2 + 1 free dimensions: path, pair
 
 
 def test_scale_score_model_with_bym2_department_intercepts():
@@ -93,9 +100,9 @@ def test_scale_score_model_with_bym2_department_intercepts():
     outputs = model.replace_rvs_by_values([model[n] for n in names])
     u, region, rho, scale, icar, iid, alone = model.compile_fn(
         outputs, inputs=model.value_vars, on_unused_input="ignore", point_fn=True)(point)
-    structured = icar @ within_group_basis(graph.component).T
+    structured = icar @ graph.icar_root().T
     structured[:, graph.singleton] += alone
-    own = scale * (np.sqrt(rho) * structured / np.sqrt(graph.scaling) + np.sqrt(1 - rho) * iid)
+    own = scale * (np.sqrt(rho) * structured + np.sqrt(1 - rho) * iid)
     np.testing.assert_allclose(u, region[:, data.department_region] + own, rtol=1e-10)
     on_path = ~graph.singleton
     np.testing.assert_allclose(structured[:, on_path].sum(axis=1), 0.0, atol=1e-10)

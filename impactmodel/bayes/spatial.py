@@ -18,9 +18,11 @@ five overseas departments without neighbours):
 - a department without neighbours has no structured part: its ``phi`` is an independent
   standard normal, so its deviation is ``sigma`` times a standard normal, like the rest.
 
-The field is drawn in an orthonormal basis of the vectors summing to zero within every
-component (:func:`~impactmodel.bayes.effects.within_group_basis`), so the constraint is
-exact and the sampler sees a proper density.
+The field is drawn in the eigenbasis of each component's Laplacian (the constrained
+ICAR is normal with covariance the Laplacian's generalised inverse): the sum-to-zero
+constraints are exact and the sampler sees independent standard normals, where an ICAR
+written as a pairwise-difference potential gives it the Laplacian's condition number
+(measured on the example: bulk ESS of ``rho`` 85 out of 1,000 draws with that form).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from impactmodel.bayes.effects import within_group_basis
 from impactmodel.territories import AdjacencyGraph, adjacency_graph, icar_scaling
 
 __all__ = ["SPATIAL_STRUCTURES", "AdjacencyGraph", "Spatial", "adjacency_graph",
@@ -47,22 +48,21 @@ def bym2_deviations(name: str, graph: AdjacencyGraph, scale: pt.TensorVariable,
     """Declare BYM2 deviations ``dims x department`` of sd ``scale`` in the current model.
 
     Declares ``{name}_rho`` (share of variance spatially structured; uniform prior),
-    ``{name}_icar`` (the field in the within-component zero-sum basis, flat with the ICAR
-    potential ``{name}_icar_density``) and ``{name}_iid`` (standard normals); returns the
-    deviations (a tensor, not registered).
+    ``{name}_icar`` (standard normals: the ICAR field's coordinates in the eigenbasis of
+    each component's Laplacian, :meth:`~impactmodel.territories.AdjacencyGraph.icar_root`,
+    so the sampler sees independent standard normals rather than the Laplacian's
+    correlations), ``{name}_iid`` (standard normals) and, for departments without
+    neighbours, ``{name}_alone``; returns the deviations (a tensor, not registered).
     """
-    basis = within_group_basis(graph.component)  # departments x constrained dimensions
+    root = graph.icar_root()  # departments x free dimensions
     singleton = graph.singleton
     model = pm.modelcontext(None)
     coord = f"{name}_icar_basis"
     if coord not in model.coords:
-        model.add_coord(coord, list(range(basis.shape[1])))
+        model.add_coord(coord, list(range(root.shape[1])))
     rho = pm.Beta(f"{name}_rho", 1.0, 1.0)
-    z = pm.Flat(f"{name}_icar", dims=(dims, coord))
-    structured = pt.dot(z, pt.as_tensor_variable(basis.T))  # dims x departments
-    i, j = graph.pairs[:, 0], graph.pairs[:, 1]
-    pm.Potential(f"{name}_icar_density",
-                 -0.5 * pt.sum((structured[:, i] - structured[:, j]) ** 2))
+    eta = pm.Normal(f"{name}_icar", 0.0, 1.0, dims=(dims, coord))
+    structured = pt.dot(eta, pt.as_tensor_variable(root.T))  # dims x departments, scaled
     unstructured = pm.Normal(f"{name}_iid", 0.0, 1.0, dims=(dims, "department"))
     if singleton.any():  # no neighbours: the structured part is a standard normal too
         alone_coord = f"{name}_alone_department"
@@ -72,5 +72,4 @@ def bym2_deviations(name: str, graph: AdjacencyGraph, scale: pt.TensorVariable,
         alone = pm.Normal(f"{name}_alone", 0.0, 1.0, dims=(dims, alone_coord))
         structured = structured + pt.dot(alone, pt.as_tensor_variable(
             np.eye(len(singleton))[singleton]))
-    phi = structured / pt.as_tensor_variable(np.sqrt(graph.scaling))
-    return scale * (pt.sqrt(rho) * phi + pt.sqrt(1.0 - rho) * unstructured)
+    return scale * (pt.sqrt(rho) * structured + pt.sqrt(1.0 - rho) * unstructured)

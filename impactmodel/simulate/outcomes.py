@@ -38,22 +38,13 @@ def icar_field(rng: np.random.Generator, graph: AdjacencyGraph, columns: int
     """Draw ``columns`` scaled ICAR fields over ``graph`` (departments x columns).
 
     Per connected component: normal with covariance the generalised inverse of its
-    Laplacian divided by its scaling factor (sums to zero over the component); a
-    department alone gets a standard normal.
+    Laplacian divided by its scaling factor (:meth:`AdjacencyGraph.icar_root`; sums to
+    zero over the component); a department alone gets a standard normal.
     """
-    q = graph.laplacian()
-    out = np.zeros((len(graph.component), columns))
-    for c in np.unique(graph.component):
-        members = np.flatnonzero(graph.component == c)
-        if len(members) == 1:
-            out[members] = rng.standard_normal((1, columns))
-            continue
-        values, vectors = np.linalg.eigh(q[np.ix_(members, members)])
-        keep = values > 1e-9 * values.max()
-        root = vectors[:, keep] / np.sqrt(values[keep])
-        out[members] = (root @ rng.standard_normal((int(keep.sum()), columns))
-                        / np.sqrt(graph.scaling[members][:, None]))
-    return out
+    root = graph.icar_root()
+    field = root @ rng.standard_normal((root.shape[1], columns))
+    field[graph.singleton] = rng.standard_normal((int(graph.singleton.sum()), columns))
+    return field
 
 
 def draw_parameters(rng: np.random.Generator, items: tuple[ItemSpec, ...], n_regions: int,
