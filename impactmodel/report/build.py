@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.stats import rankdata
 
 from impactmodel.bayes.diagnostics import per_parameter
@@ -382,6 +383,9 @@ def _convergence_section(run: Run, b: _Builder) -> str:
     posterior = run.posterior
     if posterior is None:
         raise ReportError(f"{run.path} has no posterior: not a Bayesian run")
+    if "unadjusted_posterior" in posterior.children:  # diagnose the draws as sampled
+        posterior = xr.DataTree.from_dict(
+            {"posterior": posterior["unadjusted_posterior"].to_dataset()})
     diagnostics = per_parameter(posterior)
     parts = [b.figure("convergence", lambda: figures.convergence_figure(diagnostics,
                                                                         thresholds),
