@@ -11,9 +11,10 @@ Respondent-level answers are personal data. Before a table is written:
   smallest other row of the group is suppressed too; this is repeated over every
   grouping until no group has a lone suppressed row (a suppression made for one margin
   can expose a row in another);
-- **reliability** — a published estimate whose coefficient of variation (posterior or
-  standard error over the absolute estimate) exceeds ``max_cv`` (default 30%) is flagged
-  ``unreliable``.
+- **reliability** — a published level estimate (a score, a mean) whose coefficient of
+  variation (posterior sd or standard error over the absolute estimate) exceeds
+  ``max_cv`` (default 30%) is flagged ``unreliable``. Effects are not flagged this way:
+  an effect near zero has a huge CV however precise it is; their intervals say it.
 
 Suppressed rows stay in the table, shown as such; nothing is silently dropped.
 """
@@ -55,12 +56,13 @@ class DisclosureRules:
         """Plain values, for manifests."""
         return {**asdict(self), "secondary_suppression": "the smallest other row of any "
                 "group (a set of rows whose total is published) with exactly one "
-                "suppressed row, repeated over every such grouping until none is left"}
+                "suppressed row, repeated over every such grouping until none is left",
+                "cv_flag": "level estimates (scores, means) only, not effects"}
 
 
 def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str = "n",
                      estimates: Sequence[str] = ("mean", "sd", "low", "high"),
-                     groups: Sequence[Sequence[str]] = (), value: str = "mean",
+                     groups: Sequence[Sequence[str]] = (), value: str | None = "mean",
                      spread: str = "sd") -> pd.DataFrame:
     """Return ``table`` with the gate applied and a ``status`` column added.
 
@@ -80,7 +82,7 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
         ["department"]]``; empty for none.
     value, spread : str
         Columns of the estimate and its posterior sd or standard error (their ratio is the
-        coefficient of variation).
+        coefficient of variation). ``value=None``: no reliability flag (for effects).
 
     Returns
     -------
@@ -104,7 +106,7 @@ def apply_disclosure(table: pd.DataFrame, rules: DisclosureRules, *, count: str 
                     if len(others):
                         chosen = others[np.argmin(n[others])]
                         status[chosen], suppressed[chosen], changed = SECONDARY, True, True
-    if value in out and spread in out:
+    if value is not None and value in out and spread in out:
         cv = out[spread].to_numpy(dtype=float) / np.abs(out[value].to_numpy(dtype=float))
         status[(status == PUBLISHED) & ~(cv <= rules.max_cv)] = UNRELIABLE
     hidden = (status != PUBLISHED) & (status != UNRELIABLE)

@@ -223,21 +223,23 @@ def run_tables(fit: Result, rules: DisclosureRules) -> dict[str, pd.DataFrame]:
         return out
 
     tables = {"effect_cell": fit.effects("effect_cell")}
+    no_cv = None  # effects get no CV flag (see impactmodel.disclosure)
     tables["effect_population"] = apply_disclosure(
-        with_counts(fit.effects("effect_population"), ["population"]), rules)
+        with_counts(fit.effects("effect_population"), ["population"]), rules, value=no_cv)
     tables["effect_population_impact"] = apply_disclosure(
-        with_counts(fit.population_impact_effects(), ["population"]), rules)
+        with_counts(fit.population_impact_effects(), ["population"]), rules, value=no_cv)
     tables["effect_population_cell"] = apply_disclosure(
-        with_counts(fit.population_cell_effects(), ["population"]), rules)
+        with_counts(fit.population_cell_effects(), ["population"]), rules, value=no_cv)
     tables["predictive_check"] = apply_disclosure(
         with_counts(fit.predictive_check(max_draws=100), ["population"]), rules,
         estimates=("observed", "replicated", "low", "high", "p_value"))
     tables["effect_region"] = apply_disclosure(
-        with_counts(fit.effects("effect_region"), ["region"]), rules)
+        with_counts(fit.effects("effect_region"), ["region"]), rules, value=no_cv)
     department = fit.effects("effect_department")
     department.insert(1, "region", department["department"].map(region_of_department))
     tables["effect_department"] = apply_disclosure(
-        with_counts(department, ["department"]), rules, groups=[["practice", "region"]])
+        with_counts(department, ["department"]), rules, groups=[["practice", "region"]],
+        value=no_cv)
     if isinstance(fit, ScaleScoreFit):
         tables["expected_scores_region"] = apply_disclosure(
             with_counts(fit.expected_scores("region"), ["population", "region"]), rules)

@@ -37,6 +37,11 @@ def test_frequency_rule_secondary_suppression_and_reliability():
     assert out.loc[hidden, ["n", "mean", "sd", "low", "high"]].isna().all().all()
     assert out.loc["d6", "mean"] == 10.0 and out.loc["d3", "n"] == 30
     assert len(out) == 7  # shown as suppressed, never dropped
+    # effects get no CV flag: d6's CV is 0.5, but an effect's CV means nothing
+    effects = apply_disclosure(table(), DisclosureRules(), groups=[["region"]], value=None)
+    assert effects.set_index("department").loc["d6", "status"] == "published"
+    assert (effects["status"] == out.reset_index()["status"].replace(
+        "unreliable", "published")).all()
 
 
 def test_thresholds_are_configurable_but_never_below_three():

@@ -71,6 +71,11 @@ def test_loaded_run_agrees_with_the_posterior(project, tmp_path):
     assert (shown["n"] >= 11).all() and scores.loc[~scores.index.isin(shown.index),
                                                    "mean"].isna().all()
     assert len(shown) > 0 and len(scores) > len(shown)
+    # effects are gated by counts but never flagged by CV (meaningless near zero)
+    for name in ("effect_population", "effect_population_cell", "effect_region",
+                 "effect_department"):
+        assert "unreliable" not in set(run.tables[name]["status"]), name
+    assert run.manifest["disclosure"]["cv_flag"].startswith("level estimates")
 
 
 def test_runs_are_never_overwritten(project, tmp_path, monkeypatch):
