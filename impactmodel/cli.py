@@ -275,7 +275,8 @@ def fit(
                                         f"{divergences} divergences)")
 
         try:
-            result = fit_spec(spec, survey, progress=sampling)
+            result = fit_spec(spec, survey, progress=sampling,
+                              totals=frame.cells if frame is not None else None)
         except ImpactModelError as exc:
             raise _fail(exc) from None
         fitted = time.perf_counter()
@@ -294,8 +295,11 @@ def fit(
 
 
 def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> PoststratificationFrame | None:
-    """Read the MRP frame before fitting (None without MRP); exit 2 when it is unusable."""
-    if spec.weights != "mrp":
+    """Read the frame before fitting: for MRP, or the totals of a calibrated pseudo-posterior.
+
+    None when neither; exit 2 when it is unusable.
+    """
+    if spec.weights != "mrp" and not spec.calibration:
         return None
     from impactmodel.bayes.fit import spec_covariates
     from impactmodel.bayes.mrp import read_frame, read_raked_frame
@@ -307,13 +311,17 @@ def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> Poststratificatio
         except ImpactModelError as exc:
             raise _fail(exc) from None
 
+    what = ("MRP needs a post-stratification frame" if spec.weights == "mrp" else
+            "a calibrated pseudo-posterior needs the population totals of a frame")
     if not path.is_file():
-        err.print(f"[bold red]error:[/] MRP needs a post-stratification frame: "
+        err.print(f"[bold red]error:[/] {what}: "
                   f"{escape(str(path))} does not exist; give [weights] frame in the "
                   "specification or --frame")
         raise typer.Exit(EXIT_INVALID_INPUT)
     try:
-        return read_frame(path, survey.codebook, spec_covariates(spec, survey))
+        variables = (spec_covariates(spec, survey) if spec.weights == "mrp" else
+                     tuple(v for v in spec.calibration if v not in ("region", "department")))
+        return read_frame(path, survey.codebook, variables)
     except ImpactModelError as exc:
         raise _fail(exc) from None
 

@@ -304,7 +304,7 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
     inputs = {"respondents": fingerprint(respondents), "codebook": fingerprint(codebook)}
     if frame is not None:
         if not isinstance(fit, ScaleScoreFit):
-            raise RunError("MRP needs the scale-score model")
+            raise RunError("a frame (MRP, calibration) needs the scale-score model")
         inputs.update({role: fingerprint(Path(path)) for role, path in frame.files.items()})
     now = datetime.now(UTC)
     version = _version(spec_hash, [str(v["sha256"]) for v in inputs.values()], now)
@@ -319,9 +319,10 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         if not isinstance(fit, DesignEstimates):
             fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
         tables = run_tables(fit, gate)
-        if frame is not None and isinstance(fit, ScaleScoreFit):
+        mrp = frame is not None and spec.weights == "mrp"
+        if mrp and frame is not None and isinstance(fit, ScaleScoreFit):
             tables.update(mrp_tables(fit, frame, gate, direct))
-        elif direct is not None and isinstance(fit, ScaleScoreFit):
+        elif direct is not None and isinstance(fit, ScaleScoreFit):  # expected scores
             tables["direct_vs_model_department"] = side_by_side(
                 direct, fit.expected_scores("department"), gate)
         for name, table in tables.items():

@@ -28,7 +28,10 @@ ones, a path leaving the specification's folder) is reported at once in one
                    MrsP); MRP adds the post-stratification variables as covariates.
                    "pseudo-posterior": survey-weighted likelihood, draws adjusted to the
                    design-based sandwich (:mod:`impactmodel.bayes.pseudo_posterior`);
-                   lonely_psu (its rule for strata with one PSU, default "fail")
+                   lonely_psu (its rule for strata with one PSU, default "fail");
+                   calibration (the variables the weights were raked on within each
+                   population, e.g. ["region", "age_group", "size_class"]: the design is
+                   raked to the frame's totals so that J accounts for it; needs a frame)
     [design]       by, lonely_psu, level (design-based only:
                    :class:`~impactmodel.survey.impact.DesignOptions`)
     [disclosure]   min_count (>= 3), max_cv (:mod:`impactmodel.disclosure`)
@@ -80,7 +83,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "structure": ("parametrisation", "correlated_traits", "spatial"),
     "sampler": tuple(f.name for f in fields(SamplerSettings)),
     "convergence": tuple(f.name for f in fields(Thresholds)),
-    "weights": ("treatment", "frame", "joint", "margins", "lonely_psu"),
+    "weights": ("treatment", "frame", "joint", "margins", "lonely_psu", "calibration"),
     "design": tuple(f.name for f in fields(DesignOptions)),
     "disclosure": tuple(f.name for f in fields(DisclosureRules)),
     "report": tuple(f.name for f in fields(ReportOptions)),
@@ -121,6 +124,9 @@ class ModelSpec:
     weights : {"none", "mrp", "pseudo-posterior"}
     lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
         Pseudo-posterior: the rule for strata with one PSU when computing ``J``.
+    calibration : tuple of str
+        Pseudo-posterior: the variables the weights were raked on (within population), to
+        the totals of the frame; empty when not calibrated.
     frame : Path or None
         The MRP frame file given by the specification.
     joint, margins : Path or None
@@ -147,6 +153,7 @@ class ModelSpec:
     design: DesignOptions = field(default_factory=DesignOptions)
     weights: str = "none"
     lonely_psu: LonelyPSU = "fail"
+    calibration: tuple[str, ...] = ()
     spatial: Spatial = "none"
     frame: Path | None = None
     joint: Path | None = None
@@ -195,12 +202,13 @@ class ModelSpec:
                                   else "(raked: joint x margins, MrsP)"
                                   if self.joint is not None
                                   else "(the data's frame.csv, or --frame)"
-                                  if self.weights == "mrp" else None),
+                                  if self.weights == "mrp" or self.calibration else None),
                         "joint": shown(self.joint) if self.joint is not None else None,
                         "margins": (shown(self.margins) if self.margins is not None
                                     else None),
                         "lonely_psu": (self.lonely_psu if self.weights == "pseudo-posterior"
-                                       else None)},
+                                       else None),
+                        "calibration": list(self.calibration)},
             "priors": asdict(self.priors),
             "sampler": asdict(self.sampler),
             "convergence": asdict(self.thresholds),
@@ -307,6 +315,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
     thresholds = _thresholds(c, sections["convergence"])
     weights, frame, joint, margins = _weights(c, sections["weights"], source, outcome)
     lonely_psu = _weights_lonely_psu(c, sections["weights"], weights)
+    calibration = _weights_calibration(c, sections["weights"], weights)
     design = _design(c, sections["design"])
     disclosure = _disclosure(c, sections["disclosure"])
     report = _report(c, sections["report"], practices, selection)
@@ -323,6 +332,7 @@ def parse_spec(raw: Mapping[str, Any], source: Path | None = None) -> ModelSpec:
                      method=method, design=design,  # type: ignore[arg-type]
                      weights=weights, frame=frame, joint=joint, margins=margins,
                      lonely_psu=lonely_psu,  # type: ignore[arg-type]
+                     calibration=calibration,
                      spatial=spatial)  # type: ignore[arg-type]
 
 
@@ -341,6 +351,20 @@ def _selection(c: ProblemCollector, table: Mapping[str, Any]) -> OutcomeSelectio
             c.add(f"outcome.{key}", "empty", expected=f"some of {', '.join(allowed)}")
         chosen[key] = tuple(v for v in values if v in allowed) or allowed
     return OutcomeSelection(**chosen)
+
+
+def _weights_calibration(c: ProblemCollector, table: Mapping[str, Any], treatment: str
+                         ) -> tuple[str, ...]:
+    """``[weights] calibration``: the raking variables of a pseudo-posterior's weights."""
+    if "calibration" not in table:
+        return ()
+    variables = tuple(c.strings(table, "calibration", "weights"))
+    if treatment != "pseudo-posterior":
+        c.add("weights.calibration", "applies to the pseudo-posterior only", got=variables,
+              expected="weights.treatment = 'pseudo-posterior'")
+    elif not variables:
+        c.add("weights.calibration", "empty", expected='e.g. ["region", "age_group"]')
+    return variables
 
 
 def _weights_lonely_psu(c: ProblemCollector, table: Mapping[str, Any], treatment: str) -> str:
@@ -466,9 +490,11 @@ def _weights(c: ProblemCollector, table: Mapping[str, Any], source: Path | None,
               got=treatment, expected="outcome.kind = 'scale_scores' with MRP (the "
               "ordinal model's post-stratification needs the trait integrated numerically: "
               "not done yet)")
-    if frame and treatment != "mrp":
-        c.add("weights.frame", "a frame is used by MRP only", got=frame,
-              expected="weights.treatment = 'mrp', or no frame")
+    calibrated = treatment == "pseudo-posterior" and bool(table.get("calibration"))
+    if frame and treatment != "mrp" and not calibrated:
+        c.add("weights.frame", "a frame is used by MRP and by a calibrated pseudo-posterior "
+              "only", got=frame,
+              expected="weights.treatment = 'mrp', or calibration, or no frame")
     if not frame:
         return treatment, None, joint, margins
     if source is None:

@@ -336,3 +336,66 @@ def test_pseudo_posterior_specification_errors():
     assert "weights.lonely_psu" in text and "did you mean 'adjust'" in text
     with pytest.raises(ValidationError, match="applies to the pseudo-posterior only"):
         parse_spec({"model": {"name": "x"}, "weights": {"lonely_psu": "adjust"}})
+    with pytest.raises(ValidationError) as error:
+        parse_spec({"model": {"name": "x"}, "weights": {"treatment": "mrp",
+                                                          "calibration": ["region"]}})
+    assert "weights.calibration" in str(error.value)
+    with pytest.raises(ValidationError, match="calibrated pseudo-posterior only"):
+        parse_spec({"model": {"name": "x"},
+                    "weights": {"treatment": "pseudo-posterior", "frame": "frame.csv"}})
+
+
+def test_calibrated_design_keeps_raked_weights_and_shrinks_the_variance(project):
+    """The simulated weights were raked within each population to region, age group and
+    size class (the frame's totals): raking the design to the same totals leaves them as
+    they are (to 1e-9) and records the calibration, so the variance of a weighted mean
+    is that of its residuals on the calibration variables: smaller. A total that no
+    respondent could carry is merged into the population's most frequent level."""
+    from impactmodel.bayes.mrp import read_frame
+    from impactmodel.scores import impact_scores
+    from impactmodel.survey.impact import calibrated_design, design_from_survey
+
+    _, paths, survey, _, _ = project
+    totals = read_frame(paths["frame"], survey.codebook).cells
+    variables = ["region", "age_group", "size_class"]
+    calibrated, _ = calibrated_design(survey, totals, variables, lonely_psu="adjust")
+    plain = design_from_survey(survey, lonely_psu="adjust")
+    np.testing.assert_allclose(calibrated.weights, plain.weights, rtol=1e-9)
+    trust = impact_scores(survey)["trust"].to_numpy()
+    seen = ~np.isnan(trust)
+    w = plain.weights
+    scores = np.zeros((len(trust), 1))
+    scores[seen, 0] = (w[seen] * (trust[seen] - np.average(trust[seen], weights=w[seen]))
+                       / w[seen].sum())
+    assert calibrated.covariance(scores)[0, 0] < 0.99 * plain.covariance(scores)[0, 0]
+    # a level nobody in the sample has: its total goes to the most frequent level
+    elected = survey.population.astype(str) == "elected"
+    kept = survey.frame[~(elected & (survey.frame["age_group"] == "60+")).to_numpy()]
+    _, merged = calibrated_design(replace(survey, frame=kept.reset_index(drop=True)),
+                                  totals, ["age_group"], lonely_psu="adjust")
+    assert any(n.startswith("age_group: 60+ of elected (no respondent) merged into")
+               for n in merged), merged
+
+
+def test_calibrated_pseudo_posterior_from_a_specification(project):
+    """``[weights] calibration`` rakes the design before J: the adjustment records it,
+    and without the frame's totals the fit is refused before sampling."""
+    from impactmodel.bayes.fit import fit_spec
+    from impactmodel.bayes.mrp import read_frame
+    from impactmodel.specification import load_spec
+
+    folder, paths, survey, _, _ = project
+    (folder / "calibrated.toml").write_text(
+        WEIGHTED_SPEC + 'lonely_psu = "adjust"\ncalibration = ["region", "age_group", '
+        '"size_class"]\nframe = "frame.csv"\n', encoding="utf-8")
+    spec = load_spec(folder / "calibrated.toml")
+    assert spec.calibration == ("region", "age_group", "size_class")
+    assert spec.resolved()["weights"]["frame"] == "frame.csv"
+    with pytest.raises(ModelDataError, match="needs the population totals"):
+        fit_spec(spec, survey)
+    totals = read_frame(paths["frame"], survey.codebook, ["age_group", "size_class"]).cells
+    fit = fit_spec(spec, survey, totals=totals)
+    assert fit.design_adjustment is not None
+    summary = fit.design_adjustment.summary()
+    assert summary["calibration"] == ["region", "age_group", "size_class"]
+    assert summary["rank"] == summary["free_dimensions"]

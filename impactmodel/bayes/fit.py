@@ -9,7 +9,7 @@ convergence report and tidy tables.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import arviz as az
@@ -41,7 +41,7 @@ from impactmodel.bayes.sampling import Progress, SamplerSettings, sample_model
 from impactmodel.bayes.spatial import Spatial, adjacency_graph
 from impactmodel.specification import ModelSpec
 from impactmodel.survey.design import SurveyDesign
-from impactmodel.survey.impact import design_from_survey
+from impactmodel.survey.impact import calibrated_design, design_from_survey
 from impactmodel.survey_data import SurveyData
 from impactmodel.territories import adjacency
 
@@ -439,8 +439,8 @@ def spec_covariates(spec: ModelSpec, survey: SurveyData) -> tuple[str, ...]:
     return tuple(survey.codebook.poststratification) if spec.weights == "mrp" else ()
 
 
-def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = None
-             ) -> ScaleScoreFit | ItemFit:
+def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = None,
+             totals: pd.DataFrame | None = None) -> ScaleScoreFit | ItemFit:
     """Fit the model a specification describes (:mod:`impactmodel.specification`).
 
     Parameters
@@ -450,6 +450,10 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
         The survey to fit (the specification's data, or data given on the command line).
     progress : callable, optional
         Sampling progress (:func:`~impactmodel.bayes.sampling.sample_model`).
+    totals : pandas.DataFrame, optional
+        Population totals (a post-stratification frame's cells) for a calibrated
+        pseudo-posterior (``spec.calibration``):
+        :func:`~impactmodel.survey.impact.calibrated_design`.
 
     Returns
     -------
@@ -463,11 +467,25 @@ def fit_spec(spec: ModelSpec, survey: SurveyData, progress: Progress | None = No
                          priors=priors, settings=spec.sampler, thresholds=spec.thresholds,
                          parametrisation=spec.parametrisation, progress=progress,
                          selection=spec.selection)
-    design = (design_from_survey(survey, lonely_psu=spec.lonely_psu)
-              if spec.weights == "pseudo-posterior" else None)
-    return fit_scale_scores(survey, practices=spec.practices, priors=priors,
-                            settings=spec.sampler, thresholds=spec.thresholds,
-                            parametrisation=spec.parametrisation,
-                            correlated_traits=spec.correlated_traits, progress=progress,
-                            selection=spec.selection, covariates=spec_covariates(spec, survey),
-                            design=design, spatial=spec.spatial)
+    design: SurveyDesign | None = None
+    notes: list[str] = []
+    if spec.weights == "pseudo-posterior" and spec.calibration:
+        if totals is None:
+            raise ModelDataError("a calibrated pseudo-posterior needs the population totals "
+                                 "its weights were raked to: a frame file ([weights] frame, "
+                                 "frame.csv beside the respondents, or --frame)")
+        design, notes = calibrated_design(survey, totals, spec.calibration,
+                                          lonely_psu=spec.lonely_psu)
+    elif spec.weights == "pseudo-posterior":
+        design = design_from_survey(survey, lonely_psu=spec.lonely_psu)
+    fit = fit_scale_scores(survey, practices=spec.practices, priors=priors,
+                           settings=spec.sampler, thresholds=spec.thresholds,
+                           parametrisation=spec.parametrisation,
+                           correlated_traits=spec.correlated_traits, progress=progress,
+                           selection=spec.selection, covariates=spec_covariates(spec, survey),
+                           design=design, spatial=spec.spatial)
+    if fit.design_adjustment is not None and spec.calibration:
+        fit = replace(fit, design_adjustment=replace(
+            fit.design_adjustment, calibration=spec.calibration,
+            calibration_notes=tuple(notes)))
+    return fit

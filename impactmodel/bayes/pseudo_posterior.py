@@ -354,12 +354,19 @@ class DesignAdjustment:
         The design's degrees of freedom (PSUs minus strata): ``J``'s rank is at most this.
     lonely_psu : str
         The lonely-PSU rule ``J`` was computed with.
+    calibration : tuple of str
+        The variables the design was raked on before computing ``J`` (none: the weights
+        were taken as they are).
+    calibration_notes : tuple of str
+        Levels merged for the raking (no respondent).
     """
 
     adjustment: Adjustment
     labels: tuple[str, ...]
     design_df: int
     lonely_psu: str
+    calibration: tuple[str, ...] = ()
+    calibration_notes: tuple[str, ...] = ()
 
     def table(self) -> pd.DataFrame:
         """Per adjusted parameter: pseudo-posterior and adjusted sd, variance ratio."""
@@ -383,6 +390,8 @@ class DesignAdjustment:
             "parameters": len(self.labels), "rank": a.rank,
             "free_dimensions": a.posterior_rank,
             "design_degrees_of_freedom": self.design_df, "lonely_psu": self.lonely_psu,
+            "calibration": list(self.calibration),
+            "calibration_notes": list(self.calibration_notes),
             "variance_ratio": {"min": float(ratio.min()), "median": float(np.median(ratio)),
                                "max": float(ratio.max())} if len(ratio) else None,
             "warning": (f"the sandwich has rank {a.rank} for {a.posterior_rank} free "

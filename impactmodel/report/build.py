@@ -119,7 +119,10 @@ def _provenance(run: Run) -> str:
             f"to the design-based sandwich (rank {pseudo['rank']} of {pseudo['free_dimensions']} "
             f"free dimensions, design degrees of "
             f"freedom {pseudo['design_degrees_of_freedom']}, lonely PSUs: "
-            f"{pseudo['lonely_psu']}); adjusted / unadjusted variance: median "
+            f"{pseudo['lonely_psu']}"
+            + (f"; J on the design raked within population to the frame's totals of "
+               f"{', '.join(pseudo['calibration'])}" if pseudo.get("calibration") else "")
+            + "); adjusted / unadjusted variance: median "
             f"{ratio.get('median', float('nan')):.2f}, range "
             f"{ratio.get('min', float('nan')):.2f}–{ratio.get('max', float('nan')):.2f}"
             + (f". Warning: {pseudo['warning']}" if pseudo.get("warning") else ""))

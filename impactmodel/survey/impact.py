@@ -8,8 +8,8 @@ or no answer) are left out of that cell's estimate but stay in the design.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from impactmodel.scores import impact_scores
 from impactmodel.survey.design import SurveyDesign
 from impactmodel.survey.variance import LONELY_PSU_RULES, LonelyPSU
 from impactmodel.survey_data import SurveyData
+from impactmodel.territories import region_of
 from impactmodel.vocabulary import closest
 
 TABLE_COLUMNS = ("domain", "cell", "estimate", "se", "ci_low", "ci_high", "deff", "deff_kish",
@@ -39,6 +40,71 @@ def design_from_survey(survey: SurveyData, *, lonely_psu: LonelyPSU = "fail") ->
     d = survey.codebook.design
     return SurveyDesign(survey.frame, ids=list(d.psu) or None, strata=d.strata,
                         weights=d.weight, fpc=list(d.fpc) or None, lonely_psu=lonely_psu)
+
+
+def calibrated_design(survey: SurveyData, totals: pd.DataFrame, variables: Sequence[str],
+                      *, lonely_psu: LonelyPSU = "fail") -> tuple[SurveyDesign, list[str]]:
+    """Rake the survey's design, within each population, to known population totals.
+
+    Use it when the survey weights were calibrated (raked) to these totals: raking the
+    design again leaves weights that already meet them unchanged, and records the
+    calibration, so that variances use the residuals of the influence scores on the
+    calibration variables, as R's ``rake`` / ``calibrate`` do; without it they are
+    overstated.
+
+    Parameters
+    ----------
+    survey : SurveyData
+    totals : pandas.DataFrame
+        People per ``department, population`` and the ``variables`` other than
+        ``region`` / ``department``, in a ``count`` column (a post-stratification frame's
+        cells, :mod:`impactmodel.bayes.mrp`).
+    variables : sequence of str
+        Calibration variables: ``region``, ``department`` or columns of both the survey
+        and ``totals``. Each is raked within population (one margin per population x
+        variable).
+    lonely_psu : {"fail", "certainty", "remove", "adjust", "average"}
+
+    Returns
+    -------
+    design : SurveyDesign
+    notes : list of str
+        Levels without respondents merged into their population's most frequent level
+        (raking cannot reach a total nobody in the sample carries).
+    """
+    frame = survey.frame.copy()
+    cells = totals.copy()
+    cells["region"] = cells["department"].astype(str).map(region_of())
+    population = survey.population.astype(str)
+    margins: dict[str, Mapping[object, float]] = {}
+    notes: list[str] = []
+    for variable in variables:
+        column = {"region": "region", "department": survey.codebook.territory}.get(
+            variable, variable)
+        if column not in frame.columns or variable not in cells.columns:
+            raise ImpactModelError(f"cannot calibrate on '{variable}': it must be a column "
+                                   "of both the survey and the totals, or region/department")
+        level = frame[column].astype(str)
+        name = f"calibration:{variable}"
+        frame[name] = population + "|" + level
+        keyed = cells.assign(key=cells["population"].astype(str) + "|"
+                             + cells[variable].astype(str))
+        target = {str(k): float(v) for k, v in keyed.groupby("key")["count"].sum().items()}
+        counts = {str(k): int(v) for k, v in frame[name].value_counts().items()}
+        for pop in sorted(set(population)):
+            empty = [k for k in target if k.startswith(f"{pop}|") and k not in counts
+                     and target[k] > 0]
+            if empty:
+                present = [k for k in counts if k.startswith(f"{pop}|")]
+                largest = max(present, key=counts.__getitem__)
+                target[largest] += sum(target.pop(k) for k in empty)
+                notes.append(f"{variable}: {', '.join(e.split('|', 1)[1] for e in empty)} "
+                             f"of {pop} (no respondent) merged into "
+                             f"{largest.split('|', 1)[1]}")
+        margins[name] = {k: v for k, v in target.items()
+                         if k.split("|", 1)[0] in set(population)}
+    design = design_from_survey(replace(survey, frame=frame), lonely_psu=lonely_psu)
+    return design.rake(margins), notes
 
 
 def domain_columns(survey: SurveyData, by: Sequence[str]) -> list[str]:
