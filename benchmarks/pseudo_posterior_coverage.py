@@ -44,12 +44,14 @@ from impactmodel.simulate import (
     finite_population,
 )
 from impactmodel.simulate.questionnaire import AGE_GROUPS, MATURITY_LEVELS, SIZE_CLASSES
-from impactmodel.survey.impact import design_from_survey
+from impactmodel.simulate.run import population_frame
+from impactmodel.survey.impact import calibrated_design, design_from_survey
 from impactmodel.vocabulary import POPULATIONS
 
 PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperation",
              "mode_innovation", "maturity"]
 QUANTITIES = ("effect_cell", "effect_population")
+CALIBRATION = ("region", "age_group", "size_class")
 
 
 def census_table(census: Census) -> pd.DataFrame:
@@ -98,10 +100,15 @@ def main() -> None:
     parser.add_argument("--respondents", type=int, default=2000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--calibrate", action="store_true",
+                        help="compute J on the design raked (within population) to the "
+                             "census totals of region, age group and size class, the "
+                             "margins the simulator's weights were raked to")
     args = parser.parse_args()
     console = Console(width=160)
     settings = SimulationSettings(seed=args.seed, respondents=args.respondents)
     census = finite_population(settings)
+    totals = population_frame(census.units)
     sampler = SamplerSettings(draws=args.draws, tune=1000, chains=2, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -123,7 +130,11 @@ def main() -> None:
             start = time.perf_counter()
             sample, _ = draw_respondents(census, settings, np.random.default_rng(10_000 + rep))
             survey = load(sample.drop(columns="unit"), census, folder, f"survey{rep}")
-            design = design_from_survey(survey, lonely_psu="adjust")
+            if args.calibrate:
+                design, _ = calibrated_design(survey, totals, CALIBRATION,
+                                              lonely_psu="adjust")
+            else:
+                design = design_from_survey(survey, lonely_psu="adjust")
             fit = fit_scale_scores(survey, practices=PRACTICES, settings=sampler,
                                    design=design)
             row: dict[str, float] = {"replication": rep,
@@ -146,7 +157,8 @@ def main() -> None:
             console.print({k: round(v, 3) for k, v in row.items()})
     results = pd.DataFrame(rows)
     table = Table(title=f"90% interval coverage of the census value, {args.replications} "
-                        f"surveys of ~{args.respondents} respondents, 2 x {args.draws} draws")
+                        f"surveys of ~{args.respondents} respondents, 2 x {args.draws} draws"
+                        + (", J on the calibrated design" if args.calibrate else ""))
     for column in ("quantity", "unadjusted", "adjusted", "(binomial se)"):
         table.add_column(column)
     for q in QUANTITIES:

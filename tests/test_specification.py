@@ -45,6 +45,7 @@ def test_shipped_specifications_load():
     assert resolved["data"]["respondents"] == "(embedded example)"
     weighted = load_spec(MODELS / "pseudo-posterior.toml")
     assert weighted.weights == "pseudo-posterior" and weighted.lonely_psu == "adjust"
+    assert weighted.calibration == ("region", "age_group", "size_class")
     assert weighted.resolved()["weights"]["lonely_psu"] == "adjust"
     assert scores.spatial == "none" and scores.resolved()["structure"]["spatial"] == "none"
 

@@ -166,7 +166,8 @@ def _respondent_table(fp: FinitePopulation, answers: np.ndarray, codebook: Codeb
     return table, design_log
 
 
-def _frame(fp: FinitePopulation) -> pd.DataFrame:
+def population_frame(fp: FinitePopulation) -> pd.DataFrame:
+    """People per department x population x age group x size class (the frame file)."""
     u = fp.units
     index = pd.MultiIndex.from_product(
         [range(len(fp.department_codes)), range(len(POPULATIONS)), range(len(AGE_GROUPS)),
@@ -300,7 +301,7 @@ def simulate(settings: SimulationSettings) -> Simulation:
             **_score_truth(fp, answers, codebook),
         },
     }
-    return Simulation(respondents, codebook, _frame(fp), truth)
+    return Simulation(respondents, codebook, population_frame(fp), truth)
 
 
 def write_simulation(sim: Simulation, out: str | Path) -> dict[str, Path]:
