@@ -235,7 +235,7 @@ def test_mrp_settings_are_validated(tmp_path):
     text = str(caught.value)
     assert "weights.treatment" in text and "scale-score model" in text
     assert "weights.frame" in text and "leaves the specification's folder" in text
-    with pytest.raises(ValidationError, match="MRP only"):
+    with pytest.raises(ValidationError, match="used by MRP and by a calibrated"):
         parse_spec({"model": {"name": "m"}, "weights": {"frame": "frame.csv"}}, source)
     with pytest.raises(ValidationError, match="weight treatment"):
         parse_spec({"model": {"name": "m"}, "weights": {"treatment": "raking"}}, source)
