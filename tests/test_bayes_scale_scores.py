@@ -248,10 +248,19 @@ def test_loo_is_available_and_reliable(mixed):
     assert (np.asarray(result.pareto_k) < 0.7).mean() > 0.98
 
 
-def test_predictive_check_passes_on_the_right_model_and_fails_on_wrong_data(mixed):
+@pytest.mark.parametrize("chunk", [None, 20_000])
+def test_predictive_check_passes_on_the_right_model_and_fails_on_wrong_data(mixed, chunk,
+                                                                            monkeypatch):
+    """Also with replicates made a few draws at a time (``chunk``: values held at once),
+    as at national size, where all draws at once would not fit in memory."""
+    from impactmodel.bayes import fit as fit_module
+
+    if chunk is not None:
+        monkeypatch.setattr(fit_module, "PREDICTIVE_CHUNK", chunk)
     fit, _ = mixed
     table = fit.predictive_check(max_draws=200, seed=1)
     assert set(table["statistic"]) == {"mean", "sd"}
+    assert len(table) == 2 * 4 * 3
     # data from the model: no extreme p-value across the 2 x 4 x 3 checks
     assert table["p_value"].between(0.005, 0.995).all(), table
     # the same posterior confronted with scores twice as dispersed for one population

@@ -46,6 +46,8 @@ from impactmodel.survey_data import SurveyData
 from impactmodel.territories import adjacency
 
 INTERVAL = 0.9
+#: replicated values held at once by the predictive check (rows x draws)
+PREDICTIVE_CHUNK = 5_000_000
 
 
 def _summary_table(values: xr.DataArray) -> pd.DataFrame:
@@ -153,27 +155,39 @@ class _PosteriorTables:
         predictive p-value ``P(T(replicated) >= T(observed))`` (values near 0 or 1 flag a
         feature of the data the model does not reproduce).
         """
-        replicated = self.posterior_predictive(max_draws, seed)["posterior_predictive"]
-        rep = replicated[self._outcome].stack(sample=("chain", "draw")).values  # rows x draws
+        posterior = thinned(self.idata["posterior"].to_dataset(), max_draws)
+        rng = np.random.default_rng(seed)
         y = self._observed()
         population, impact = self._row_population_impact()
         coords = self.idata["posterior"].coords
-        rows = []
+        groups = {}
         for p_index, population_name in enumerate(coords["population"].values):
             for m, impact_name in enumerate(coords["impact"].values):
                 sel = (population == p_index) & (impact == m)
-                if sel.sum() < 2:
-                    continue
-                for name, stat in (("mean", np.mean), ("sd", np.std)):
-                    observed = float(stat(y[sel]))
-                    simulated = stat(rep[sel], axis=0)
-                    rows.append({"population": str(population_name),
-                                 "impact": str(impact_name),
-                                 "statistic": name, "observed": observed,
-                                 "replicated": float(simulated.mean()),
-                                 "low": float(np.quantile(simulated, 0.05)),
-                                 "high": float(np.quantile(simulated, 0.95)),
-                                 "p_value": float((simulated >= observed).mean())})
+                if sel.sum() >= 2:
+                    groups[(str(population_name), str(impact_name))] = sel
+        statistics = (("mean", np.mean), ("sd", np.std))
+        simulated: dict[tuple[str, str, str], list[NDArray[np.float64]]] = {
+            (*key, name): [] for key in groups for name, _ in statistics}
+        # replicate a few draws at a time: memory stays bounded at any survey size
+        step = max(1, PREDICTIVE_CHUNK // max(1, len(y) * posterior.sizes["chain"]))
+        for start in range(0, posterior.sizes["draw"], step):
+            part = posterior.isel(draw=slice(start, start + step))
+            rep = self._replicate(part, rng).stack(sample=("chain", "draw")).values
+            for key, sel in groups.items():
+                for name, stat in statistics:
+                    simulated[(*key, name)].append(stat(rep[sel], axis=0))
+        rows = []
+        for (population_name, impact_name), sel in groups.items():
+            for name, stat in statistics:
+                observed = float(stat(y[sel]))
+                values = np.concatenate(simulated[(population_name, impact_name, name)])
+                rows.append({"population": population_name, "impact": impact_name,
+                             "statistic": name, "observed": observed,
+                             "replicated": float(values.mean()),
+                             "low": float(np.quantile(values, 0.05)),
+                             "high": float(np.quantile(values, 0.95)),
+                             "p_value": float((values >= observed).mean())})
         return pd.DataFrame(rows)
 
     def contrast(self, name: str, dim: str, first: str, second: str) -> pd.DataFrame:
