@@ -250,16 +250,16 @@ def fit(
     else:
         example = _project_file(EXAMPLE)
         respondents, book = example / "respondents.csv", codebook or example / "codebook.toml"
-    try:  # before a fit of minutes, not after it
+    start = time.perf_counter()
+    survey = _load(respondents, book)
+    frame = _frame(spec, survey, frame_file or spec.frame or respondents.with_name("frame.csv"))
+    loaded = time.perf_counter()
+    try:  # after the inputs are checked, before a fit of minutes
         out_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(out_dir, os.W_OK):
             raise PermissionError(13, "permission denied")
     except OSError as exc:
         raise _unwritable(out_dir, exc) from None
-    start = time.perf_counter()
-    survey = _load(respondents, book)
-    frame = _frame(spec, survey, frame_file or spec.frame or respondents.with_name("frame.csv"))
-    loaded = time.perf_counter()
     if spec.method == "design-based":
         _estimate_spec(spec, survey, respondents, book, out_dir, loaded - start)
         return
@@ -315,7 +315,7 @@ def _frame(spec: ModelSpec, survey: SurveyData, path: Path) -> Poststratificatio
             "a calibrated pseudo-posterior needs the population totals of a frame")
     if not path.is_file():
         err.print(f"[bold red]error:[/] {what}: "
-                  f"{escape(str(path))} does not exist; give [weights] frame in the "
+                  f"{escape(str(path))} does not exist; give \\[weights] frame in the "
                   "specification or --frame")
         raise typer.Exit(EXIT_INVALID_INPUT)
     try:

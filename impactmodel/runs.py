@@ -319,8 +319,7 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
         if not isinstance(fit, DesignEstimates):
             fit.idata.to_netcdf(partial / POSTERIOR, engine="h5netcdf")
         tables = run_tables(fit, gate)
-        mrp = frame is not None and spec.weights == "mrp"
-        if mrp and frame is not None and isinstance(fit, ScaleScoreFit):
+        if spec.weights == "mrp" and frame is not None and isinstance(fit, ScaleScoreFit):
             tables.update(mrp_tables(fit, frame, gate, direct))
         elif direct is not None and isinstance(fit, ScaleScoreFit):  # expected scores
             tables["direct_vs_model_department"] = side_by_side(

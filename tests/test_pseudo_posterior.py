@@ -20,11 +20,10 @@ import pytest
 import xarray as xr
 from conftest import RUN_SPEC
 
-from impactmodel.bayes.model_data import ModelDataError
+from impactmodel.bayes.model_data import ModelDataError, normalised_weights
 from impactmodel.bayes.predictive import pointwise_log_likelihood
 from impactmodel.bayes.pseudo_posterior import (
     GlobalLayout,
-    normalised_weights,
     respondent_gradients,
     sandwich_adjustment,
     with_derived_effects,

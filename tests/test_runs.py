@@ -150,6 +150,16 @@ def test_fit_and_runs_commands(project, tmp_path):
     unwritable = runner.invoke(app, ["fit", str(folder / "seed1.toml"), "--out",
                                      str(blocked / "results")])
     assert unwritable.exit_code == 2 and "cannot write to" in unwritable.output
+    # a calibrated pseudo-posterior whose frame file is missing: named, exit 2
+    calibrated = folder / "no-frame.toml"
+    calibrated.write_text((folder / "seed1.toml").read_text(encoding="utf-8")
+                          + '[weights]\ntreatment = "pseudo-posterior"\n'
+                          'calibration = ["region"]\nframe = "missing.csv"\n',
+                          encoding="utf-8")
+    missing = runner.invoke(app, ["fit", str(calibrated), "--out", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "missing.csv does not exist" in missing.output
+    assert "[weights] frame" in " ".join(missing.output.split())
+    assert "Traceback" not in missing.output and not (tmp_path / "none").exists()
     assert "R-hat" not in unwritable.output  # refused before fitting
     missing = runner.invoke(app, ["runs", "show", str(tmp_path)])
     assert missing.exit_code == 2 and "not a complete run" in missing.output

@@ -16,15 +16,14 @@ also give each respondent one trait per impact, correlated across impacts
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from impactmodel.bayes.spatial import AdjacencyGraph
+from impactmodel.bayes.spatial import bym2_deviations
+from impactmodel.territories import AdjacencyGraph
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,6 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
     region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
     if spatial is not None:
-        from impactmodel.bayes.spatial import bym2_deviations  # spatial builds on this module
-
         own_spatial = bym2_deviations(f"{prefix}_department", spatial, dept_scale, dims)
         return pm.Deterministic(f"{prefix}_department",
                                 region[:, department_region] + own_spatial,

@@ -55,8 +55,8 @@ from impactmodel.bayes.effects import practice_effects, territorial_deviations, 
 from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import ScaleScorePriors
 from impactmodel.bayes.sampling import BuiltModel
-from impactmodel.bayes.spatial import AdjacencyGraph
 from impactmodel.bayes.sufficient import ScoreStatistics, score_statistics
+from impactmodel.territories import AdjacencyGraph
 
 Parametrisation = Literal["auto", "centred", "non-centred"]
 

@@ -35,8 +35,9 @@ class ScoreData:
     respondent (``x``, ``population``, ``department``), or per cell (``cell_impact`` ...).
     ``group`` numbers the respondent x impact pairs (the respondent trait's units).
     ``z`` holds centred covariate dummies (coordinate ``covariate``), None without.
-    ``weight`` holds per-respondent likelihood weights (survey weights normalised to sum
-    to the number of respondents, for a weighted pseudo-posterior), None for 1.
+    ``weight`` holds per-respondent likelihood weights (survey weights normalised within
+    each population to sum to its number of respondents, for a weighted
+    pseudo-posterior), None for 1.
     ``survey_rows`` is each respondent's row in the survey it was built from (None when
     not built from one).
     """

@@ -54,13 +54,12 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from impactmodel.bayes.model_data import ModelDataError, ScoreData, normalised_weights
+from impactmodel.bayes.model_data import ModelDataError, ScoreData
 from impactmodel.bayes.predictive import row_means, with_trait_factor
 from impactmodel.survey.design import SurveyDesign
 
 __all__ = ["GLOBAL_PARAMETERS", "Adjustment", "DesignAdjustment", "GlobalLayout",
-           "adjust_fit", "adjust_posterior",
-           "normalised_weights", "respondent_gradients", "sandwich_adjustment",
+           "adjust_fit", "adjust_posterior", "respondent_gradients", "sandwich_adjustment",
            "with_derived_effects"]
 
 #: global parameters of the scale-score model, adjusted together
