@@ -51,6 +51,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from impactmodel.bayes.containers import PackedArrays
 from impactmodel.bayes.effects import practice_effects, territorial_deviations, trait_covariance
 from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import ScaleScorePriors
@@ -201,10 +202,11 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
     c = data.coords
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
-    arrays = _data_arrays(score_statistics(data, correlated_traits), correlated_traits)
+    packed = PackedArrays.pack(_data_arrays(score_statistics(data, correlated_traits),
+                                            correlated_traits))
     n_impacts = len(c["impact"])
     with pm.Model(coords={**c, "impact_bis": list(c["impact"])}) as model:
-        d = {name: pm.Data(name, value) for name, value in arrays.items()}
+        d = packed.tensors()
         alpha = pm.Normal("alpha", p.intercept_mean, p.intercept_sd,
                           dims=("cell", "population"))
         u_dept = territorial_deviations(
@@ -283,5 +285,6 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
     structure = ("scale_score", tuple((k, tuple(v)) for k, v in c.items()),
                  tuple(data.department_region), p, centred, n_impacts, correlated_traits,
                  None if spatial is None else (spatial.pairs.tobytes(),
-                                               spatial.scaling.tobytes()))
-    return BuiltModel(model, arrays, structure)
+                                               spatial.scaling.tobytes()),
+                 packed.structure)
+    return BuiltModel(model, packed.values(), structure)

@@ -35,6 +35,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from impactmodel.bayes.containers import PackedArrays
 from impactmodel.bayes.effects import (
     practice_effects,
     territorial_deviations,
@@ -79,11 +80,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     arrays = {"y": data.y, "row_item": data.item, "row_respondent": data.respondent,
               "row_impact": row_impact, "row_pair": row_pair, "x": data.x, "z": data.z,
               "resp_population": data.population, "resp_department": data.department}
+    packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
                                      "item_population_contrast":
                                      list(range(shift_basis.shape[1]))}
     with pm.Model(coords=coords) as model:
-        d = {name: pm.Data(name, value) for name, value in arrays.items()}
+        d = packed.tensors()
         n_cut = data.n_levels - 1
         start = np.linspace(-2, 2, n_cut)
         kappa = pm.Normal("kappa", 0.0, p.cutpoint_sd, dims=("item", "cut"),
@@ -137,8 +139,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
-        tuple(map(int, data.item_dimension)))
-    return BuiltModel(model, arrays, structure)
+        tuple(map(int, data.item_dimension)), packed.structure)
+    return BuiltModel(model, packed.values(), structure)
 
 
 def _pairs_to_grid(shift: pt.TensorVariable, pairs: np.ndarray, n_items: int,
