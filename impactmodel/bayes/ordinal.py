@@ -36,6 +36,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from impactmodel.bayes.containers import PackedArrays
+from impactmodel.bayes.cumulative_logit import cumulative_logit_logp
 from impactmodel.bayes.effects import (
     practice_effects,
     territorial_deviations,
@@ -76,9 +77,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     pairs = np.unique(np.column_stack([data.item, resp_pop]), axis=0)
     shift_basis = within_group_basis(pairs[:, 0])
     row_pair = np.searchsorted(pairs[:, 0] * n_pop + pairs[:, 1], data.item * n_pop + resp_pop)
-    row_impact = data.item_impact[data.item]
-    arrays = {"y": data.y, "row_item": data.item, "row_respondent": data.respondent,
-              "row_impact": row_impact, "row_pair": row_pair, "x": data.x, "z": data.z,
+    n_items, n_categories = len(c["item"]), data.n_levels
+    # per answer, its positions in the flat per-item x category, per-person and
+    # per-item arrays of the likelihood (cumulative_logit)
+    arrays = {"at": data.item * n_categories + data.y, "row_pair": row_pair,
+              "person_at": data.respondent * n_impacts + data.item_impact[data.item],
+              "item_at": data.respondent * n_items + data.item, "x": data.x, "z": data.z,
               "resp_population": data.population, "resp_department": data.department}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
@@ -110,29 +114,19 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         # per respondent x item: the item's cell part of the slopes (one matrix product)
         slope_item = effects.by_cell(data.item_impact, data.item_lens, data.item_dimension)
         per_item = pt.dot(x, slope_item.T)  # respondent x item
-        respondent, impact, item = d["row_respondent"], d["row_impact"], d["row_item"]
-        eta = (shift[d["row_pair"]] + per_person.reshape((-1,))[respondent * n_impacts + impact]
-               + per_item.reshape((-1,))[respondent * len(c["item"]) + item])
-        pm.Deterministic("delta", _pairs_to_grid(shift, pairs, len(c["item"]), n_pop),
+        pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
-        # P(y = k) = F(u) - F(l), u = kappa_{k+1} - eta, l = kappa_k - eta, F logistic.
-        # F(u) - F(l) = F(u) F(-l) (1 - exp(l - u)), so with t = exp(eta),
-        # a = exp(-kappa_{k+1}), b = exp(kappa_k):
-        #   log P = log1mexp(kappa_k - kappa_{k+1}) - log1p(t a + b / t + a b)
-        # a, b and the first term are per item x category; per answer there is one exp and
-        # one log1p (and no new transcendental function in the gradient).
+        # cut-point parts per item x category (see cumulative_logit): with the outer
+        # cut-points at -/+ 40 the logistic is 0 / 1 to double precision
         big = 40.0
         wide = pt.concatenate([pt.full((kappa.shape[0], 1), -big), kappa,
                                pt.full((kappa.shape[0], 1), big)], axis=1)
         lower, upper = wide[:, :-1], wide[:, 1:]  # item x category
-        gap = pt.log1mexp(lower - upper).reshape((-1,))
-        a = pt.exp(-upper).reshape((-1,))
-        b = pt.exp(lower).reshape((-1,))
-        at = d["row_item"] * (n_cut + 1) + d["y"]
-        t = pt.exp(eta)
-        a_row, b_row = a[at], b[at]
-        pm.Potential("likelihood", pt.sum(gap[at] - pt.log1p(t * a_row + b_row / t
-                                                             + a_row * b_row)))
+        likelihood = cumulative_logit_logp(
+            pt.log1mexp(lower - upper).reshape((-1,)), pt.exp(-upper).reshape((-1,)),
+            pt.exp(lower).reshape((-1,)), shift, per_person.reshape((-1,)),
+            per_item.reshape((-1,)), d["at"], d["row_pair"], d["person_at"], d["item_at"])
+        pm.Potential("likelihood", likelihood[0])
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred,
