@@ -2,12 +2,14 @@
 
 Each case (model x respondents x formulation x sampler x seed) runs in its own subprocess
 on a simulated survey (simulated once per size and cached under ``--cache``; simulation
-time is not counted). Per case: preparation (data arrays, sufficient statistics), cold
-compilation, sampling time, end-to-end wall time, minimum bulk and tail ESS, ESS per
-second (end to end) and per gradient evaluation (post-warmup), divergences, R-hat,
-E-BFMI, peak memory (this process plus its largest child times the worker count), and,
-for the package's formulation with nutpie, the overhead of a second fit of the same
-structure on new data (model build + reuse of the compiled model).
+time is not counted). Per case: preparation (data arrays, sufficient statistics),
+compilation (in a new process with an empty PyTensor cache, and with the cache warmed:
+nutpie's own wrapper is compiled anew in every process), sampling time, end-to-end wall
+time, minimum bulk and tail ESS, ESS per second (end to end) and per gradient evaluation
+(post-warmup), divergences, R-hat, E-BFMI, peak memory (this process plus its largest
+child times the worker count), and, for the package's formulation with nutpie, the
+overhead of a second fit of the same structure on new data (model build + reuse of the
+compiled model).
 
 The baseline is always PyMC's default NUTS on the naive formulation
 (``benchmarks/naive_models.py``) of the same model on the same data. Only runs passing
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -105,6 +109,9 @@ if formulation == "package" and sampler == "nutpie":
     t1 = time.perf_counter()
     _compiled(built)
     compile_s = time.perf_counter() - t1
+    if os.environ.get("IMPACTMODEL_BENCH_COMPILE_ONLY"):
+        print(json.dumps({"compile_s": compile_s}))
+        sys.exit(0)
 t1 = time.perf_counter()
 result = sample_model(built, settings)
 sample_s = time.perf_counter() - t1
@@ -129,7 +136,8 @@ print(json.dumps({"respondents": respondents, "prepare_s": prepare_s, "compile_s
 """
 
 COLUMNS = ("model", "respondents", "formulation", "sampler", "passed", "prepare s",
-           "compile s", "sample s", "wall s", "2nd fit s", "min bulk ESS", "min tail ESS",
+           "compile s (cold)", "compile s (warm)", "sample s", "wall s", "2nd fit s",
+           "min bulk ESS", "min tail ESS",
            "ESS/s", "ESS/grad", "x naive ESS/s", "max R-hat", "div.", "E-BFMI", "peak MB")
 
 
@@ -147,6 +155,26 @@ def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sam
         return "failed"
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def compile_only(args: argparse.Namespace, model: str, n: int, cold: bool) -> float:
+    """Seconds to compile the package's model in a new process.
+
+    ``cold``: with an empty PyTensor cache; else with the usual one (which this call warms
+    for the measured runs).
+    """
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**os.environ, "IMPACTMODEL_BENCH_COMPILE_ONLY": "1"}
+        if cold:
+            env["PYTENSOR_FLAGS"] = f"base_compiledir={empty}"
+        argv = [sys.executable, "-c", CASE, model, str(n), "package", "nutpie",
+                str(args.draws), "1", str(args.tile), str(args.cache)]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env,
+                              timeout=args.timeout)
+    if done.returncode != 0:
+        Console().print(done.stderr[-1500:])
+        return float("nan")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["compile_s"])
 
 
 def median_of(runs: list[dict[str, float]], key: str) -> float:
@@ -182,6 +210,11 @@ def main() -> None:
         for n in args.respondents:
             summary: dict[str, list[dict[str, float]]] = {}
             cells: dict[str, list[str]] = {}
+            cold = float("nan")
+            if "package:nutpie" in args.cases:
+                cold = compile_only(args, model, n, cold=True)
+                compile_only(args, model, n, cold=False)
+            console.print(f"{model} {n} package:nutpie cold compile: {cold:.1f} s")
             for case in args.cases:
                 formulation, sampler = case.split(":")
                 runs: list[dict[str, float]] = []
@@ -205,14 +238,15 @@ def main() -> None:
                 passed = f"{sum(bool(r['passed']) for r in runs)}/{len(args.seeds)}"
                 if not runs:
                     table.add_row(model, f"{n:,}", formulation, sampler, passed,
-                                  *([""] * 3), "; ".join(sorted(set(cells[case]))),
-                                  *([""] * (len(COLUMNS) - 9)))
+                                  *([""] * 4), "; ".join(sorted(set(cells[case]))),
+                                  *([""] * (len(COLUMNS) - 10)))
                     continue
                 rate = median_of(runs, "ess_bulk") / median_of(runs, "wall_s")
                 flag = "" if base_passed and all(r["passed"] for r in runs) else "*"
                 table.add_row(
                     model, f"{int(median_of(runs, 'respondents')):,}", formulation, sampler,
                     passed, f"{median_of(runs, 'prepare_s'):.1f}",
+                    f"{cold:.1f}" if case == "package:nutpie" else "",
                     f"{median_of(runs, 'compile_s'):.1f}", f"{median_of(runs, 'sample_s'):.1f}",
                     f"{median_of(runs, 'wall_s'):.1f}", f"{median_of(runs, 'reuse_s'):.2f}",
                     f"{median_of(runs, 'ess_bulk'):.0f}", f"{median_of(runs, 'ess_tail'):.0f}",
