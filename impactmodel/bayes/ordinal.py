@@ -24,7 +24,8 @@ Coding, chosen for sampling:
   (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
 
 The likelihood is written by hand on the log scale (no N x K probability matrix is
-stored). Effects are on the latent logit scale.
+stored): :mod:`impactmodel.bayes.cumulative_logit` sums it and its derivatives in one loop
+over the answers. Effects are on the latent logit scale.
 """
 
 from __future__ import annotations
