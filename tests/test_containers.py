@@ -52,3 +52,8 @@ def test_the_same_structure_with_other_sizes_swaps_in_without_rebuilding():
 def test_arrays_that_are_not_numbers_are_refused():
     with pytest.raises(TypeError, match="'labels'"):
         PackedArrays.pack({"labels": np.array(["a", "b"])})
+
+
+def test_integers_beyond_32_bits_are_refused():
+    with pytest.raises(ValueError, match="'big'"):
+        PackedArrays.pack({"big": np.array([0, 2**31])})

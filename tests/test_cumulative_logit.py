@@ -8,85 +8,91 @@ import pytensor.tensor as pt
 import pytest
 from scipy.special import expit
 
-from impactmodel.bayes.cumulative_logit import (
-    FLOAT_INPUTS,
-    INDEX_INPUTS,
-    cumulative_logit_logp,
-)
+from impactmodel.bayes.cumulative_logit import DATA, PARAMETERS, cumulative_logit_logp
+
+N_ITEMS, N_CAT, N_POP, N_RESP, N_PRACTICES, N_IMPACTS = 4, 4, 2, 9, 2, 3
 
 
-def _case(seed: int) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Three items with 4 categories, 40 answers; cut-points and the op's inputs."""
+def _case(seed: int, n: int = 40) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Four items with 4 categories; cut-points, parameters and data of the op."""
     rng = np.random.default_rng(seed)
-    n_items, n_cat, n = 3, 4, 40
-    cuts = np.sort(rng.normal(0, 1.5, (n_items, n_cat - 1)), axis=1)
-    wide = np.column_stack([np.full(n_items, -40.0), cuts, np.full(n_items, 40.0)])
+    cuts = np.sort(rng.normal(0, 1.5, (N_ITEMS, N_CAT - 1)), axis=1)
+    wide = np.column_stack([np.full(N_ITEMS, -40.0), cuts, np.full(N_ITEMS, 40.0)])
     lower, upper = wide[:, :-1], wide[:, 1:]
-    floats = [np.log(-np.expm1(lower - upper)).ravel(), np.exp(-upper).ravel(),
-              np.exp(lower).ravel(), rng.normal(0, 0.5, 5), rng.normal(0, 1, 7),
-              rng.normal(0, 1, 11)]
-    item, y = rng.integers(0, n_items, n), rng.integers(0, n_cat, n)
-    indices = [item * n_cat + y, rng.integers(0, 5, n), rng.integers(0, 7, n),
-               rng.integers(0, 11, n)]
-    return wide, floats, indices
+    n_pairs = N_ITEMS * N_POP
+    parameters = [np.log(-np.expm1(lower - upper)).ravel(), np.exp(-upper).ravel(),
+                  np.exp(lower).ravel(), rng.normal(0, 0.5, n_pairs),
+                  rng.normal(0, 1, (N_RESP, N_IMPACTS)), rng.normal(0, 0.5, (N_ITEMS,
+                                                                            N_PRACTICES))]
+    data = [rng.normal(0, 1, (N_RESP, N_PRACTICES)), rng.integers(0, N_CAT, n),
+            rng.integers(0, N_ITEMS, n), rng.integers(0, N_RESP, n),
+            rng.integers(0, N_IMPACTS, N_ITEMS),
+            rng.permutation(n_pairs).reshape(N_ITEMS, N_POP), rng.integers(0, N_POP, N_RESP)]
+    return wide, parameters, data
 
 
 def _function(mode: str, with_gradient: bool) -> pytensor.compile.Function:
-    floats = [pt.dvector(name) for name in FLOAT_INPUTS]
-    indices = [pt.lvector(name) for name in INDEX_INPUTS]
-    logp = cumulative_logit_logp(*floats, *indices)[0]
-    outputs = [logp, *pytensor.grad(logp, floats)] if with_gradient else [logp]
-    return pytensor.function(floats + indices, outputs, mode=mode)
+    parameters = [pt.tensor(name, shape=(None,) * rank, dtype="float64")
+                  for name, rank in PARAMETERS]
+    data = [pt.tensor(name, shape=(None,) * rank,
+                      dtype="float64" if name == "x" else "int64") for name, rank in DATA]
+    logp = cumulative_logit_logp(*parameters, *data)[0]
+    outputs = [logp, *pytensor.grad(logp, parameters)] if with_gradient else [logp]
+    return pytensor.function(parameters + data, outputs, mode=mode)
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
 def test_value_is_the_sum_of_logistic_differences(mode):
-    wide, floats, (at, pair, person_at, item_at) = _case(0)
-    shift, person, item = floats[3:]
-    eta = shift[pair] + person[person_at] + item[item_at]
-    n_cat = wide.shape[1] - 1
-    j, k = at // n_cat, at % n_cat
-    expected = np.sum(np.log(expit(wide[j, k + 1] - eta) - expit(wide[j, k] - eta)))
-    value = _function(mode, False)(*floats, at, pair, person_at, item_at)[0]
+    wide, parameters, data = _case(0)
+    shift, person, slope = parameters[3:]
+    x, y, item, respondent, item_impact, pair_of, population = data
+    eta = (shift[pair_of[item, population[respondent]]]
+           + person[respondent, item_impact[item]]
+           + np.einsum("is,is->i", x[respondent], slope[item]))
+    expected = np.sum(np.log(expit(wide[item, y + 1] - eta) - expit(wide[item, y] - eta)))
+    value = _function(mode, False)(*parameters, *data)[0]
     np.testing.assert_allclose(value, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
 def test_derivatives_equal_finite_differences(mode):
-    _, floats, indices = _case(1)
-    logp_and_grads = _function(mode, True)
-    gradients = logp_and_grads(*floats, *indices)[1:]
+    _, parameters, data = _case(1)
+    gradients = _function(mode, True)(*parameters, *data)[1:]
     value = _function(mode, False)
     step = 1e-6
-    for which, (x, gradient) in enumerate(zip(floats, gradients, strict=True)):
+    for which, (x, gradient) in enumerate(zip(parameters, gradients, strict=True)):
+        assert gradient.shape == x.shape
         if which == 0:  # the gap terms enter linearly: d/dgap = answers per category
-            np.testing.assert_array_equal(gradient, np.bincount(indices[0],
-                                                                minlength=len(x)))
+            np.testing.assert_array_equal(
+                gradient, np.bincount(data[2] * N_CAT + data[1], minlength=len(x)))
             continue
-        for position in range(len(x)):
-            up, down = [f.copy() for f in floats], [f.copy() for f in floats]
+        for position in np.ndindex(x.shape):
+            up, down = [p.copy() for p in parameters], [p.copy() for p in parameters]
             up[which][position] += step
             down[which][position] -= step
-            numeric = (value(*up, *indices)[0] - value(*down, *indices)[0]) / (2 * step)
+            numeric = (value(*up, *data)[0] - value(*down, *data)[0]) / (2 * step)
             np.testing.assert_allclose(gradient[position], numeric, rtol=1e-5, atol=1e-7,
-                                       err_msg=f"{FLOAT_INPUTS[which]}[{position}]")
+                                       err_msg=f"{PARAMETERS[which][0]}{position}")
 
 
 def test_numba_and_numpy_agree_on_a_larger_case():
-    rng = np.random.default_rng(2)
-    _, floats, indices = _case(3)
-    n = 5000
-    indices = [rng.integers(0, 12, n), rng.integers(0, 5, n), rng.integers(0, 7, n),
-               rng.integers(0, 11, n)]
-    numba_out = _function("NUMBA", True)(*floats, *indices)
-    numpy_out = _function("FAST_COMPILE", True)(*floats, *indices)
+    _, parameters, data = _case(3, n=5000)
+    numba_out = _function("NUMBA", True)(*parameters, *data)
+    numpy_out = _function("FAST_COMPILE", True)(*parameters, *data)
     for a, b in zip(numba_out, numpy_out, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
 def test_second_derivatives_are_refused():
-    floats = [pt.dvector(name) for name in FLOAT_INPUTS]
-    indices = [pt.lvector(name) for name in INDEX_INPUTS]
-    outputs = cumulative_logit_logp(*floats, *indices)
+    _, parameters, data = _case(0)
+    outputs = cumulative_logit_logp(*[pt.as_tensor_variable(v) for v in parameters + data])
     with pytest.raises(NotImplementedError, match="second derivatives"):
-        pytensor.grad(outputs[2].sum(), floats[1])
+        pytensor.grad(outputs[2].sum(), outputs[0].owner.inputs[1])
+
+
+def test_inputs_of_the_wrong_kind_are_refused():
+    _, parameters, data = _case(0)
+    with pytest.raises(TypeError, match="y must hold integers"):
+        cumulative_logit_logp(*parameters, data[0], data[1].astype(float), *data[2:])
+    with pytest.raises(TypeError, match="person must have 2 dimensions"):
+        cumulative_logit_logp(*parameters[:4], parameters[4].ravel(), *parameters[5:], *data)

@@ -61,6 +61,11 @@ class PackedArrays:
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"cannot pack {name!r} of dtype {value.dtype}")
         integer = tuple(v.dtype.kind in "biu" for v in values)
+        limit = np.iinfo(np.int32)
+        for name, value, is_int in zip(names, values, integer, strict=True):
+            # pm.Data holds integers as int32
+            if is_int and value.size and (value.min() < limit.min or value.max() > limit.max):
+                raise ValueError(f"{name!r} has integers outside the 32-bit range")
         width = 1 + max((v.ndim for v in values), default=0)
         layout = np.zeros((len(values), width), dtype=np.int64)
         offsets = {True: 0, False: 0}

@@ -1,13 +1,13 @@
 """The cumulative-logit log-likelihood of item answers and its gradient, in one pass.
 
-Answer ``i`` (category ``k`` of item ``j``) has linear predictor
+Answer ``i`` (respondent ``r``, item ``j`` of impact ``m(j)``, category ``y``) has linear
+predictor
 
-    eta_i = shift[pair_i] + person[person_at_i] + item[item_at_i]
+    eta_i = shift[pair(j, population(r))] + person[r, m(j)] + x[r] . slope[j]
 
-(the item x population shift, the respondent's part per impact, the respondent's part
-per item: each a flat vector, gathered by an index per answer) and, with ``F`` the
-logistic function and ``kappa_j`` the item's ordered cut-points (``kappa_j0 = -inf``,
-``kappa_jK = +inf``)::
+(the item x population shift, the respondent's part per impact, the respondent's
+practices times the item's slopes) and, with ``F`` the logistic function and ``kappa_j``
+the item's ordered cut-points (``kappa_j0 = -inf``, ``kappa_jK = +inf``)::
 
     P(y_i = k) = F(kappa_j,k+1 - eta_i) - F(kappa_jk - eta_i)
 
@@ -21,10 +21,13 @@ so per answer one ``exp`` and one ``log``, and the partial derivatives are
     d/d eta = -(t a - b / t) / D,   d/da = -(t + b) / D,   d/db = -(1 / t + a) / D.
 
 Written as PyTensor's elementwise operations, gathers and scatter-adds, one gradient
-allocates about fifteen arrays the size of the answers (8.3 ms per gradient at 214,365
-answers). :class:`CumulativeLogitLogp` computes the sum and every partial derivative in
-one loop over the answers, with a numba implementation (nutpie's backend) and a numpy one
-(every other backend; also the independent check of the numba loop in the tests).
+allocated about fifteen arrays the size of the answers (8.3 ms per gradient at 214,365
+answers), and two chains on two cores ran hardly faster than one: the work was bound by
+memory traffic. :class:`CumulativeLogitLogp` reads per answer only its respondent, item
+and category (three 32-bit integers); everything else it reads is per respondent (in
+order) or per item (small), and it computes the sum and every partial derivative in one
+loop, with a numba implementation (nutpie's backend) and a numpy one (every other
+backend; also the independent check of the numba loop in the tests).
 """
 
 from __future__ import annotations
@@ -40,37 +43,49 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-#: float inputs, then integer inputs (one index per answer)
-FLOAT_INPUTS = ("gap", "a", "b", "shift", "person", "item")
-INDEX_INPUTS = ("at", "pair", "person_at", "item_at")
+#: the inputs with a derivative (and their ranks), in order
+PARAMETERS = (("gap", 1), ("a", 1), ("b", 1), ("shift", 1), ("person", 2), ("slope", 2))
+#: the data inputs (and their ranks): practices, then integers
+DATA = (("x", 2), ("y", 1), ("item", 1), ("respondent", 1), ("item_impact", 1),
+        ("pair_of", 2), ("respondent_population", 1))
 
 
 class CumulativeLogitLogp(Op):
     """Sum of the answers' log-probabilities, and its partial derivatives.
 
-    Inputs (see the module docstring): ``gap, a, b`` (per item x category, flat),
-    ``shift, person, item`` (flat vectors), ``at, pair, person_at, item_at`` (per answer:
-    its item x category, and its positions in ``shift``, ``person`` and ``item``).
+    Inputs, in order (see the module docstring):
 
-    Outputs: the log-likelihood (a scalar), then its derivatives with respect to each
-    float input, in the order of the inputs.
+    - ``gap, a, b``: per item x category, flat (item ``j``, category ``k`` at
+      ``j * K + k``);
+    - ``shift``: per item x population pair; ``person``: respondents x impacts;
+      ``slope``: items x practices;
+    - ``x``: respondents x practices (data: no derivative);
+    - per answer ``y`` (category), ``item``, ``respondent``; per item ``item_impact``;
+      ``pair_of``: items x populations, the pair's position in ``shift``;
+      ``respondent_population``.
+
+    Outputs: the log-likelihood (a scalar), then its derivatives with respect to ``gap,
+    a, b, shift, person, slope``.
     """
 
     __props__ = ()
 
     def make_node(self, *inputs: Any) -> Apply:
         """Check the inputs' kinds and ranks."""
-        if len(inputs) != len(FLOAT_INPUTS) + len(INDEX_INPUTS):
-            raise TypeError(f"expected {len(FLOAT_INPUTS) + len(INDEX_INPUTS)} inputs")
-        floats = [pt.as_tensor_variable(v).astype("float64")
-                  for v in inputs[:len(FLOAT_INPUTS)]]
-        indices = [pt.as_tensor_variable(v).astype("int64")
-                   for v in inputs[len(FLOAT_INPUTS):]]
-        for name, v in zip(FLOAT_INPUTS + INDEX_INPUTS, floats + indices, strict=True):
-            if v.ndim != 1:
-                raise TypeError(f"{name} must be a vector, got {v.ndim} dimensions")
-        outputs = [pt.dscalar()] + [v.type() for v in floats]
-        return Apply(self, floats + indices, outputs)
+        specs = PARAMETERS + DATA
+        if len(inputs) != len(specs):
+            raise TypeError(f"expected {len(specs)} inputs, got {len(inputs)}")
+        tensors = [pt.as_tensor_variable(v) for v in inputs]
+        for position, ((name, rank), v) in enumerate(zip(specs, tensors, strict=True)):
+            floating = position <= len(PARAMETERS)  # parameters and x
+            if v.ndim != rank:
+                raise TypeError(f"{name} must have {rank} dimensions, got {v.ndim}")
+            if floating and v.dtype != "float64":
+                tensors[position] = v.astype("float64")
+            if not floating and not v.dtype.startswith(("int", "uint")):
+                raise TypeError(f"{name} must hold integers, got {v.dtype}")
+        outputs = [pt.dscalar()] + [v.type() for v in tensors[:len(PARAMETERS)]]
+        return Apply(self, tensors, outputs)
 
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
@@ -87,20 +102,25 @@ class CumulativeLogitLogp(Op):
                                       "log-likelihood are not implemented")
         scale = pt.as_tensor_variable(output_grads[0])
         return ([scale * d for d in outputs[1:]]
-                + [disconnected_type() for _ in INDEX_INPUTS])
+                + [disconnected_type() for _ in DATA])
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
-        """Every output depends on the float inputs; none on the indices (integers)."""
+        """Every output depends on the parameters; none on the data."""
         n_out = len(node.outputs)
-        return ([[True] * n_out for _ in FLOAT_INPUTS]
-                + [[False] * n_out for _ in INDEX_INPUTS])
+        return [[True] * n_out for _ in PARAMETERS] + [[False] * n_out for _ in DATA]
 
 
 def _terms_numpy(gap: np.ndarray, a: np.ndarray, b: np.ndarray, shift: np.ndarray,
-                 person: np.ndarray, item: np.ndarray, at: np.ndarray, pair: np.ndarray,
-                 person_at: np.ndarray, item_at: np.ndarray) -> list[np.ndarray]:
+                 person: np.ndarray, slope: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 item: np.ndarray, respondent: np.ndarray, item_impact: np.ndarray,
+                 pair_of: np.ndarray, respondent_population: np.ndarray
+                 ) -> list[np.ndarray]:
     """Log-likelihood and partial derivatives, with numpy (see the module docstring)."""
-    t = np.exp(shift[pair] + person[person_at] + item[item_at])
+    n_categories = len(gap) // slope.shape[0]
+    at = item * n_categories + y
+    pair = pair_of[item, respondent_population[respondent]]
+    t = np.exp(shift[pair] + person[respondent, item_impact[item]]
+               + np.sum(x[respondent] * slope[item], axis=1))
     a_i, b_i = a[at], b[at]
     total = 1.0 + t * a_i + b_i / t + a_i * b_i
     d_eta = -(t * a_i - b_i / t) / total
@@ -108,11 +128,14 @@ def _terms_numpy(gap: np.ndarray, a: np.ndarray, b: np.ndarray, shift: np.ndarra
 
     def summed(index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
         return np.bincount(index, weights=weights, minlength=size).astype(np.float64)
+    n_items, n_impacts = slope.shape[0], person.shape[1]
+    d_slope = np.column_stack([summed(item, d_eta * x[respondent, s], n_items)
+                               for s in range(slope.shape[1])]).reshape(slope.shape)
     return [np.asarray(logp, dtype=np.float64), summed(at, None, len(gap)),
             summed(at, -(t + b_i) / total, len(a)),
-            summed(at, -(1.0 / t + a_i) / total, len(b)),
-            summed(pair, d_eta, len(shift)), summed(person_at, d_eta, len(person)),
-            summed(item_at, d_eta, len(item))]
+            summed(at, -(1.0 / t + a_i) / total, len(b)), summed(pair, d_eta, len(shift)),
+            summed(respondent * n_impacts + item_impact[item], d_eta,
+                   person.size).reshape(person.shape), d_slope]
 
 
 _OP = CumulativeLogitLogp()
@@ -129,15 +152,24 @@ def cumulative_logit_logp(*inputs: Any) -> list[pt.TensorVariable]:
 def _numba_cumulative_logit(op: CumulativeLogitLogp, node: Apply, **kwargs: Any) -> Any:
     """One loop over the answers: the sum and every derivative, no temporary arrays."""
     @numba_basic.numba_njit(boundscheck=False)
-    def cumulative_logit(gap, a, b, shift, person, item, at, pair, person_at,
-                         item_at):  # type: ignore[no-untyped-def]
+    def cumulative_logit(gap, a, b, shift, person, slope, x, y, item, respondent,
+                         item_impact, pair_of, respondent_population
+                         ):  # type: ignore[no-untyped-def]
         d_gap, d_a, d_b = np.zeros_like(gap), np.zeros_like(a), np.zeros_like(b)
         d_shift, d_person = np.zeros_like(shift), np.zeros_like(person)
-        d_item = np.zeros_like(item)
+        d_slope = np.zeros_like(slope)
+        n_categories = gap.shape[0] // slope.shape[0]
+        n_practices = slope.shape[1]
         logp = 0.0
-        for i in range(at.shape[0]):
-            k = at[i]
-            t = np.exp(shift[pair[i]] + person[person_at[i]] + item[item_at[i]])
+        for i in range(y.shape[0]):
+            j, r = item[i], respondent[i]
+            k = j * n_categories + y[i]
+            pair = pair_of[j, respondent_population[r]]
+            m = item_impact[j]
+            eta = shift[pair] + person[r, m]
+            for s in range(n_practices):
+                eta += x[r, s] * slope[j, s]
+            t = np.exp(eta)
             inv_t = 1.0 / t
             a_i, b_i = a[k], b[k]
             total = 1.0 + t * a_i + b_i * inv_t + a_i * b_i
@@ -147,9 +179,10 @@ def _numba_cumulative_logit(op: CumulativeLogitLogp, node: Apply, **kwargs: Any)
             d_gap[k] += 1.0
             d_a[k] -= (t + b_i) * inv_total
             d_b[k] -= (inv_t + a_i) * inv_total
-            d_shift[pair[i]] += d_eta
-            d_person[person_at[i]] += d_eta
-            d_item[item_at[i]] += d_eta
-        return np.asarray(logp), d_gap, d_a, d_b, d_shift, d_person, d_item
+            d_shift[pair] += d_eta
+            d_person[r, m] += d_eta
+            for s in range(n_practices):
+                d_slope[j, s] += d_eta * x[r, s]
+        return np.asarray(logp), d_gap, d_a, d_b, d_shift, d_person, d_slope
 
-    return cumulative_logit, 1
+    return cumulative_logit, 2

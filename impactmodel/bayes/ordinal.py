@@ -77,14 +77,13 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     # (item, population) pairs with answers, sorted by item
     pairs = np.unique(np.column_stack([data.item, resp_pop]), axis=0)
     shift_basis = within_group_basis(pairs[:, 0])
-    row_pair = np.searchsorted(pairs[:, 0] * n_pop + pairs[:, 1], data.item * n_pop + resp_pop)
-    n_items, n_categories = len(c["item"]), data.n_levels
-    # per answer, its positions in the flat per-item x category, per-person and
-    # per-item arrays of the likelihood (cumulative_logit)
-    arrays = {"at": data.item * n_categories + data.y, "row_pair": row_pair,
-              "person_at": data.respondent * n_impacts + data.item_impact[data.item],
-              "item_at": data.respondent * n_items + data.item, "x": data.x, "z": data.z,
-              "resp_population": data.population, "resp_department": data.department}
+    n_items = len(c["item"])
+    pair_of = np.full((n_items, n_pop), -1, dtype=np.int64)  # -1: no answer uses it
+    pair_of[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
+    arrays = {"y": data.y, "item": data.item, "respondent": data.respondent,
+              "item_impact": data.item_impact, "pair_of": pair_of, "x": data.x,
+              "z": data.z, "resp_population": data.population,
+              "resp_department": data.department}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
                                      "item_population_contrast":
@@ -112,9 +111,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         per_person = (pt.dot(d["z"], gamma.T) + pt.dot(trait_z, trait_chol.T)
                       + u_dept.T[resp_dept]
                       + pt.sum(x * slope_resp, axis=1)[:, None])  # respondent x impact
-        # per respondent x item: the item's cell part of the slopes (one matrix product)
         slope_item = effects.by_cell(data.item_impact, data.item_lens, data.item_dimension)
-        per_item = pt.dot(x, slope_item.T)  # respondent x item
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
         # cut-point parts per item x category (see cumulative_logit): with the outer
@@ -125,8 +122,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         lower, upper = wide[:, :-1], wide[:, 1:]  # item x category
         likelihood = cumulative_logit_logp(
             pt.log1mexp(lower - upper).reshape((-1,)), pt.exp(-upper).reshape((-1,)),
-            pt.exp(lower).reshape((-1,)), shift, per_person.reshape((-1,)),
-            per_item.reshape((-1,)), d["at"], d["row_pair"], d["person_at"], d["item_at"])
+            pt.exp(lower).reshape((-1,)), shift, per_person, slope_item, x, d["y"],
+            d["item"], d["respondent"], d["item_impact"], d["pair_of"], d["resp_population"])
         pm.Potential("likelihood", likelihood[0])
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
