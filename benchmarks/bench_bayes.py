@@ -141,11 +141,17 @@ COLUMNS = ("model", "respondents", "formulation", "sampler", "passed", "prepare 
            "ESS/s", "ESS/grad", "x naive ESS/s", "max R-hat", "div.", "E-BFMI", "peak MB")
 
 
+def _case_argv(args: argparse.Namespace, model: str, n: int, formulation: str,
+               sampler: str, seed: int) -> list[str]:
+    """The command line of one case's subprocess."""
+    return [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
+            str(seed), str(args.tile), str(args.cache)]
+
+
 def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sampler: str,
              seed: int) -> dict[str, float] | str:
     """One case in a subprocess: its measurements, or why there are none."""
-    argv = [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
-            str(seed), str(args.tile), str(args.cache)]
+    argv = _case_argv(args, model, n, formulation, sampler, seed)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -167,10 +173,8 @@ def compile_only(args: argparse.Namespace, model: str, n: int, cold: bool) -> fl
         env = {**os.environ, "IMPACTMODEL_BENCH_COMPILE_ONLY": "1"}
         if cold:
             env["PYTENSOR_FLAGS"] = f"base_compiledir={empty}"
-        argv = [sys.executable, "-c", CASE, model, str(n), "package", "nutpie",
-                str(args.draws), "1", str(args.tile), str(args.cache)]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env,
-                              timeout=args.timeout)
+        done = subprocess.run(_case_argv(args, model, n, "package", "nutpie", 1),
+                              capture_output=True, text=True, env=env, timeout=args.timeout)
     if done.returncode != 0:
         Console().print(done.stderr[-1500:])
         return float("nan")

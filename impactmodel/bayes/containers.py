@@ -73,6 +73,8 @@ class PackedArrays:
             layout[row, 0] = offsets[is_int]
             layout[row, 1:1 + value.ndim] = value.shape
             offsets[is_int] += value.size
+        if max(offsets.values()) > limit.max:  # the layout is held as int32 too
+            raise ValueError("the packed arrays hold more than 2**31 - 1 values of one kind")
         def joined(kind: bool, dtype: type) -> np.ndarray:
             parts = [v.ravel() for v, k in zip(values, integer, strict=True) if k == kind]
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

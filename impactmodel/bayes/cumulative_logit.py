@@ -21,7 +21,7 @@ so per answer one ``exp`` and one ``log``, and the partial derivatives are
     d/d eta = -(t a - b / t) / D,   d/da = -(t + b) / D,   d/db = -(1 / t + a) / D.
 
 Written as PyTensor's elementwise operations, gathers and scatter-adds, one gradient
-allocated about fifteen arrays the size of the answers (8.3 ms per gradient at 214,365
+allocated about fifteen arrays the size of the answers (7.8 ms per gradient at 214,365
 answers), and two chains on two cores ran hardly faster than one: the work was bound by
 memory traffic. :class:`CumulativeLogitLogp` reads per answer only its respondent, item
 and category (three 32-bit integers); everything else it reads is per respondent (in
