@@ -3,8 +3,9 @@
 Each case (model x respondents x formulation x sampler x seed) runs in its own subprocess
 on a simulated survey (simulated once per size and cached under ``--cache``; simulation
 time is not counted). Per case: preparation (data arrays, sufficient statistics),
-compilation (in a new process with an empty PyTensor cache, and with the cache warmed:
-nutpie's own wrapper is compiled anew in every process), sampling time, end-to-end wall
+compilation in a new process (cold: empty PyTensor and impactmodel caches; first: a
+structure not yet in impactmodel's cache of compiled models; cached: loaded from it, as
+in the measured runs, see ``impactmodel.bayes.compile_cache``), sampling time, end-to-end wall
 time, minimum bulk and tail ESS, ESS per second (end to end) and per gradient evaluation
 (post-warmup), divergences, R-hat, E-BFMI, peak memory (this process plus its largest
 child times the worker count), and, for the package's formulation with nutpie, the
@@ -136,8 +137,8 @@ print(json.dumps({"respondents": respondents, "prepare_s": prepare_s, "compile_s
 """
 
 COLUMNS = ("model", "respondents", "formulation", "sampler", "passed", "prepare s",
-           "compile s (cold)", "compile s (warm)", "sample s", "wall s", "2nd fit s",
-           "min bulk ESS", "min tail ESS",
+           "compile s (cold)", "compile s (first)", "compile s (cached)", "sample s", "wall s",
+           "2nd fit s", "min bulk ESS", "min tail ESS",
            "ESS/s", "ESS/grad", "x naive ESS/s", "max R-hat", "div.", "E-BFMI", "peak MB")
 
 
@@ -163,15 +164,19 @@ def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sam
     return result
 
 
-def compile_only(args: argparse.Namespace, model: str, n: int, cold: bool) -> float:
+def compile_only(args: argparse.Namespace, model: str, n: int, kind: str) -> float:
     """Seconds to compile the package's model in a new process.
 
-    ``cold``: with an empty PyTensor cache; else with the usual one (which this call warms
-    for the measured runs).
+    ``kind``: ``cold`` with empty PyTensor and impactmodel caches (a new machine);
+    ``first`` with PyTensor's cache as it is and an empty impactmodel cache (a new model
+    structure on a used machine); ``cached`` with both caches as they are (this call fills
+    the impactmodel cache for the measured runs, whose own compile then loads from it).
     """
     with tempfile.TemporaryDirectory() as empty:
         env = {**os.environ, "IMPACTMODEL_BENCH_COMPILE_ONLY": "1"}
-        if cold:
+        if kind in ("cold", "first"):
+            env["IMPACTMODEL_CACHE_DIR"] = empty
+        if kind == "cold":
             env["PYTENSOR_FLAGS"] = f"base_compiledir={empty}"
         done = subprocess.run(_case_argv(args, model, n, "package", "nutpie", 1),
                               capture_output=True, text=True, env=env, timeout=args.timeout)
@@ -214,11 +219,13 @@ def main() -> None:
         for n in args.respondents:
             summary: dict[str, list[dict[str, float]]] = {}
             cells: dict[str, list[str]] = {}
-            cold = float("nan")
+            cold = first = float("nan")
             if "package:nutpie" in args.cases:
-                cold = compile_only(args, model, n, cold=True)
-                compile_only(args, model, n, cold=False)
-            console.print(f"{model} {n} package:nutpie cold compile: {cold:.1f} s")
+                cold = compile_only(args, model, n, "cold")
+                first = compile_only(args, model, n, "first")
+                compile_only(args, model, n, "cached")
+            console.print(f"{model} {n} package:nutpie compile: cold {cold:.1f} s, "
+                          f"first {first:.1f} s")
             for case in args.cases:
                 formulation, sampler = case.split(":")
                 runs: list[dict[str, float]] = []
@@ -242,8 +249,8 @@ def main() -> None:
                 passed = f"{sum(bool(r['passed']) for r in runs)}/{len(args.seeds)}"
                 if not runs:
                     table.add_row(model, f"{n:,}", formulation, sampler, passed,
-                                  *([""] * 4), "; ".join(sorted(set(cells[case]))),
-                                  *([""] * (len(COLUMNS) - 10)))
+                                  *([""] * 5), "; ".join(sorted(set(cells[case]))),
+                                  *([""] * (len(COLUMNS) - 11)))
                     continue
                 rate = median_of(runs, "ess_bulk") / median_of(runs, "wall_s")
                 flag = "" if base_passed and all(r["passed"] for r in runs) else "*"
@@ -251,6 +258,7 @@ def main() -> None:
                     model, f"{int(median_of(runs, 'respondents')):,}", formulation, sampler,
                     passed, f"{median_of(runs, 'prepare_s'):.1f}",
                     f"{cold:.1f}" if case == "package:nutpie" else "",
+                    f"{first:.1f}" if case == "package:nutpie" else "",
                     f"{median_of(runs, 'compile_s'):.1f}", f"{median_of(runs, 'sample_s'):.1f}",
                     f"{median_of(runs, 'wall_s'):.1f}", f"{median_of(runs, 'reuse_s'):.2f}",
                     f"{median_of(runs, 'ess_bulk'):.0f}", f"{median_of(runs, 'ess_tail'):.0f}",

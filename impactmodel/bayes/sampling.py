@@ -3,8 +3,9 @@
 nutpie by default, PyMC's NUTS as fallback, ADVI as an explicit approximate mode. Seeds
 come from the caller. A model built as a :class:`BuiltModel` (its data in ``pm.Data``
 containers, its structure summarised by a hashable key) is compiled by nutpie once per
-process: a second fit of the same structure on new data swaps the data into the compiled
-model instead of compiling again.
+structure: a second fit of the same structure on new data swaps the data into the compiled
+model instead of compiling again, and a new process loads the compiled model from disk
+(:mod:`impactmodel.bayes.compile_cache`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import nutpie
 import pymc as pm
 import xarray as xr
 
+from impactmodel.bayes.compile_cache import compile_cached
 from impactmodel.bayes.diagnostics import Convergence, Thresholds, check_convergence
 from impactmodel.errors import ImpactModelError
 
@@ -98,7 +100,7 @@ def _compiled(built: BuiltModel) -> Any:
     cached = _COMPILED.get(built.structure)
     if cached is not None:
         return cached.with_data(**built.data)
-    compiled = nutpie.compile_pymc_model(built.model, freeze_model=False)
+    compiled, _ = compile_cached(built.model, built.structure, built.data)
     if len(_COMPILED) >= _COMPILED_MAX:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[built.structure] = compiled
