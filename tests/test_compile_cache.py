@@ -16,7 +16,7 @@ import pymc as pm
 import pytest
 
 from impactmodel import load_survey
-from impactmodel.bayes.compile_cache import compile_cached, structure_key
+from impactmodel.bayes.compile_cache import compile_cached, prune, structure_key
 from impactmodel.bayes.gaussian import scale_score_model
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.model_data import build_score_data
@@ -104,6 +104,17 @@ def test_a_damaged_or_foreign_entry_is_compiled_afresh(tmp_path):
     manifest.write_text(json.dumps(entry))
     _, report = compile_cached(model, ("tiny", 2), {"y_values": values}, root=tmp_path)
     assert not report.loaded
+
+
+def test_the_least_recently_used_entries_are_pruned(tmp_path):
+    values = np.array([1.0, 2.0])
+    model = tiny_model(values)
+    folders = [compile_cached(model, ("tiny", k), {"y_values": values}, root=tmp_path)[1].folder
+               for k in (3, 4)]
+    _, report = compile_cached(model, ("tiny", 3), {"y_values": values}, root=tmp_path)
+    assert report.loaded  # ("tiny", 3) is now the most recently used
+    assert prune(tmp_path, keep=1) == [folders[1]]
+    assert folders[0].is_dir() and not folders[1].exists()
 
 
 def test_the_key_follows_the_structure():

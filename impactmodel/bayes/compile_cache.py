@@ -35,6 +35,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import sys
 import types
 import warnings
@@ -46,6 +47,8 @@ import numpy as np
 
 #: bump when the generated source or the manifest changes
 TEMPLATE_VERSION = 1
+#: compiled models kept (about 4 MB each); the least recently used go first
+MAX_ENTRIES = 64
 #: numba's cached callbacks refer to the module of PyTensor's generated functions by
 #: this name; it has no importable module, so an empty one stands in when loading
 _PYTENSOR_DYNAMIC_MODULE = "<dynamic>"
@@ -277,6 +280,25 @@ def _compiled_model(model: Any, manifest: dict[str, Any], logp: Any, expand: Any
         reparameterized_names=manifest["reparameterized_names"])
 
 
+def prune(root: Path, keep: int = MAX_ENTRIES) -> list[Path]:
+    """Delete all but the ``keep`` most recently used compiled models under ``root``.
+
+    Only folders holding a manifest are counted and removed (a folder being written has
+    none yet). Returns the removed folders.
+    """
+    entries = []
+    for folder in root.iterdir():
+        try:
+            entries.append(((folder / "manifest.json").stat().st_mtime, folder))
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    removed = [folder for _, folder in entries[keep:]]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
 def _free_variables(model: Any) -> list[str]:
     return [model.rvs_to_values[var].name for var in model.free_RVs]
 
@@ -314,6 +336,7 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
                     and manifest["names"][:manifest["n_free_vars"]] == _free_variables(model)):
                 logp, expand, loaded = _compile_callbacks(folder, key, None)
                 if loaded:
+                    os.utime(manifest_path)  # recently used: pruned last
                     return (_compiled_model(model, manifest, logp, expand, data, (None, None)),
                             CacheReport(folder, True))
         except Exception:
@@ -349,5 +372,6 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
     logp, expand, _ = _compile_callbacks(folder, key, {"logp": logp_fn.vm.jit_fn,
                                                        "expand": expand_fn.vm.jit_fn})
     _write_atomic(manifest_path, json.dumps(manifest, indent=1))
+    prune(folder.parent, keep=MAX_ENTRIES)
     return (_compiled_model(model, manifest, logp, expand, data, (logp_fn, expand_fn)),
             CacheReport(folder, False))
