@@ -106,6 +106,17 @@ def test_a_damaged_or_foreign_entry_is_compiled_afresh(tmp_path):
     assert not report.loaded
 
 
+def test_a_cache_that_cannot_be_written_falls_back_to_nutpies_compile(tmp_path):
+    values = np.array([1.0, 2.0, 4.0])
+    model = tiny_model(values)
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    compiled, report = compile_cached(model, ("tiny", 5), {"y_values": values},
+                                      root=not_a_folder)
+    assert report.folder is None and not report.loaded
+    assert_same_density(lambda x: reference_density(model, compiled, x), compiled)
+
+
 def test_the_least_recently_used_entries_are_pruned(tmp_path):
     values = np.array([1.0, 2.0])
     model = tiny_model(values)

@@ -19,8 +19,8 @@ structure key (:class:`~impactmodel.bayes.sampling.BuiltModel`, the same key tha
 one process reuse a compiled model on new data), the source of :mod:`impactmodel.bayes`
 and the versions of Python, numpy, PyMC, PyTensor, numba and nutpie. A folder is used only
 when its manifest (written last) is present and agrees with the model's free variables;
-anything else compiles afresh, and if the model does not fit the scheme (data containers
-without unique names) nutpie's own compile is used.
+anything else compiles afresh. nutpie's own compile is used when the model does not fit
+the scheme (data containers without unique names) or the cache cannot be written.
 
 Trust: like numba's and PyTensor's caches, the folder holds code that is executed; it
 lives in the user's cache folder (``IMPACTMODEL_CACHE_DIR``, else
@@ -341,6 +341,17 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
                             CacheReport(folder, True))
         except Exception:
             pass
+    try:
+        return _compile_into(model, folder, key, data)
+    except Exception:  # the cache cannot be written (or nutpie changed): nutpie's compile
+        compiled = nutpie.compile_pymc_model(model, freeze_model=False)
+        return compiled.with_data(**data), CacheReport(None, False)
+
+
+def _compile_into(model: Any, folder: Path, key: str, data: dict[str, np.ndarray]
+                  ) -> tuple[Any, CacheReport]:
+    """Compile the callbacks for ``model`` into ``folder`` (see :func:`compile_cached`)."""
+    import nutpie
     from nutpie.compile_pymc import _make_functions
 
     (n_dim, n_expanded, logp_fn, expand_fn, _, shape_info,
@@ -363,7 +374,7 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
     header = _HEADER.format(record=user_data.dtype.descr, n_dim=int(n_dim),
                             n_expanded=int(n_expanded))
     folder.mkdir(parents=True, exist_ok=True)
-    manifest_path.unlink(missing_ok=True)
+    (folder / "manifest.json").unlink(missing_ok=True)
     for part, template in (("logp", _LOGP), ("expand", _EXPAND)):
         used = layout[part]
         _write_atomic(folder / f"{part}.py", header + template.format(
@@ -371,7 +382,7 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
             arguments="".join(f", a{i}" for i in range(len(used)))))
     logp, expand, _ = _compile_callbacks(folder, key, {"logp": logp_fn.vm.jit_fn,
                                                        "expand": expand_fn.vm.jit_fn})
-    _write_atomic(manifest_path, json.dumps(manifest, indent=1))
+    _write_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
     prune(folder.parent, keep=MAX_ENTRIES)
     return (_compiled_model(model, manifest, logp, expand, data, (logp_fn, expand_fn)),
             CacheReport(folder, False))
