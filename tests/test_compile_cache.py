@@ -16,7 +16,12 @@ import pymc as pm
 import pytest
 
 from impactmodel import load_survey
-from impactmodel.bayes.compile_cache import compile_cached, prune, structure_key
+from impactmodel.bayes.compile_cache import (
+    compile_cached,
+    graph_fingerprint,
+    prune,
+    structure_key,
+)
 from impactmodel.bayes.gaussian import scale_score_model
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.model_data import build_score_data
@@ -61,10 +66,10 @@ def assert_same_density(reference, compiled, seed: int = 0) -> None:
                                    atol=1e-9 * np.abs(expected_grad).max())
 
 
-def tiny_model(values: np.ndarray) -> pm.Model:
+def tiny_model(values: np.ndarray, prior_sd: float = 10.0) -> pm.Model:
     with pm.Model() as model:
         y = pm.Data("y_values", values)
-        mu = pm.Normal("mu", 0.0, 10.0)
+        mu = pm.Normal("mu", 0.0, prior_sd)
         sigma = pm.HalfNormal("sigma", 5.0)
         pm.Deterministic("mu_twice", 2 * mu)
         pm.Normal("y", mu, sigma, observed=y)
@@ -128,9 +133,13 @@ def test_the_least_recently_used_entries_are_pruned(tmp_path):
     assert folders[0].is_dir() and not folders[1].exists()
 
 
-def test_the_key_follows_the_structure():
+def test_the_key_follows_the_structure_and_the_graph():
     assert structure_key(("a", 1)) == structure_key(("a", 1))
     assert structure_key(("a", 1)) != structure_key(("a", 2))
+    # the containers' values are not part of the graph; a prior's constant is
+    same_graph = graph_fingerprint(tiny_model(np.ones(3)))
+    assert graph_fingerprint(tiny_model(np.zeros(5))) == same_graph
+    assert graph_fingerprint(tiny_model(np.ones(3), prior_sd=11.0)) != same_graph
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,12 @@ process with the same structure loads both callbacks (about half a second) witho
 building the PyTensor graph, and hands them to nutpie's own compiled-model class, so
 sampling, ``with_data`` and the draws are nutpie's.
 
-The folder's name is a hash of everything the compiled code depends on: the model's
-structure key (:class:`~impactmodel.bayes.sampling.BuiltModel`, the same key that lets
-one process reuse a compiled model on new data), the source of :mod:`impactmodel.bayes`
-and the versions of Python, numpy, PyMC, PyTensor, numba and nutpie. A folder is used only
+The folder's name is a hash of everything the compiled code depends on: the model's graph
+(:func:`graph_fingerprint`: every operation and constant of its log-density and
+deterministics, about 0.3 s to compute), its structure key
+(:class:`~impactmodel.bayes.sampling.BuiltModel`, the key that lets one process reuse a
+compiled model on new data), the source of :mod:`impactmodel.bayes` and the versions of
+Python, numpy, PyMC, PyTensor, numba and nutpie. A folder is used only
 when its manifest (written last) is present and agrees with the model's free variables;
 anything else compiles afresh. nutpie's own compile is used when the model does not fit
 the scheme (data containers without unique names) or the cache cannot be written.
@@ -139,8 +141,44 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-def structure_key(structure: tuple[Any, ...]) -> str:
-    """Return the cache folder name for a model structure."""
+def graph_fingerprint(model: Any) -> str:
+    """Hash of the model's log-density and deterministics graphs, constants included.
+
+    Every operation (its class and parameters), every constant's type and values, and
+    every input's name and type, in topological order: two models with equal
+    fingerprints compile to the same code whatever their structure keys say.
+    """
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import toposort
+
+    digest = hashlib.sha256()
+    ids: dict[Any, int] = {}
+
+    def ref(variable: Any) -> str:
+        if variable not in ids:
+            ids[variable] = len(ids)
+            if isinstance(variable, Constant):
+                digest.update(f"const {variable.type}".encode())
+                digest.update(np.ascontiguousarray(variable.data).tobytes())
+            elif variable.owner is None:
+                digest.update(f"input {variable.name} {variable.type}".encode())
+        return str(ids[variable])
+
+    outputs = [model.logp(), *model.deterministics]
+    for node in toposort(outputs):
+        op = node.op
+        props = op._props_dict() if getattr(op, "__props__", None) is not None else str(op)
+        inputs = ",".join(ref(v) for v in node.inputs)
+        digest.update(f"{type(op).__module__}.{type(op).__qualname__} {props!r} "
+                      f"({inputs})".encode())
+        for output in node.outputs:
+            digest.update(f"-> {ref(output)} {output.type}".encode())
+    digest.update(",".join(ref(v) for v in outputs).encode())
+    return digest.hexdigest()
+
+
+def structure_key(structure: tuple[Any, ...], fingerprint: str = "") -> str:
+    """Return the cache folder name for a model structure (and graph fingerprint)."""
     import numba
     import nutpie
     import pymc
@@ -149,7 +187,7 @@ def structure_key(structure: tuple[Any, ...]) -> str:
     versions = (TEMPLATE_VERSION, sys.version, platform.machine(), np.__version__,
                 pymc.__version__, pytensor.__version__, numba.__version__,
                 nutpie.__version__, _source_digest())
-    return hashlib.sha256(repr((versions, structure)).encode()).hexdigest()[:32]
+    return hashlib.sha256(repr((versions, structure, fingerprint)).encode()).hexdigest()[:32]
 
 
 def _extract_lines(names: list[str], ranks: dict[str, int], dtypes: dict[str, str]) -> str:
@@ -326,7 +364,7 @@ def compile_cached(model: Any, structure: tuple[Any, ...], data: dict[str, np.nd
     """
     import nutpie
 
-    key = structure_key(structure)
+    key = structure_key(structure, graph_fingerprint(model))
     folder = (root or cache_root()) / key
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file():
