@@ -146,7 +146,9 @@ def graph_fingerprint(model: Any) -> str:
 
     Every operation (its class and parameters), every constant's type and values, and
     every input's name and type, in topological order: two models with equal
-    fingerprints compile to the same code whatever their structure keys say.
+    fingerprints compile to the same code whatever their structure keys say. Take it
+    before compiling: nutpie's compile folds some of a model's shape computations in
+    place, which changes the fingerprint of that model object (not of a new one).
     """
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import toposort
