@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -140,6 +142,29 @@ def test_the_key_follows_the_structure_and_the_graph():
     same_graph = graph_fingerprint(tiny_model(np.ones(3)))
     assert graph_fingerprint(tiny_model(np.zeros(5))) == same_graph
     assert graph_fingerprint(tiny_model(np.ones(3), prior_sd=11.0)) != same_graph
+
+
+FINGERPRINT_IN_A_NEW_PROCESS = """
+import numpy as np, pymc as pm
+from impactmodel.bayes.compile_cache import graph_fingerprint
+with pm.Model() as model:
+    y = pm.Data("y_values", np.ones(3))
+    mu = pm.Normal("mu", 0.0, 10.0)
+    sigma = pm.HalfNormal("sigma", 5.0)
+    pm.Deterministic("mu_twice", 2 * mu)
+    pm.Normal("y", mu, sigma, observed=y)
+print(graph_fingerprint(model))
+"""
+
+
+def test_the_fingerprint_is_the_same_in_every_process():
+    """Nothing process-specific (object addresses, say) may enter it, or nothing would
+    ever load from the cache."""
+    prints = {subprocess.run([sys.executable, "-c", FINGERPRINT_IN_A_NEW_PROCESS],
+                             capture_output=True, text=True, check=True).stdout.strip()
+              for _ in range(2)}
+    assert len(prints) == 1
+    assert prints == {graph_fingerprint(tiny_model(np.ones(3)))}
 
 
 @pytest.fixture(scope="module")

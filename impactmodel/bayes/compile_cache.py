@@ -161,7 +161,9 @@ def graph_fingerprint(model: Any) -> str:
             ids[variable] = len(ids)
             if isinstance(variable, Constant):
                 digest.update(f"const {variable.type}".encode())
-                digest.update(np.ascontiguousarray(variable.data).tobytes())
+                values = np.asarray(variable.data)
+                digest.update(repr(variable.data).encode() if values.dtype == object
+                              else np.ascontiguousarray(values).tobytes())
             elif variable.owner is None:
                 digest.update(f"input {variable.name} {variable.type}".encode())
         return str(ids[variable])
