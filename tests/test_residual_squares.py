@@ -10,19 +10,18 @@ from pytensor.compile.mode import Mode
 
 from impactmodel.bayes.residual_squares import block_residual_squares
 
-P = 2  # slopes per block
 SIZES = {"weight": 4, "a1": 5, "a2": 3, "s1": 6, "s2": 2, "s3": 4}
 
 
-def _problem(seed: int = 0, blocks: int = 7, units: int = 60):
+def _problem(seed: int = 0, blocks: int = 7, units: int = 60, slopes: int = 2):
     """Units with (x, v) in blocks; each block's indices and coefficient."""
     rng = np.random.default_rng(seed)
     unit_block = rng.integers(0, blocks, units)
     unit_block[:blocks] = np.arange(blocks)  # every block has a unit
-    x, v = rng.normal(size=(units, P)), rng.normal(3.0, 2.0, units)
+    x, v = rng.normal(size=(units, slopes)), rng.normal(3.0, 2.0, units)
     index = {k: rng.integers(0, size, blocks) for k, size in SIZES.items()}
     coef = rng.uniform(0.5, 3.0, blocks)
-    params = {k: rng.normal(size=(size, P) if k.startswith("s") else size)
+    params = {k: rng.normal(size=(size, slopes) if k.startswith("s") else size)
               for k, size in SIZES.items()}
     params["weight"] = rng.uniform(0.2, 2.0, SIZES["weight"])
     return unit_block, x, v, index, coef, params
@@ -41,6 +40,7 @@ def _unit_level(unit_block, x, v, index, coef, params) -> float:
 
 def _moments(unit_block, x, v, blocks: int) -> dict[str, np.ndarray]:
     """Per block: n, sum x, sum x x', sum v, sum x v, sum v^2 (by explicit loops)."""
+    P = x.shape[1]
     out = {"n": np.zeros(blocks), "sx": np.zeros((blocks, P)), "sxx": np.zeros((blocks, P, P)),
            "sv": np.zeros(blocks), "sxv": np.zeros((blocks, P)), "svv": np.zeros(blocks)}
     for i, b in enumerate(unit_block):
@@ -55,9 +55,10 @@ def _moments(unit_block, x, v, blocks: int) -> dict[str, np.ndarray]:
 
 def _function(index, coef, moments, mode: Mode):
     """A compiled function of the six parameters: value and gradients."""
+    P = moments["sx"].shape[1]
     variables = {k: (pt.dmatrix(k) if k.startswith("s") else pt.dvector(k)) for k in SIZES}
     value = block_residual_squares(
-        moments, a=(variables["a1"], index["a1"], variables["a2"], index["a2"]),
+        moments, P, a=(variables["a1"], index["a1"], variables["a2"], index["a2"]),
         s=(variables["s1"], index["s1"], variables["s2"], index["s2"], variables["s3"],
            index["s3"]), coef=coef, weight=(variables["weight"], index["weight"]))
     grads = pt.grad(value, list(variables.values()))
@@ -67,9 +68,9 @@ def _function(index, coef, moments, mode: Mode):
 MODES = {"numba": Mode(linker="numba"), "c": Mode(linker="cvm", optimizer="fast_run")}
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_value_equals_the_unit_level_sum_and_gradients_the_finite_differences(mode):
-    unit_block, x, v, index, coef, params = _problem()
+@pytest.mark.parametrize(("mode", "slopes"), [("numba", 1), ("numba", 3), ("c", 2)])
+def test_value_equals_the_unit_level_sum_and_gradients_the_finite_differences(mode, slopes):
+    unit_block, x, v, index, coef, params = _problem(slopes=slopes)
     blocks = len(coef)
     f = _function(index, coef, _moments(unit_block, x, v, blocks), MODES[mode])
     value, *grads = f(*params.values())
@@ -92,18 +93,21 @@ def test_default_weight_counts_each_block_once():
     unit_block, x, v, index, coef, params = _problem(seed=1)
     moments = _moments(unit_block, x, v, len(coef))
     value = block_residual_squares(
-        moments, a=(params["a1"], index["a1"], params["a2"], index["a2"]),
+        moments, 2, a=(params["a1"], index["a1"], params["a2"], index["a2"]),
         s=(params["s1"], index["s1"], params["s2"], index["s2"], params["s3"], index["s3"]),
         coef=coef).eval()
     once = {**params, "weight": np.ones(SIZES["weight"])}
     assert value == pytest.approx(_unit_level(unit_block, x, v, index, coef, once), rel=1e-12)
 
 
-def test_inputs_of_the_wrong_rank_are_refused():
+def test_inputs_of_the_wrong_rank_or_width_are_refused():
     unit_block, x, v, index, coef, params = _problem()
     moments = _moments(unit_block, x, v, len(coef))
+    a = (params["a1"], index["a1"], params["a2"], index["a2"])
+    s = (params["s1"], index["s1"], params["s2"], index["s2"], params["s3"], index["s3"])
     with pytest.raises(TypeError, match="input s1 must have 2 dimensions"):
-        block_residual_squares(
-            moments, a=(params["a1"], index["a1"], params["a2"], index["a2"]),
-            s=(params["a1"], index["s1"], params["s2"], index["s2"], params["s3"],
-               index["s3"]), coef=coef)
+        block_residual_squares(moments, 2, a=a, s=(params["a1"], *s[1:]), coef=coef)
+    with pytest.raises(TypeError, match="the moments have 2 slopes, not 3"):
+        block_residual_squares(moments, 3, a=a, s=s, coef=coef)
+    with pytest.raises(ValueError, match="slopes must be 1 to 64"):
+        block_residual_squares(moments, 0, a=a, s=s, coef=coef)

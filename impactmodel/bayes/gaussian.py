@@ -190,8 +190,8 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
     c = data.coords
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
-    packed = PackedArrays.pack(_data_arrays(score_statistics(data, correlated_traits),
-                                            correlated_traits))
+    arrays = _data_arrays(score_statistics(data, correlated_traits), correlated_traits)
+    packed, slopes = PackedArrays.pack(arrays), arrays["rows_sx"].shape[1]
     n_impacts = len(c["impact"])
     with pm.Model(coords={**c, "impact_bis": list(c["impact"])}) as model:
         d = packed.tensors()
@@ -231,7 +231,8 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
         s2 = sigma**2
         rows = {k: d[f"rows_{k}"] for k in ("n", "sx", "sxx", "sv", "sxv", "svv")}
         sse = block_residual_squares(
-            rows, a=(alpha_flat, h_cell * n_pop + h_pop, u_flat, h_impact * n_dept + h_dept),
+            rows, slopes,
+            a=(alpha_flat, h_cell * n_pop + h_pop, u_flat, h_impact * n_dept + h_dept),
             s=(slope_cell, h_cell, slope_pop, h_pop, slope_dept, h_dept),
             coef=pt.ones(h_cell.shape[0]))
         counts = d["pattern_counts"]
@@ -265,7 +266,7 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
             slot = k_pattern * n_impacts + k_impact
             classes = {k: d[f"classes_{k}"] for k in ("n", "sx", "sxx", "sv", "sxv", "svv")}
             shared = block_residual_squares(
-                classes, a=(pattern_alpha, slot, u_flat, k_impact * n_dept + k_dept),
+                classes, slopes, a=(pattern_alpha, slot, u_flat, k_impact * n_dept + k_dept),
                 s=(pattern_slope, slot, slope_pop, k_pop, slope_dept, k_dept), coef=k_size,
                 weight=(weight, k_pattern))
         log_det = pt.sum(d["pattern_units"] * log_det_inner)
