@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from impactmodel.bayes.model_data import ScoreData
@@ -59,14 +61,53 @@ def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.flo
     ndarray, shape (n_blocks, 1 + practices + q, 1 + practices + q)
         Symmetric; entry ``[0, 0]`` is the block's number (sum of weights) of units.
     """
-    w = np.column_stack([np.ones(len(x)), x, v.reshape(len(x), -1)])
-    c = np.ones(len(x)) if weights is None else weights
-    out = np.empty((n_blocks, w.shape[1], w.shape[1]))
-    for j in range(w.shape[1]):
-        for k in range(j, w.shape[1]):
-            out[:, j, k] = out[:, k, j] = np.bincount(block, weights=c * w[:, j] * w[:, k],
-                                                      minlength=n_blocks)
+    block64 = np.asarray(block, dtype=np.int64)
+    if len(block64) and (block64.min() < 0 or block64.max() >= n_blocks):
+        raise ValueError(f"blocks must be in 0 .. {n_blocks - 1}")
+    c = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return _accumulate_moments(block64, n_blocks, np.ascontiguousarray(x, dtype=np.float64),
+                               np.ascontiguousarray(v, dtype=np.float64).reshape(len(x), -1),
+                               c)
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_moments(block: NDArray[np.int64], n_blocks: int, x: NDArray[np.float64],
+                        v: NDArray[np.float64], c: NDArray[np.float64]
+                        ) -> NDArray[np.float64]:
+    """One pass over the units for :func:`moment_matrices` (upper triangle, mirrored)."""
+    n_x, n_v = x.shape[1], v.shape[1]
+    size = 1 + n_x + n_v
+    out = np.zeros((n_blocks, size, size))
+    w = np.empty(size)
+    w[0] = 1.0
+    for i in range(len(block)):
+        for j in range(n_x):
+            w[1 + j] = x[i, j]
+        for j in range(n_v):
+            w[1 + n_x + j] = v[i, j]
+        m = out[block[i]]
+        for j in range(size):
+            cw = c[i] * w[j]
+            for k in range(j, size):
+                m[j, k] += cw * w[k]
+    for b in range(n_blocks):
+        for j in range(size):
+            for k in range(j):
+                out[b, j, k] = out[b, k, j]
     return out
+
+
+def dense_codes(key: NDArray[np.integer], size: int
+                ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``np.unique(key, return_inverse=True)`` for keys in ``0 .. size - 1``, in one pass.
+
+    Counting instead of sorting: linear in the number of keys (16 million design-cell keys
+    of a national survey in about 0.2 s against 3 s for a sort).
+    """
+    present = np.bincount(key, minlength=size) > 0
+    codes = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
+    return codes, position[key]
 
 
 @dataclass(frozen=True)
@@ -119,8 +160,7 @@ def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     row_key = ((data.cell * n_pop + data.population[data.respondent]) * n_dept
                + data.department[data.respondent])
-    keys, row_cell = np.unique(row_key, return_inverse=True)
-    return keys, row_cell
+    return dense_codes(row_key, len(data.coords["cell"]) * n_pop * n_dept)
 
 
 def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
@@ -154,11 +194,10 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     unit_pop = data.population[unit_respondent]
     # a pattern: the population and the set of cells answered (bit mask words)
     masks = _cell_masks(row_unit, data.cell, n_units, n_cells)
-    patterns, unit_pattern = np.unique(np.column_stack([unit_pop, masks]), axis=0,
-                                       return_inverse=True)
-    class_rows, unit_class = np.unique(
-        np.column_stack([unit_pattern, data.department[unit_respondent]]), axis=0,
-        return_inverse=True)
+    patterns, unit_pattern = _patterns(unit_pop, masks, n_pop)
+    class_codes, unit_class = dense_codes(
+        unit_pattern * n_dept + data.department[unit_respondent], len(patterns) * n_dept)
+    class_rows = np.column_stack([class_codes // n_dept, class_codes % n_dept])
     row_slot = data.cell_impact[data.cell] if couple_impacts else np.zeros(len(data.y), int)
     sums = np.zeros((n_units, n_impacts if couple_impacts else 1))
     np.add.at(sums, (row_unit, row_slot), data.y)
@@ -179,6 +218,22 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
 
 
 _WORD = 62  # bits used per int64 word of a cell mask
+
+
+def _patterns(unit_pop: NDArray[np.integer], masks: NDArray[np.int64], n_pop: int
+              ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Distinct rows ``(population, mask words)`` sorted, and each unit's row among them.
+
+    The same as ``np.unique`` of the stacked columns with ``axis=0``, which sorts rows
+    as records (slow on millions of units); with one mask word, the usual case, the words
+    are hashed (``pandas.factorize``) and only the distinct ones sorted.
+    """
+    if masks.shape[1] != 1:
+        return np.unique(np.column_stack([unit_pop, masks]), axis=0, return_inverse=True)
+    unit_word, words = pd.factorize(masks[:, 0], sort=True)
+    codes, unit_pattern = dense_codes(unit_pop * len(words) + unit_word,
+                                      n_pop * len(words))
+    return np.column_stack([codes // len(words), words[codes % len(words)]]), unit_pattern
 
 
 def _cell_masks(group: NDArray[np.integer], cell: NDArray[np.integer], n_groups: int,
