@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.compile.mode import Mode
 
-from impactmodel.bayes.residual_squares import block_residual_squares
+from impactmodel.bayes.residual_squares import UNROLLED_UP_TO, block_residual_squares, kernel_source
 
 SIZES = {"weight": 4, "a1": 5, "a2": 3, "s1": 6, "s2": 2, "s3": 4}
 
@@ -68,7 +68,8 @@ def _function(index, coef, moments, mode: Mode):
 MODES = {"numba": Mode(linker="numba"), "c": Mode(linker="cvm", optimizer="fast_run")}
 
 
-@pytest.mark.parametrize(("mode", "slopes"), [("numba", 1), ("numba", 3), ("c", 2)])
+@pytest.mark.parametrize(("mode", "slopes"), [("numba", 1), ("numba", 3), ("c", 2),
+                                              ("numba", UNROLLED_UP_TO + 2)])
 def test_value_equals_the_unit_level_sum_and_gradients_the_finite_differences(mode, slopes):
     unit_block, x, v, index, coef, params = _problem(slopes=slopes)
     blocks = len(coef)
@@ -109,5 +110,11 @@ def test_inputs_of_the_wrong_rank_or_width_are_refused():
         block_residual_squares(moments, 2, a=a, s=(params["a1"], *s[1:]), coef=coef)
     with pytest.raises(TypeError, match="the moments have 2 slopes, not 3"):
         block_residual_squares(moments, 3, a=a, s=s, coef=coef)
-    with pytest.raises(ValueError, match="slopes must be 1 to 64"):
+    with pytest.raises(ValueError, match="slopes must be at least 1"):
         block_residual_squares(moments, 0, a=a, s=s, coef=coef)
+
+
+def test_kernel_source_is_generated_only_for_few_slopes():
+    assert "t2 = s1[j1, 2]" in kernel_source(3)
+    with pytest.raises(ValueError, match=f"slopes must be 1 to {UNROLLED_UP_TO}"):
+        kernel_source(UNROLLED_UP_TO + 1)
