@@ -26,9 +26,10 @@ def test_moment_matrices_are_the_weighted_sums_of_outer_products():
         moment_matrices(block + 1, blocks - 1, v, x)
 
 
-def test_dense_codes_equal_numpy_unique():
+@pytest.mark.parametrize("size", [120, 10**9])  # counted; too wide to count, sorted
+def test_dense_codes_equal_numpy_unique(size):
     key = np.random.default_rng(1).integers(0, 40, 300) * 3
-    codes, inverse = dense_codes(key, 120)
+    codes, inverse = dense_codes(key, size)
     expected_codes, expected_inverse = np.unique(key, return_inverse=True)
     np.testing.assert_array_equal(codes, expected_codes)
     np.testing.assert_array_equal(inverse, expected_inverse)

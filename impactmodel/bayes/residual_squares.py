@@ -261,6 +261,9 @@ def block_residual_squares(moments: dict[str, Any], slopes: int, *,
     weight : tuple, optional
         ``(weight, k)``: block ``b`` counts ``weight[k_b]`` times (default once).
 
+    Every index must lie within its array: the kernel does not check them (they are built
+    by :mod:`impactmodel.bayes.sufficient`, never taken from user input).
+
     Returns
     -------
     TensorVariable
