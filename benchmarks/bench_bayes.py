@@ -43,6 +43,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from impactmodel.bayes import SamplerSettings
+
+#: the package's default warm-up, used by every case unless --tune says otherwise
+DEFAULT_TUNE = SamplerSettings().tune
+
 CASE = r"""
 import json, os, resource, sys, time
 from dataclasses import replace
@@ -55,7 +60,7 @@ from impactmodel.bayes.sampling import _compiled
 
 model_name, n, formulation, sampler = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 draws, seed, tile, cache = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
-tune = int(sys.argv[9]) if len(sys.argv) > 9 else draws
+tune = int(sys.argv[9])
 PRACTICES = ["partners", "mode_cooperation", "maturity"]
 
 
@@ -147,7 +152,7 @@ def _case_argv(args: argparse.Namespace, model: str, n: int, formulation: str,
                sampler: str, seed: int) -> list[str]:
     """The command line of one case's subprocess."""
     return [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
-            str(seed), str(args.tile), str(args.cache), str(args.tune or args.draws)]
+            str(seed), str(args.tile), str(args.cache), str(args.tune)]
 
 
 def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sampler: str,
@@ -203,8 +208,8 @@ def main() -> None:
                         help="formulation:sampler pairs; naive:pymc is the baseline")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
-    parser.add_argument("--tune", type=int, default=None,
-                        help="tuning steps per chain (default: as many as draws)")
+    parser.add_argument("--tune", type=int, default=DEFAULT_TUNE,
+                        help="tuning steps per chain (default: the package's)")
     parser.add_argument("--tile", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed per case (a case over it is reported)")
@@ -212,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=max(Console().width, 240))
     table = Table(title=f"Bayesian impact models: 4 chains x {args.draws} draws "
-                        f"(+ {args.tune or args.draws} tuning), medians over seeds {args.seeds}")
+                        f"(+ {args.tune} tuning), medians over seeds {args.seeds}")
     for col in COLUMNS:
         table.add_column(col, justify="right")
     for n in args.respondents:

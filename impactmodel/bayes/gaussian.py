@@ -35,7 +35,9 @@ Coding, chosen for sampling as much as for meaning:
   badly); each has hundreds of scores behind it, so no pooling is needed.
 - impact / lens / dimension parts of the effects sum to zero (``ZeroSumNormal``, their sds
   estimated); the population part sums to zero with a fixed prior sd (an sd estimated
-  from four populations would be a prior in disguise).
+  from four populations would be a prior in disguise). ``b`` and the population part are
+  sampled as per-population levels around a centre (same prior; the populations' very
+  unequal sizes otherwise make them the slowest-mixing parameters).
 - region and department deviations: region sum-to-zero, departments nested in their
   region; *centred* when departments hold many respondents, *non-centred* when few
   (:func:`choose_parametrisation`).

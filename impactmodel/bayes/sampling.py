@@ -44,6 +44,9 @@ class SamplerSettings:
         ``nutpie`` (default, compiled with numba), ``pymc`` (PyMC's own NUTS) or ``advi``
         (mean-field variational approximation: fast, approximate, never "converged").
     draws, tune, chains : int
+        ``tune``: nutpie's warm-up steps per chain, 500 by default (benchmarks/README.md,
+        session 9: at 81,471 and 814,710 respondents every seed passed with 500; the
+        small-survey failures did not depend on it).
     seed : int
     target_accept : float
         NUTS target acceptance (0.8, nutpie's and PyMC's default: the models are
@@ -56,7 +59,7 @@ class SamplerSettings:
 
     sampler: Sampler = "nutpie"
     draws: int = 1000
-    tune: int = 1000
+    tune: int = 500
     chains: int = 4
     seed: int = 0
     target_accept: float = 0.8
