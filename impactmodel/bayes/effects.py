@@ -78,6 +78,59 @@ def within_group_basis(group: NDArray[np.integer]) -> NDArray[np.float64]:
     return np.column_stack(columns) if columns else np.zeros((len(group), 0))
 
 
+def iid_normal_by_group(name: str, group: NDArray[np.integer], mu: float, sigma: float,
+                        dims: tuple[str, ...]) -> pt.TensorVariable:
+    """Declare ``name ~ N(mu, sigma)`` iid, sampled as group means and deviations.
+
+    The same prior, reparametrised: the units of group ``g`` (``n_g`` of them) are
+    ``mean_g + dev``, with ``mean_g ~ N(mu, sigma / sqrt(n_g))`` (``{name}_mean``) and
+    ``dev`` the iid normal's projection on the vectors summing to zero within the group:
+    ``sigma`` times standard normal coordinates (``{name}_within``) in an orthonormal
+    basis of that subspace, a Householder reflection per group (``O(n)``: the last unit
+    gets ``-S / sqrt(n_g)``, the others ``y - S / (n_g + sqrt(n_g))``, ``S`` the group's
+    sum of coordinates). For an iid normal the mean and the deviations are independent,
+    so nothing changes but the coordinates the sampler moves in: when the data pin the
+    differences within a group down better than its common level (intercepts of cells
+    answered by the same respondents share the uncertainty of their traits), the common
+    level is one parameter instead of a direction across all of them.
+
+    Parameters
+    ----------
+    name : str
+    group : ndarray of int, shape (units,)
+        Group of each unit (flattened ``dims``), coded ``0 .. groups - 1``.
+    mu, sigma : float
+    dims : tuple of str
+        Of the returned tensor (``units`` = the product of their lengths).
+
+    Returns
+    -------
+    TensorVariable
+        ``name`` (a deterministic), shaped by ``dims``.
+    """
+    model = pm.modelcontext(None)
+    group = np.asarray(group, dtype=np.int64)
+    sizes = np.bincount(group)
+    if (sizes == 0).any():
+        raise ValueError(f"{name}: groups must be coded 0 .. groups - 1 without gaps")
+    order = np.argsort(group, kind="stable")
+    last = np.zeros(len(group), dtype=bool)
+    last[order[np.cumsum(sizes) - 1]] = True  # the last unit of each group
+    free = np.flatnonzero(~last)
+    root = np.sqrt(sizes)
+    coef = np.where(last, 1.0 / root[group], 1.0 / (sizes + root)[group])
+    for coord, length in ((f"{name}_group", len(sizes)), (f"{name}_contrast", len(free))):
+        if coord not in model.coords:
+            model.add_coord(coord, list(range(length)))
+    mean = pm.Normal(f"{name}_mean", mu, sigma / root, dims=f"{name}_group")
+    y = pm.Normal(f"{name}_within", 0.0, sigma, dims=f"{name}_contrast")
+    full = pt.zeros(len(group))[free].set(y)
+    group_sum = pt.zeros(len(sizes))[group[free]].inc(y)
+    value = mean[group] + full - group_sum[group] * coef
+    shape = [len(model.coords[d]) for d in dims]
+    return pm.Deterministic(name, value.reshape(shape), dims=dims)
+
+
 def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
                            dims: str, spatial: AdjacencyGraph | None = None

@@ -32,7 +32,10 @@ Coding, chosen for sampling as much as for meaning:
 
 - ``alpha[c, p]``: one intercept per cell x population (questionnaires differ by
   population, so an additive cell + population split is only weakly identified and mixes
-  badly); each has hundreds of scores behind it, so no pooling is needed.
+  badly); each has hundreds of scores behind it, so no pooling is needed. Sampled as the
+  mean of each impact's intercepts per population plus deviations (the same iid prior,
+  :func:`~impactmodel.bayes.effects.iid_normal_by_group`): respondents' traits make the
+  common level of one impact's intercepts less certain than their differences.
 - impact / lens / dimension parts of the effects sum to zero (``ZeroSumNormal``, their sds
   estimated); the population part sums to zero with a fixed prior sd (an sd estimated
   from four populations would be a prior in disguise). ``b`` and the population part are
@@ -55,7 +58,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from impactmodel.bayes.containers import PackedArrays
-from impactmodel.bayes.effects import practice_effects, territorial_deviations, trait_covariance
+from impactmodel.bayes.effects import (
+    iid_normal_by_group,
+    practice_effects,
+    territorial_deviations,
+    trait_covariance,
+)
 from impactmodel.bayes.model_data import ScoreData
 from impactmodel.bayes.priors import ScaleScorePriors
 from impactmodel.bayes.residual_squares import block_residual_squares
@@ -158,6 +166,24 @@ def _data_arrays(stats: ScoreStatistics, couple_impacts: bool) -> dict[str, np.n
     return arrays
 
 
+def _intercept_groups(data: ScoreData, stats: ScoreStatistics) -> np.ndarray:
+    """Group of each intercept ``alpha[cell, population]`` (flattened), for sampling.
+
+    The cells of one impact that a population answers form a group: a respondent's trait
+    shifts all of them alike, so their common level is less certain than their differences
+    (posterior correlations of 0.4-0.5 at 81,471 respondents). An intercept without data
+    (a cell the population is not asked) is a group of its own.
+    """
+    n_pop = len(data.coords["population"])
+    n_flat = len(data.coords["cell"]) * n_pop
+    observed = np.zeros(n_flat, dtype=bool)
+    observed[stats.cell * n_pop + stats.population] = True
+    flat = np.arange(n_flat)
+    key = np.where(observed, data.cell_impact[flat // n_pop] * n_pop + flat % n_pop,
+                   len(data.coords["impact"]) * n_pop + flat)
+    return np.unique(key, return_inverse=True)[1].astype(np.int64)
+
+
 def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
                       parametrisation: Parametrisation = "auto",
                       correlated_traits: bool = False,
@@ -192,13 +218,15 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
     c = data.coords
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
-    arrays = _data_arrays(score_statistics(data, correlated_traits), correlated_traits)
+    stats = score_statistics(data, correlated_traits)
+    arrays = _data_arrays(stats, correlated_traits)
+    intercept_group = _intercept_groups(data, stats)
     packed, slopes = PackedArrays.pack(arrays), arrays["rows_sx"].shape[1]
     n_impacts = len(c["impact"])
     with pm.Model(coords={**c, "impact_bis": list(c["impact"])}) as model:
         d = packed.tensors()
-        alpha = pm.Normal("alpha", p.intercept_mean, p.intercept_sd,
-                          dims=("cell", "population"))
+        alpha = iid_normal_by_group("alpha", intercept_group, p.intercept_mean,
+                                    p.intercept_sd, dims=("cell", "population"))
         u_dept = territorial_deviations(
             "u", data.department_region, p.region_sd, p.department_sd, centred,
             dims="impact", spatial=spatial)
@@ -276,7 +304,8 @@ def scale_score_model(data: ScoreData, priors: ScaleScorePriors | None = None,
                      - d["n_rows"] * pt.log(sigma) - 0.5 * log_det
                      - 0.5 * (sse / s2 - shared / s2**2))
     structure = ("scale_score", tuple((k, tuple(v)) for k, v in c.items()),
-                 tuple(data.department_region), p, centred, n_impacts, correlated_traits,
+                 tuple(data.department_region), tuple(intercept_group), p, centred,
+                 n_impacts, correlated_traits,
                  None if spatial is None else (spatial.pairs.tobytes(),
                                                spatial.scaling.tobytes()),
                  packed.structure)
