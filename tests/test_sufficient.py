@@ -24,6 +24,17 @@ def test_moment_matrices_are_the_weighted_sums_of_outer_products():
     np.testing.assert_array_equal(unweighted[:, 0, 0], np.bincount(block, minlength=blocks))
     with pytest.raises(ValueError, match=r"blocks must be in 0 \.\. 4"):
         moment_matrices(block + 1, blocks - 1, v, x)
+    # x and weights per source (respondent), each unit reading its source's row
+    source = rng.integers(0, 7, units)
+    x_src, c_src = rng.normal(size=(7, 3)), rng.gamma(2.0, 1.0, 7)
+    expected = np.zeros((blocks, 6, 6))
+    for i in range(units):
+        w = np.concatenate([[1.0], x_src[source[i]], v[i]])
+        expected[block[i]] += c_src[source[i]] * np.outer(w, w)
+    np.testing.assert_allclose(moment_matrices(block, blocks, v, x_src, c_src, source=source),
+                               expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"source must give each unit a row of x"):
+        moment_matrices(block, blocks, v, x_src, c_src, source=source + 1)
 
 
 @pytest.mark.parametrize("size", [120, 10**9])  # counted; too wide to count, sorted

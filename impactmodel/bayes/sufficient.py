@@ -39,8 +39,8 @@ from impactmodel.bayes.model_data import ScoreData
 
 
 def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.float64],
-                    x: NDArray[np.float64], weights: NDArray[np.float64] | None = None
-                    ) -> NDArray[np.float64]:
+                    x: NDArray[np.float64], weights: NDArray[np.float64] | None = None,
+                    source: NDArray[np.integer] | None = None) -> NDArray[np.float64]:
     """Per block, the moment matrix ``sum c w w'`` of ``w = (1, x, v)`` over its units.
 
     Parameters
@@ -55,6 +55,11 @@ def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.flo
         Each unit's weight ``c`` in the sums (default 1: a weighted pseudo-likelihood
         multiplies each unit's log-density by its weight, and the log-density is
         quadratic in ``w``).
+    source : ndarray of int, shape (units,), optional
+        When given, ``x`` and ``weights`` have one row per *source* (a respondent) and
+        unit ``i`` reads row ``source[i]``: the same as passing ``x[source]`` and
+        ``weights[source]``, without building them (16 million rows of a national
+        survey).
 
     Returns
     -------
@@ -64,30 +69,41 @@ def moment_matrices(block: NDArray[np.integer], n_blocks: int, v: NDArray[np.flo
     block64 = np.asarray(block, dtype=np.int64)
     if len(block64) and (block64.min() < 0 or block64.max() >= n_blocks):
         raise ValueError(f"blocks must be in 0 .. {n_blocks - 1}")
+    if source is None:
+        rows = np.arange(len(block64), dtype=np.int64)
+    else:
+        rows = np.asarray(source, dtype=np.int64)
+        if len(rows) != len(block64) or (len(rows) and (rows.min() < 0
+                                                        or rows.max() >= len(x))):
+            raise ValueError(f"source must give each unit a row of x, in 0 .. {len(x) - 1}")
     c = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
     return _accumulate_moments(block64, n_blocks, np.ascontiguousarray(x, dtype=np.float64),
-                               np.ascontiguousarray(v, dtype=np.float64).reshape(len(x), -1),
-                               c)
+                               rows, np.ascontiguousarray(v, dtype=np.float64).reshape(
+                                   len(block64), -1), c)
 
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate_moments(block: NDArray[np.int64], n_blocks: int, x: NDArray[np.float64],
-                        v: NDArray[np.float64], c: NDArray[np.float64]
-                        ) -> NDArray[np.float64]:
-    """One pass over the units for :func:`moment_matrices` (upper triangle, mirrored)."""
+                        rows: NDArray[np.int64], v: NDArray[np.float64],
+                        c: NDArray[np.float64]) -> NDArray[np.float64]:
+    """One pass over the units for :func:`moment_matrices` (upper triangle, mirrored).
+
+    Unit ``i`` reads ``x[rows[i]]`` and ``c[rows[i]]``.
+    """
     n_x, n_v = x.shape[1], v.shape[1]
     size = 1 + n_x + n_v
     out = np.zeros((n_blocks, size, size))
     w = np.empty(size)
     w[0] = 1.0
     for i in range(len(block)):
+        r = rows[i]
         for j in range(n_x):
-            w[1 + j] = x[i, j]
+            w[1 + j] = x[r, j]
         for j in range(n_v):
             w[1 + n_x + j] = v[i, j]
         m = out[block[i]]
         for j in range(size):
-            cw = c[i] * w[j]
+            cw = c[r] * w[j]
             for k in range(j, size):
                 m[j, k] += cw * w[k]
     for b in range(n_blocks):
@@ -189,8 +205,8 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
     keys, design_cell = design_cells(data)
     weight = data.respondent_weight
-    rows = moment_matrices(design_cell, len(keys), data.y, data.regressors[data.respondent],
-                           weight[data.respondent])
+    rows = moment_matrices(design_cell, len(keys), data.y, data.regressors, weight,
+                           source=data.respondent)
 
     row_unit = data.respondent if couple_impacts else data.group
     n_units = int(row_unit.max()) + 1
@@ -203,11 +219,13 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
     class_codes, unit_class = dense_codes(
         unit_pattern * n_dept + data.department[unit_respondent], len(patterns) * n_dept)
     class_rows = np.column_stack([class_codes // n_dept, class_codes % n_dept])
-    row_slot = data.cell_impact[data.cell] if couple_impacts else np.zeros(len(data.y), int)
-    sums = np.zeros((n_units, n_impacts if couple_impacts else 1))
-    np.add.at(sums, (row_unit, row_slot), data.y)
-    classes = moment_matrices(unit_class, len(class_rows), sums,
-                              data.regressors[unit_respondent], weight[unit_respondent])
+    n_slots = n_impacts if couple_impacts else 1
+    row_slot = (row_unit * n_slots + data.cell_impact[data.cell] if couple_impacts
+                else row_unit)
+    sums = np.bincount(row_slot, weights=data.y, minlength=n_units * n_slots).reshape(
+        n_units, n_slots)
+    classes = moment_matrices(unit_class, len(class_rows), sums, data.regressors, weight,
+                              source=unit_respondent)
     members = [_cells_of_mask(words) for words in patterns[:, 1:]]
     counts = np.array([np.bincount(data.cell_impact[m], minlength=n_impacts)
                        for m in members], dtype=np.int64)
@@ -219,7 +237,8 @@ def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
         pattern_units=np.bincount(unit_pattern, weights=weight[unit_respondent],
                                   minlength=len(patterns)),
         member_pattern=np.repeat(np.arange(len(members)), [len(m) for m in members]),
-        member_cell=np.concatenate(members), n_rows=float(weight[data.respondent].sum()))
+        member_cell=np.concatenate(members),
+        n_rows=float(weight @ np.bincount(data.respondent, minlength=len(weight))))
 
 
 _WORD = 62  # bits used per int64 word of a cell mask
