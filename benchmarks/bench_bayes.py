@@ -222,7 +222,7 @@ def main() -> None:
         table.add_column(col, justify="right")
     for n in args.respondents:
         subprocess.run([sys.executable, "-c", CASE, "simulate", str(n), "-", "-", "0", "0",
-                        "1", str(args.cache)], check=True, capture_output=True)
+                        "1", str(args.cache), "0"], check=True, capture_output=True)
     for model in args.models:
         for n in args.respondents:
             summary: dict[str, list[dict[str, float]]] = {}
