@@ -44,9 +44,10 @@ class SamplerSettings:
         ``nutpie`` (default, compiled with numba), ``pymc`` (PyMC's own NUTS) or ``advi``
         (mean-field variational approximation: fast, approximate, never "converged").
     draws, tune, chains : int
-        ``tune``: nutpie's warm-up steps per chain, 500 by default (benchmarks/README.md,
-        session 9: at 81,471 and 814,710 respondents every seed passed with 500; the
-        small-survey failures did not depend on it).
+        ``tune``: warm-up steps per chain, 300 by default as in nutpie
+        (benchmarks/README.md, session 9: with the reparametrised effects every measured
+        seed passed at 81,471 and 814,710 respondents with 300 steps; 1,000 brought
+        nothing there, and the small-survey failures do not depend on it).
     seed : int
     target_accept : float
         NUTS target acceptance (0.8, nutpie's and PyMC's default: the models are
@@ -59,7 +60,7 @@ class SamplerSettings:
 
     sampler: Sampler = "nutpie"
     draws: int = 1000
-    tune: int = 500
+    tune: int = 300
     chains: int = 4
     seed: int = 0
     target_accept: float = 0.8
