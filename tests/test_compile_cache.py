@@ -195,3 +195,26 @@ def test_package_models_load_from_the_cache_with_the_same_density(model_name, sm
     # with the model's own data (a C-compiled reference costs minutes at this size; the
     # densities themselves are checked against formulas in the models' own tests)
     assert_same_density(lambda x: tuple(np.asarray(v) for v in fresh.logp_func(x)), loaded)
+
+
+def test_every_op_kernel_of_the_package_is_in_the_compiled_sources():
+    """A graph names the package's own Ops, not their code: the modules defining them
+    must be hashed into the key (COMPILED_SOURCES), or an edited kernel would be served
+    stale from the cache."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pytensor.graph.op import Op
+
+    import impactmodel.bayes
+    from impactmodel.bayes.compile_cache import COMPILED_SOURCES
+
+    defining = set()
+    for info in pkgutil.iter_modules(impactmodel.bayes.__path__):
+        module = importlib.import_module(f"impactmodel.bayes.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Op) and cls.__module__ == module.__name__:
+                defining.add(f"{info.name}.py")
+    assert defining == {"cumulative_logit.py", "residual_squares.py"}
+    assert defining <= set(COMPILED_SOURCES)

@@ -18,8 +18,10 @@ The folder's name is a hash of everything the compiled code depends on: the mode
 (:func:`graph_fingerprint`: every operation and constant of its log-density and
 deterministics, about 0.3 s to compute), its structure key
 (:class:`~impactmodel.bayes.sampling.BuiltModel`, the key that lets one process reuse a
-compiled model on new data), the source of :mod:`impactmodel.bayes` and the versions of
-Python, numpy, PyMC, PyTensor, numba and nutpie. A folder is used only
+compiled model on new data), the source of the modules whose code the graph does not show
+(:data:`COMPILED_SOURCES`: the callbacks' template and the package's own ``Op`` kernels)
+and the versions of Python, numpy, PyMC, PyTensor, numba and nutpie. A change elsewhere in
+:mod:`impactmodel.bayes` recompiles only the models whose graph it changes. A folder is used only
 when its manifest (written last) is present and agrees with the model's free variables;
 anything else compiles afresh. nutpie's own compile is used when the model does not fit
 the scheme (data containers without unique names) or the cache cannot be written.
@@ -132,12 +134,19 @@ def cache_root() -> Path:
     return Path(base) / "impactmodel" / "compiled"
 
 
+#: modules of :mod:`impactmodel.bayes` whose code runs in a compiled model beyond what its
+#: graph shows: this module (the callbacks' template) and those defining the package's
+#: own ``Op`` kernels (a graph names an ``Op`` and its props, not its code). Everything
+#: else reaches the compiled code only through the graph, which the fingerprint hashes.
+COMPILED_SOURCES = ("compile_cache.py", "cumulative_logit.py", "residual_squares.py")
+
+
 def _source_digest() -> str:
-    """Hash of :mod:`impactmodel.bayes`' source (any change there recompiles)."""
+    """Hash of the :data:`COMPILED_SOURCES` (a change there recompiles every model)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for name in COMPILED_SOURCES:
+        digest.update(name.encode())
+        digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()
 
 
