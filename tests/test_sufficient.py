@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impactmodel.bayes.sufficient import _cell_masks, _patterns, dense_codes, moment_matrices
+from impactmodel.bayes.sufficient import (
+    _cell_masks,
+    _cells_of_mask,
+    _design_keys,
+    _patterns,
+    dense_codes,
+    moment_matrices,
+)
 
 
 def test_moment_matrices_are_the_weighted_sums_of_outer_products():
@@ -59,3 +66,23 @@ def test_patterns_equal_numpy_unique_of_the_rows(n_cells):
                                            return_inverse=True)
     np.testing.assert_array_equal(patterns, expected)
     np.testing.assert_array_equal(unit_pattern, expected_inverse)
+
+
+@pytest.mark.parametrize("n_cells", [54, 130])
+def test_cell_masks_hold_exactly_each_groups_cells(n_cells):
+    rng = np.random.default_rng(4)
+    group, cell = rng.integers(0, 30, 500), rng.integers(0, n_cells, 500)
+    masks = _cell_masks(group, cell, 31, n_cells)  # group 30 has no rows
+    for g in range(31):
+        np.testing.assert_array_equal(_cells_of_mask(masks[g]), np.unique(cell[group == g]))
+
+
+def test_design_keys_are_cell_population_department_codes():
+    rng = np.random.default_rng(5)
+    respondent = rng.integers(0, 40, 300)
+    cell, population, department = (rng.integers(0, 54, 300), rng.integers(0, 4, 40),
+                                    rng.integers(0, 101, 40))
+    expected = [(c * 4 + population[r]) * 101 + department[r]
+                for c, r in zip(cell, respondent, strict=True)]
+    np.testing.assert_array_equal(_design_keys(cell, respondent, population, department, 4, 101),
+                                  expected)

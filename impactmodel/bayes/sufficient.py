@@ -179,9 +179,23 @@ def design_cells(data: ScoreData) -> tuple[NDArray[np.int64], NDArray[np.int64]]
     Keys are ``(cell * populations + population) * departments + department``, increasing.
     """
     n_pop, n_dept = len(data.coords["population"]), len(data.coords["department"])
-    row_key = ((data.cell * n_pop + data.population[data.respondent]) * n_dept
-               + data.department[data.respondent])
+    row_key = _design_keys(np.asarray(data.cell, dtype=np.int64),
+                           np.asarray(data.respondent, dtype=np.int64),
+                           np.asarray(data.population, dtype=np.int64),
+                           np.asarray(data.department, dtype=np.int64), n_pop, n_dept)
     return dense_codes(row_key, len(data.coords["cell"]) * n_pop * n_dept)
+
+
+@numba.njit(cache=True, nogil=True)
+def _design_keys(cell: NDArray[np.int64], respondent: NDArray[np.int64],
+                 population: NDArray[np.int64], department: NDArray[np.int64], n_pop: int,
+                 n_dept: int) -> NDArray[np.int64]:
+    """``(cell * n_pop + population) * n_dept + department`` of each row, in one pass."""
+    key = np.empty(len(cell), dtype=np.int64)
+    for i in range(len(cell)):
+        r = respondent[i]
+        key[i] = (cell[i] * n_pop + population[r]) * n_dept + department[r]
+    return key
 
 
 def score_statistics(data: ScoreData, couple_impacts: bool) -> ScoreStatistics:
@@ -265,11 +279,17 @@ def _cell_masks(group: NDArray[np.integer], cell: NDArray[np.integer], n_groups:
     """Per group, the answered cells as ``ceil(n_cells / 62)`` int64 bit-mask words."""
     n_words = -(-n_cells // _WORD)
     masks = np.zeros((n_groups, n_words), dtype=np.int64)
-    for w in range(n_words):
-        in_word = (cell // _WORD) == w
-        np.bitwise_or.at(masks[:, w], group[in_word],
-                         np.left_shift(1, cell[in_word] % _WORD).astype(np.int64))
+    _set_cell_bits(np.asarray(group, dtype=np.int64), np.asarray(cell, dtype=np.int64), masks)
     return masks
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_cell_bits(group: NDArray[np.int64], cell: NDArray[np.int64],
+                   masks: NDArray[np.int64]) -> None:
+    """Set bit ``cell % 62`` of word ``cell // 62`` of each row's group, in one pass."""
+    for i in range(len(group)):
+        c = cell[i]
+        masks[group[i], c // _WORD] |= np.int64(1) << np.int64(c % _WORD)
 
 
 def _cells_of_mask(words: NDArray[np.int64]) -> NDArray[np.int64]:
