@@ -275,7 +275,13 @@ def test_predictive_check_passes_on_the_right_model_and_fails_on_wrong_data(mixe
 
 def test_a_second_fit_reuses_the_compiled_model_with_the_new_data(mixed):
     """Same structure, new data: the compiled model is reused (no compilation) and samples
-    exactly what a model compiled afresh on the new data samples; not the old data's."""
+    what a model compiled afresh on the new data samples; not the old data's.
+
+    "The same" to 1e-6, not to the last bit: when the reused model was loaded from the
+    disk cache (compiled by another process), its draws differ from nutpie's own compile
+    in the 8th digit after 60 iterations (3.5e-8 relative, seen on a fresh clone), the
+    rounding of differently optimised code amplified along the trajectories; draws from
+    the old data differ in the first digit."""
     fit, _ = mixed
     other, _ = synthetic(seed=4)
     built = scale_score_model(other, fit.priors)
@@ -288,8 +294,8 @@ def test_a_second_fit_reuses_the_compiled_model_with_the_new_data(mixed):
     options = {"draws": 30, "tune": 30, "chains": 1, "seed": 3, "progress_bar": False}
     draws = {name: nutpie.sample(compiled, **options)["posterior"]["b"].values
              for name, compiled in [("reused", reused), ("fresh", fresh), ("old", old_data)]}
-    np.testing.assert_allclose(draws["reused"], draws["fresh"], rtol=1e-10)
-    assert not np.allclose(draws["reused"], draws["old"])
+    np.testing.assert_allclose(draws["reused"], draws["fresh"], rtol=1e-6)
+    assert not np.allclose(draws["reused"], draws["old"], rtol=1e-3)
 
 
 def test_correlated_traits_are_recovered_and_their_log_likelihood_adds_up():
