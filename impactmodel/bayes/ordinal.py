@@ -37,7 +37,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from impactmodel.bayes.containers import PackedArrays
-from impactmodel.bayes.cumulative_logit import cumulative_logit_logp
+from impactmodel.bayes.cumulative_logit import DATA as CUMULATIVE_LOGIT_DATA
+from impactmodel.bayes.cumulative_logit import answer_indices, cumulative_logit_logp
 from impactmodel.bayes.effects import (
     practice_effects,
     territorial_deviations,
@@ -80,9 +81,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     n_items = len(c["item"])
     pair_of = np.full((n_items, n_pop), -1, dtype=np.int64)  # -1: no answer uses it
     pair_of[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
-    arrays = {"y": data.y, "item": data.item, "respondent": data.respondent,
-              "item_impact": data.item_impact, "pair_of": pair_of, "x": data.x,
-              "z": data.z, "resp_population": data.population,
+    answers = answer_indices(data.x, data.y, data.item, data.respondent, data.item_impact,
+                             pair_of, data.population, data.n_levels, n_impacts)
+    arrays = {**answers, "x": data.x, "z": data.z, "resp_population": data.population,
               "resp_department": data.department}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
@@ -122,8 +123,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         lower, upper = wide[:, :-1], wide[:, 1:]  # item x category
         likelihood = cumulative_logit_logp(
             pt.log1mexp(lower - upper).reshape((-1,)), pt.exp(-upper).reshape((-1,)),
-            pt.exp(lower).reshape((-1,)), shift, per_person, slope_item, x, d["y"],
-            d["item"], d["respondent"], d["item_impact"], d["pair_of"], d["resp_population"])
+            pt.exp(lower).reshape((-1,)), shift, per_person, slope_item,
+            *(d[name] for name, _ in CUMULATIVE_LOGIT_DATA))
         pm.Potential("likelihood", likelihood[0])
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
