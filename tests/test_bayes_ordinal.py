@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import potential_at_draw
 from scipy.special import expit
+from scipy.stats import multivariate_normal
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings
@@ -29,7 +30,9 @@ PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperat
 
 def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
     """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta)),
-    with eta assembled here from the parameters as the module docstring writes it."""
+    and the respondents' locations have the multivariate normal prior around their
+    respondent-level predictor, with eta and the predictor assembled here from the
+    parameters as the module docstring writes them."""
     paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), tmp_path)
     survey = load_survey(paths["respondents"], paths["codebook"])
     data = build_item_data(survey, ["partners", "maturity"], ["age_group"])
@@ -37,29 +40,37 @@ def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
     rng = np.random.default_rng(4)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
-             "trait_z", "effect_cell", "b_population", "b_department"]
+             "person", "effect_cell", "b_population", "b_department"]
     outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
-    values = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
-                              point_fn=True)(point)
-    potential, parameters = values[0], dict(zip(names, values[1:], strict=True))
+    person_prior = model.logp(vars=[model["person"]])
+    values = model.compile_fn([*outputs, person_prior], inputs=model.value_vars,
+                              on_unused_input="ignore", point_fn=True)(point)
+    potential, prior = values[0], values[-1]
+    parameters = dict(zip(names, values[1:-1], strict=True))
     kappa, delta, u = parameters["kappa"], parameters["delta"], parameters["u_department"]
+    person = parameters["person"]
     i, j = data.respondent, data.item
-    p, dep = data.population[i], data.department[i]
+    p = data.population[i]
     m = data.item_impact[j]
-    slope = (parameters["effect_cell"][:, m, data.item_lens[j], data.item_dimension[j]]
-             + parameters["b_population"][:, p] + parameters["b_department"][:, dep])
-    # traits: theta_i = diag(sd) chol(correlation) z_i
-    factor = (parameters["trait_sd"][:, None]
-              * np.linalg.cholesky(parameters["trait_correlation"]))
-    theta = parameters["trait_z"] @ factor.T
-    assert abs(parameters["trait_correlation"][0, 1]) > 0.01  # a correlated point
-    eta = (delta[j, p] + u[m, dep] + np.sum(data.z[i] * parameters["gamma"][m], axis=1)
-           + theta[i, m]
-           + np.sum(data.x[i] * slope.T, axis=1))
+    cell_slope = parameters["effect_cell"][:, m, data.item_lens[j], data.item_dimension[j]]
+    eta = delta[j, p] + person[i, m] + np.sum(data.x[i] * cell_slope.T, axis=1)
     cuts = np.column_stack([np.full(len(kappa), -np.inf), kappa, np.full(len(kappa), np.inf)])
     prob = expit(cuts[j, data.y + 1] - eta) - expit(cuts[j, data.y] - eta)
     assert np.isnan(delta).sum() > 0  # items not asked of a population have no shift
     assert potential == pytest.approx(np.log(prob).sum(), rel=1e-9)
+    # location_i ~ MvNormal(z_i gamma + u[., dept] + x_i (b_population + b_department),
+    #                       diag(sd) R diag(sd))
+    dept = data.department
+    slope = (parameters["b_population"][:, data.population]
+             + parameters["b_department"][:, dept])  # practice x respondent
+    mean = (data.z @ parameters["gamma"].T + u[:, dept].T
+            + np.sum(data.x * slope.T, axis=1)[:, None])
+    sd, correlation = parameters["trait_sd"], parameters["trait_correlation"]
+    assert abs(correlation[0, 1]) > 0.01  # a correlated point
+    covariance = correlation * np.outer(sd, sd)
+    expected = sum(multivariate_normal(mean[r], covariance).logpdf(person[r])
+                   for r in range(len(person)))
+    assert prior == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.fixture(scope="module")

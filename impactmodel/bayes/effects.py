@@ -203,7 +203,12 @@ def _overall_and_population(effect_sd: float, population_sd: float
         b = pm.Normal("b", 0.0, effect_sd, dims="practice")
         return b, pm.ZeroSumNormal("b_population", sigma=population_sd, dims=dims)
     centre = pm.Normal("b_centre", 0.0, float(np.sqrt(centre_var)), dims="practice")
-    level = pm.Normal("b_population_level", centre[:, None], population_sd, dims=dims)
+    # a constant shape: sized by the dims alone, the log-density would read the
+    # population dimension's length from a shared variable, which the compile cache
+    # cannot key (the model would be compiled again in every process)
+    shape = (len(model.coords["practice"]), n_pop)
+    level = pm.Normal("b_population_level", centre[:, None], population_sd, dims=dims,
+                      shape=shape)
     b = pm.Deterministic("b", pt.mean(level, axis=1), dims="practice")
     return b, pm.Deterministic("b_population", level - b[:, None], dims=dims)
 
@@ -257,3 +262,71 @@ def trait_covariance(sd_scale: float, correlation_eta: float,
     pm.Deterministic("trait_sd", sd, dims="impact")
     pm.Deterministic("trait_correlation", correlation, dims=("impact", "impact_bis"))
     return pm.Deterministic("trait_chol", chol, dims=("impact", "impact_bis"))
+
+
+def _locations_logp(value: pt.TensorVariable, mean: pt.TensorVariable,
+                    chol: pt.TensorVariable) -> pt.TensorVariable:
+    """Multivariate normal log-density of each row of ``value`` (one triangular solve).
+
+    One covariance for every row: PyMC hands ``chol`` broadcast to the rows' batch
+    shape, and the first copy is used.
+    """
+    n = value.shape[-1]
+    chol = chol[(0,) * (chol.ndim - 2)] if chol.ndim > 2 else chol
+    deviation = (value - mean).reshape((-1, n))
+    standard = pt.linalg.solve_triangular(chol, deviation.T, lower=True)  # n x rows
+    per_row = (-0.5 * pt.sum(standard**2, axis=0) - pt.sum(pt.log(pt.diag(chol)))
+               - 0.5 * n * np.log(2 * np.pi))
+    return per_row.reshape(value.shape[:-1])
+
+
+def _locations_random(mean: NDArray[np.float64], chol: NDArray[np.float64],
+                      rng: np.random.Generator | None = None,
+                      size: tuple[int, ...] | None = None) -> NDArray[np.float64]:
+    """Draw rows ``mean + chol @ standard normal``."""
+    generator = rng if rng is not None else np.random.default_rng()
+    batch = size if size is not None else np.broadcast_shapes(np.shape(mean)[:-1],
+                                                              np.shape(chol)[:-2])
+    standard = generator.standard_normal((*batch, np.shape(mean)[-1]))
+    return np.asarray(mean + np.einsum("...ij,...j->...i", chol, standard))
+
+
+def _locations_support_point(rv: pt.TensorVariable, size: pt.TensorVariable,
+                             mean: pt.TensorVariable, chol: pt.TensorVariable
+                             ) -> pt.TensorVariable:
+    """Start at the means."""
+    return pt.broadcast_to(mean, rv.shape)
+
+
+def trait_locations(name: str, mean: pt.TensorVariable, chol: pt.TensorVariable,
+                    dims: tuple[str, str]) -> pt.TensorVariable:
+    """Declare each respondent's location per impact: ``MvNormal(mean_i, chol chol')``.
+
+    The trait is the location minus its mean (``trait_i = location_i - mean_i``, with
+    the covariance of :func:`trait_covariance`): the same model as a trait drawn around
+    zero and added to ``mean_i``, in hierarchically centred coordinates (Gelfand, Sahu
+    and Carlin 1995). Why: a respondent's answers pin down their location, not its split
+    between the trait and the respondent-level parts of ``mean`` (covariates, department
+    intercepts, the slopes' population and department parts). Drawn as a standardised
+    trait, every one of those parts moves together with the traits of all the
+    respondents it touches; drawn as locations, those parts are informed through the
+    locations' normal prior, as in a regression, and move on their own. The log-density
+    is written with one triangular solve over all respondents (PyMC's ``MvNormal`` with a
+    batched mean solves row by row).
+
+    Parameters
+    ----------
+    name : str
+    mean : TensorVariable, shape (respondents, impacts)
+    chol : TensorVariable, shape (impacts, impacts)
+        Lower-triangular factor of the traits' covariance.
+    dims : tuple of str
+
+    Returns
+    -------
+    TensorVariable
+        The locations (a free variable).
+    """
+    return pm.CustomDist(name, mean, chol, logp=_locations_logp, random=_locations_random,
+                         support_point=_locations_support_point,
+                         signature="(m),(m,m)->(m)", dims=dims)

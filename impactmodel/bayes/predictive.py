@@ -166,8 +166,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
                         name="scores")
 
 
-_ITEM_NAMES = ("kappa", "delta", "u_department", "gamma", "trait_chol", "trait_z",
-               "effect_cell", "b_population", "b_department")
+_ITEM_NAMES = ("kappa", "delta", "person", "effect_cell")
 
 
 def _item_blocks(data: ItemData, posterior: xr.Dataset
@@ -178,13 +177,10 @@ def _item_blocks(data: ItemData, posterior: xr.Dataset
 def _item_eta(data: ItemData, draws: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
     """Linear predictor of every answer for a block of draws (draws x answers)."""
     i, j = data.respondent, data.item
-    p, d = data.population[i], data.department[i]
     m = data.item_impact[j]
-    slope = (draws["effect_cell"][:, :, m, data.item_lens[j], data.item_dimension[j]]
-             + draws["b_population"][:, :, p] + draws["b_department"][:, :, d])
-    return (draws["delta"][:, j, p] + draws["u_department"][:, m, d]
-            + np.einsum("srq,rq->sr", draws["gamma"][:, m], data.z[i])
-            + np.einsum("srq,srq->sr", draws["trait_chol"][:, m], draws["trait_z"][:, i])
+    slope = draws["effect_cell"][:, :, m, data.item_lens[j], data.item_dimension[j]]
+    # the respondent's location holds everything that does not depend on the item
+    return (draws["delta"][:, j, data.population[i]] + draws["person"][:, i, m]
             + np.einsum("spr,rp->sr", slope, data.x[i]))
 
 
