@@ -8,12 +8,16 @@ converged and says why; it is never reported as fine.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import NDArray
+from scipy import fft, special, stats
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,29 @@ def _extreme(tree: xr.DataTree, op: str) -> tuple[float, str]:
     return best, where
 
 
+def _diagnostic_trees(posterior: xr.Dataset, var_names: list[str] | None
+                      ) -> tuple[xr.DataTree, xr.DataTree, xr.DataTree]:
+    """R-hat, bulk ESS and tail ESS of ``var_names`` (default all), shaped as the variables."""
+    names = var_names if var_names is not None else [str(v) for v in posterior.data_vars]
+    arrays = [posterior[n].transpose("chain", "draw", ...) for n in names]
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    flat = [np.asarray(a.values, dtype=np.float64).reshape(n_chain, n_draw, -1)
+            for a in arrays]
+    results = array_diagnostics(np.concatenate(flat, axis=2) if flat
+                                else np.zeros((n_chain, n_draw, 0)))
+    trees = []
+    for values in results:
+        variables, offset = {}, 0
+        for name, array, part in zip(names, arrays, flat, strict=True):
+            template = array.isel(chain=0, draw=0, drop=True)
+            size = part.shape[2]
+            variables[name] = template.copy(
+                data=values[offset:offset + size].reshape(template.shape))
+            offset += size
+        trees.append(xr.DataTree(xr.Dataset(variables)))
+    return trees[0], trees[1], trees[2]
+
+
 def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
                       thresholds: Thresholds | None = None, *, approximate: bool = False
                       ) -> Convergence:
@@ -107,9 +134,10 @@ def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
         return Convergence(np.nan, np.nan, np.nan, 0, np.nan, limits,
                            ("draws from a variational approximation: no MCMC diagnostics",),
                            approximate=True)
-    rhat, rhat_at = _extreme(az.rhat(idata, var_names=var_names), "max")
-    bulk, bulk_at = _extreme(az.ess(idata, var_names=var_names, method="bulk"), "min")
-    tail, tail_at = _extreme(az.ess(idata, var_names=var_names, method="tail"), "min")
+    rhat_tree, bulk_tree, tail_tree = _diagnostic_trees(idata["posterior"].ds, var_names)
+    rhat, rhat_at = _extreme(rhat_tree, "max")
+    bulk, bulk_at = _extreme(bulk_tree, "min")
+    tail, tail_at = _extreme(tail_tree, "min")
     stats = idata["sample_stats"].ds
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     bfmi = _extreme(az.bfmi(idata), "min")[0] if "energy" in stats else float("nan")
@@ -150,9 +178,7 @@ def per_parameter(idata: xr.DataTree, var_names: list[str] | None = None) -> pd.
     if var_names is None:
         var_names = [str(v) for v in idata["posterior"].data_vars if not str(v).startswith(
             "prob_")]
-    rhat = az.rhat(idata, var_names=var_names)
-    bulk = az.ess(idata, var_names=var_names, method="bulk")
-    tail = az.ess(idata, var_names=var_names, method="tail")
+    rhat, bulk, tail = _diagnostic_trees(idata["posterior"].ds, var_names)
     rows = []
     for name in rhat.ds.data_vars:
         single = [xr.DataTree(tree.ds[[name]]) for tree in (rhat, bulk, tail)]
@@ -165,3 +191,121 @@ def per_parameter(idata: xr.DataTree, var_names: list[str] | None = None) -> pd.
     columns = ["parameter", "max_rhat", "worst_rhat_at", "min_ess_bulk", "min_ess_tail"]
     return pd.DataFrame(rows, columns=columns).sort_values(
         "max_rhat", ascending=False, ignore_index=True)
+
+
+#: parameters per block in :func:`array_diagnostics` (bounds the temporary arrays)
+_BLOCK = 256
+
+
+def _split_chains(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(k, chains, draws)`` -> ``(k, 2 chains, draws // 2)``: first and last halves."""
+    half = x.shape[2] // 2
+    return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half:]], axis=1)
+
+
+def _z_scale(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rank-normalise each parameter over all its draws (Blom's offset 3/8)."""
+    flat = x.reshape(x.shape[0], -1)
+    ranks = stats.rankdata(flat, method="average", axis=1)
+    return np.asarray(special.ndtri((ranks - 0.375) / (flat.shape[1] + 0.25))).reshape(x.shape)
+
+
+def _rhat(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Potential scale reduction of ``(k, chains, draws)``."""
+    n = x.shape[2]
+    between = n * np.var(x.mean(axis=2), axis=1, ddof=1)
+    within = np.var(x, axis=2, ddof=1).mean(axis=1)
+    return np.asarray(np.sqrt((between / within + n - 1) / n))
+
+
+def _ess(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Effective sample size of ``(k, chains, draws)``: Geyer's initial monotone sequence.
+
+    The autocorrelations combine the chains as in Vehtari et al. (2021, eq. 10); pairs of
+    consecutive lags are summed while positive, made non-increasing, and the estimate is
+    bounded by ``chains * draws * log10(chains * draws)``.
+    """
+    k, m, n = x.shape
+    size = m * n
+    centred = x - x.mean(axis=2, keepdims=True)
+    length = fft.next_fast_len(2 * n)
+    spectrum = fft.rfft(centred, n=length, axis=2)
+    acov = fft.irfft(spectrum * np.conjugate(spectrum), n=length, axis=2)[:, :, :n] / n
+    acov_mean = acov.mean(axis=1)
+    mean_var = acov_mean[:, 0] * n / (n - 1.0)
+    var_plus = mean_var * (n - 1.0) / n
+    if m > 1:
+        var_plus = var_plus + np.var(x.mean(axis=2), axis=1, ddof=1)
+    rho = 1.0 - (mean_var[:, None] - acov_mean) / var_plus[:, None]
+    rho[:, 0] = 1.0
+    n_pairs = max((n - 3) // 2 + 1, 1)  # pairs (2j, 2j + 1) the sequence may reach
+    pairs = rho[:, 0:2 * n_pairs:2] + rho[:, 1:2 * n_pairs:2]
+    ended = np.concatenate([pairs[:, 1:] <= 0.0, np.ones((k, 1), dtype=bool)], axis=1)
+    last = np.minimum(np.argmax(ended, axis=1) + 1, n_pairs - 1)
+    last = np.where(pairs[:, 0] <= 0.0, 0, last)  # the pair that ends the sequence
+    monotone = np.minimum.accumulate(pairs, axis=1)
+    kept = np.where(np.arange(n_pairs) < last[:, None], monotone, 0.0).sum(axis=1)
+    rows = np.arange(k)
+    even = rho[rows, 2 * last]
+    tail = np.where((even > 0.0) | (pairs[rows, last] >= 0.0), even, 0.0)
+    tau = np.maximum(-1.0 + 2.0 * kept + tail, 1.0 / np.log10(size))
+    ess = size / tau
+    ess = np.where(np.isfinite(rho[:, :2 * n_pairs]).all(axis=1), ess, np.nan)
+    constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
+    return np.asarray(np.where(constant, float(size), ess))
+
+
+def _block_diagnostics(x: NDArray[np.float64]
+                       ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    split = _split_chains(x)
+    z = _z_scale(split)
+    folded = np.abs(split - np.median(split.reshape(len(x), -1), axis=1)[:, None, None])
+    rhat = (np.maximum(_rhat(z), _rhat(_z_scale(folded))) if x.shape[1] > 1
+            else np.full(len(x), np.nan))
+    flat = x.reshape(len(x), -1)
+    tail = np.full(len(x), np.inf)
+    ci_prob = float(az.rcParams["stats.ci_prob"])
+    for prob in sorted((ci_prob, 1.0 - ci_prob)):
+        below = (flat <= np.quantile(flat, prob, axis=1)[:, None]).astype(float)
+        tail = np.minimum(tail, _ess(_split_chains(below.reshape(x.shape))))
+    return rhat, _ess(z), tail
+
+
+def array_diagnostics(samples: NDArray[np.floating]
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Rank-normalised split R-hat, bulk ESS and tail ESS of many parameters at once.
+
+    The computations of Vehtari et al. (2021) as ArviZ writes them (``rhat`` with
+    ``method="rank"``, ``ess`` with ``method="bulk"`` and ``"tail"``; the tests compare
+    the two to 1e-10), vectorised over parameters: ArviZ computes one parameter at a time
+    in Python (about 3 ms each for 4 x 1,000 draws, 85 s for the ordinal model's 28,471
+    parameters at 9,202 respondents). The tail ESS is ArviZ's default: the smaller ESS of
+    the indicators of the quantiles ``1 - p`` and ``p``, ``p`` ArviZ's
+    ``rcParams["stats.ci_prob"]`` (0.89; the paper uses 5 % and 95 %).
+
+    Parameters
+    ----------
+    samples : ndarray, shape (chains, draws, parameters)
+
+    Returns
+    -------
+    rhat, ess_bulk, ess_tail : ndarray, shape (parameters,)
+        NaN where a parameter has a NaN draw, fewer than 4 draws, or (R-hat) one chain.
+    """
+    x = np.moveaxis(np.asarray(samples, dtype=np.float64), 2, 0)
+    out = [np.full(x.shape[0], np.nan) for _ in range(3)]
+    if x.shape[2] < 4:
+        return out[0], out[1], out[2]
+    valid = np.flatnonzero(~np.isnan(x).any(axis=(1, 2)))
+    blocks = [valid[start:start + _BLOCK] for start in range(0, len(valid), _BLOCK)]
+
+    def compute(chosen: NDArray[np.intp]) -> None:
+        # a constant parameter has no within-chain variance: R-hat NaN, as in ArviZ
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = _block_diagnostics(x[chosen])
+        for target, block in zip(out, values, strict=True):
+            target[chosen] = block
+    # numpy's sorts and scipy's FFTs release the GIL: one thread per core
+    with ThreadPoolExecutor(max_workers=min(len(blocks), os.cpu_count() or 1) or 1) as pool:
+        list(pool.map(compute, blocks))
+    return out[0], out[1], out[2]

@@ -1,0 +1,72 @@
+"""Vectorised convergence diagnostics against ArviZ's own, parameter by parameter.
+
+ArviZ computes rank-normalised split R-hat and bulk / tail ESS (Vehtari et al. 2021) one
+parameter at a time; :func:`impactmodel.bayes.diagnostics.array_diagnostics` computes the
+same quantities for all parameters at once. ArviZ is the independent reference here.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+import xarray as xr
+
+from impactmodel.bayes.diagnostics import array_diagnostics, check_convergence
+
+
+def _chains(rng: np.random.Generator, n_chain: int, n_draw: int, k: int) -> np.ndarray:
+    """AR(1) chains with autocorrelations from 0 to 0.97, some offset between chains."""
+    phi = np.linspace(0.0, 0.97, k)
+    x = np.zeros((n_chain, n_draw, k))
+    noise = rng.standard_normal((n_chain, n_draw, k))
+    x[:, 0] = noise[:, 0] / np.sqrt(1 - phi**2)
+    for t in range(1, n_draw):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    x += rng.normal(0, 0.3, (n_chain, 1, k)) * (np.arange(k) % 3 == 0)  # chains disagree
+    x[:, :, 1] = np.round(x[:, :, 1])  # ties
+    x[:, :, 2] = 1.5  # a constant
+    x[:, :, 3] = np.exp(x[:, :, 3])  # skewed
+    return x
+
+
+def _arviz(x: np.ndarray, **kwargs: object) -> np.ndarray:
+    ds = xr.Dataset({"p": (("chain", "draw", "k"), x)})
+    function = az.rhat if not kwargs else az.ess
+    return np.asarray(function(ds, **kwargs)["p"].values)
+
+
+@pytest.mark.parametrize(("n_chain", "n_draw"), [(4, 200), (3, 77), (1, 60), (2, 5)])
+def test_array_diagnostics_match_arviz(n_chain: int, n_draw: int) -> None:
+    x = _chains(np.random.default_rng(n_draw), n_chain, n_draw, 24)
+    x[n_chain - 1, 3, 5] = np.nan
+    rhat, bulk, tail = array_diagnostics(x)
+    with np.errstate(all="ignore"):  # ArviZ divides by zero for the constant
+        expected = [_arviz(x), _arviz(x, method="bulk"), _arviz(x, method="tail")]
+    for name, got, want in zip(("rhat", "bulk", "tail"), (rhat, bulk, tail), expected,
+                               strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, equal_nan=True, err_msg=name)
+    assert np.isnan(bulk[5]) and np.isnan(tail[5])
+    if n_chain == 1:
+        assert np.isnan(rhat).all()
+    else:
+        assert np.isnan(rhat[5]) and np.isfinite(rhat[6:]).all()
+
+
+def test_check_convergence_names_the_worst_parameter() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal((4, 500, 3))
+    bad = rng.standard_normal((4, 500))
+    bad[0] += 3.0  # one chain elsewhere
+    posterior = xr.Dataset(
+        {"a": (("chain", "draw", "cell"), good, {"cell": ["x", "y", "z"]}),
+         "b": (("chain", "draw"), bad)},
+        coords={"chain": range(4), "draw": range(500)})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 500), bool))},
+                       coords={"chain": range(4), "draw": range(500)})
+    tree = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+    result = check_convergence(tree)
+    assert not result.converged
+    assert result.max_rhat == pytest.approx(_arviz(bad[:, :, None])[0], rel=1e-10)
+    assert "worst: b" in result.problems[0]
+    assert check_convergence(tree, ["a"]).converged
