@@ -91,22 +91,16 @@ def _diagnostic_trees(posterior: xr.Dataset, var_names: list[str] | None
                       ) -> tuple[xr.DataTree, xr.DataTree, xr.DataTree]:
     """R-hat, bulk ESS and tail ESS of ``var_names`` (default all), shaped as the variables."""
     names = var_names if var_names is not None else [str(v) for v in posterior.data_vars]
-    arrays = [posterior[n].transpose("chain", "draw", ...) for n in names]
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
-    flat = [np.asarray(a.values, dtype=np.float64).reshape(n_chain, n_draw, -1)
-            for a in arrays]
-    results = array_diagnostics(np.concatenate(flat, axis=2) if flat
-                                else np.zeros((n_chain, n_draw, 0)))
-    trees = []
-    for values in results:
-        variables, offset = {}, 0
-        for name, array, part in zip(names, arrays, flat, strict=True):
-            template = array.isel(chain=0, draw=0, drop=True)
-            size = part.shape[2]
-            variables[name] = template.copy(
-                data=values[offset:offset + size].reshape(template.shape))
-            offset += size
-        trees.append(xr.DataTree(xr.Dataset(variables)))
+    per_kind: list[dict[str, xr.DataArray]] = [{}, {}, {}]
+    for name in names:  # one variable at a time: no copy of the whole posterior
+        array = posterior[name].transpose("chain", "draw", ...)
+        template = array.isel(chain=0, draw=0, drop=True)
+        results = array_diagnostics(np.asarray(array.values, dtype=np.float64).reshape(
+            n_chain, n_draw, -1))
+        for kind, values in zip(per_kind, results, strict=True):
+            kind[name] = template.copy(data=values.reshape(template.shape))
+    trees = [xr.DataTree(xr.Dataset(kind)) for kind in per_kind]
     return trees[0], trees[1], trees[2]
 
 
