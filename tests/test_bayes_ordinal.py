@@ -29,47 +29,59 @@ PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperat
 
 
 def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
-    """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta)),
-    and the respondents' locations have the multivariate normal prior around their
-    respondent-level predictor, with eta and the predictor assembled here from the
-    parameters as the module docstring writes them."""
+    """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta))
+    with eta = delta[j, p] + u[m, d] + z_i gamma[m] + theta_im + x_i beta(c, p, d), and
+    the traits theta_i have the multivariate normal prior N(0, diag(sd) R diag(sd)); eta,
+    the traits and the practice slopes beta are assembled here from the reported
+    parameters as the module docstring writes the model, the traits from the sampled
+    locations (relative to each impact's mean cut-point) minus the predictor."""
     paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), tmp_path)
     survey = load_survey(paths["respondents"], paths["codebook"])
     data = build_item_data(survey, ["partners", "maturity"], ["age_group"])
-    model = ordinal_item_model(data, parametrisation="non-centred").model
+    model = ordinal_item_model(data).model
     rng = np.random.default_rng(4)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
-             "person", "effect_cell", "b_population", "b_department"]
+             "person_relative", "effect_cell", "b_population", "b_department"]
     outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
-    person_prior = model.logp(vars=[model["person"]])
-    values = model.compile_fn([*outputs, person_prior], inputs=model.value_vars,
+    location_prior = model.logp(vars=[model["person_relative"]])
+    values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
     potential, prior = values[0], values[-1]
     parameters = dict(zip(names, values[1:-1], strict=True))
     kappa, delta, u = parameters["kappa"], parameters["delta"], parameters["u_department"]
-    person = parameters["person"]
     i, j = data.respondent, data.item
-    p = data.population[i]
+    p, dept = data.population[i], data.department[i]
     m = data.item_impact[j]
-    cell_slope = parameters["effect_cell"][:, m, data.item_lens[j], data.item_dimension[j]]
-    eta = delta[j, p] + person[i, m] + np.sum(data.x[i] * cell_slope.T, axis=1)
+    # each impact's mean cut-point, over its items' cuts
+    cut_level = np.array([kappa[data.item_impact == impact].mean()
+                          for impact in range(len(data.coords["impact"]))])
+    location = parameters["person_relative"] + cut_level
+    # the respondent-level predictor: intercepts, covariates and the slopes' parts that
+    # do not depend on the item
+    effect = parameters["effect_cell"]
+    b_pop, b_dept = parameters["b_population"], parameters["b_department"]
+    r_dept = data.department
+    predictor = np.empty_like(location)
+    for impact in range(location.shape[1]):
+        overall_impact = effect[:, impact].mean(axis=(1, 2))  # b + b_impact (zero-sum parts)
+        slope = (overall_impact[:, None] + b_pop[:, data.population] + b_dept[:, r_dept])
+        predictor[:, impact] = (data.z @ parameters["gamma"][impact] + u[impact, r_dept]
+                                + np.sum(data.x * slope.T, axis=1))
+    trait = location - predictor
+    cell_slope = effect[:, m, data.item_lens[j], data.item_dimension[j]]  # practice x answer
+    beta = cell_slope + b_pop[:, p] + b_dept[:, dept]
+    eta = (delta[j, p] + u[m, dept] + np.sum(data.z[i] * parameters["gamma"][m], axis=1)
+           + trait[i, m] + np.sum(data.x[i] * beta.T, axis=1))
     cuts = np.column_stack([np.full(len(kappa), -np.inf), kappa, np.full(len(kappa), np.inf)])
     prob = expit(cuts[j, data.y + 1] - eta) - expit(cuts[j, data.y] - eta)
     assert np.isnan(delta).sum() > 0  # items not asked of a population have no shift
+    assert np.ptp(cut_level) > 0.1 and np.abs(cut_level).max() > 0.1  # a point that tells
     assert potential == pytest.approx(np.log(prob).sum(), rel=1e-9)
-    # location_i ~ MvNormal(z_i gamma + u[., dept] + x_i (b_population + b_department),
-    #                       diag(sd) R diag(sd))
-    dept = data.department
-    slope = (parameters["b_population"][:, data.population]
-             + parameters["b_department"][:, dept])  # practice x respondent
-    mean = (data.z @ parameters["gamma"].T + u[:, dept].T
-            + np.sum(data.x * slope.T, axis=1)[:, None])
     sd, correlation = parameters["trait_sd"], parameters["trait_correlation"]
     assert abs(correlation[0, 1]) > 0.01  # a correlated point
     covariance = correlation * np.outer(sd, sd)
-    expected = sum(multivariate_normal(mean[r], covariance).logpdf(person[r])
-                   for r in range(len(person)))
+    expected = multivariate_normal(np.zeros(len(sd)), covariance).logpdf(trait).sum()
     assert prior == pytest.approx(expected, rel=1e-9)
 
 

@@ -35,6 +35,10 @@ class PracticeEffects:
     cell: pt.TensorVariable  # practice x impact x lens x dimension
     population: pt.TensorVariable  # practice x population (sum-to-zero part)
     department: pt.TensorVariable  # practice x department (region + department variation)
+    overall: pt.TensorVariable  # practice (b)
+    impact: pt.TensorVariable  # practice x impact (sum-to-zero part)
+    lens: pt.TensorVariable  # practice x lens (sum-to-zero part)
+    dimension: pt.TensorVariable  # practice x dimension (sum-to-zero part)
 
     def slopes(self, impact: pt.TensorLike, lens: pt.TensorLike, dimension: pt.TensorLike,
                population: pt.TensorLike, department: pt.TensorLike) -> pt.TensorVariable:
@@ -46,6 +50,19 @@ class PracticeEffects:
                 cell_dimension: NDArray[np.integer]) -> pt.TensorVariable:
         """Cell parts of the slopes, cells x practices, for cells given by their parts."""
         return self.cell[:, cell_impact, cell_lens, cell_dimension].T
+
+    def within_impact(self, cell_lens: NDArray[np.integer],
+                      cell_dimension: NDArray[np.integer]) -> pt.TensorVariable:
+        """Lens plus dimension parts of the slopes, cells x practices.
+
+        The cell parts that vary between the cells of one impact: with
+        :meth:`by_impact`, ``by_cell = by_impact[impact] + within_impact``.
+        """
+        return (self.lens[:, cell_lens] + self.dimension[:, cell_dimension]).T
+
+    def by_impact(self) -> pt.TensorVariable:
+        """Overall plus impact parts of the slopes, impacts x practices."""
+        return (self.overall[:, None] + self.impact).T
 
 
 def zero_sum_part(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
@@ -214,17 +231,22 @@ def _overall_and_population(effect_sd: float, population_sd: float
 
 
 def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float,
-                     component_sd: float, centred: bool) -> PracticeEffects:
+                     component_sd: float, centred: bool,
+                     cell_centred: bool | None = None) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
     ``effect_department`` and ``prob_effect_positive`` (per cell).
+
+    ``centred`` chooses the form of the territorial slope deviations and, unless
+    ``cell_centred`` says otherwise, of the impact / lens / dimension parts.
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
-    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), centred)
-    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), centred)
-    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), centred)
+    cc = centred if cell_centred is None else cell_centred
+    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), cc)
+    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), cc)
+    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), cc)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
                                     centred, dims="practice")
     cell = pm.Deterministic(
@@ -238,7 +260,7 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
                      dims=("practice", "department"))
     pm.Deterministic("prob_effect_positive", pt.gt(cell, 0),
                      dims=("practice", "impact", "lens", "dimension"))
-    return PracticeEffects(cell, b_pop, b_dept)
+    return PracticeEffects(cell, b_pop, b_dept, b, b_impact, b_lens, b_dim)
 
 
 def trait_covariance(sd_scale: float, correlation_eta: float,

@@ -50,6 +50,12 @@ class ItemData:
         """Respondents kept."""
         return len(self.population)
 
+    def impact_averaging(self) -> NDArray[np.float64]:
+        """Impacts x items matrix averaging over each impact's items (zero row: no item)."""
+        weights = np.zeros((len(self.coords["impact"]), len(self.item_impact)))
+        weights[self.item_impact, np.arange(len(self.item_impact))] = 1.0
+        return weights / np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+
 
 def build_item_data(survey: SurveyData, practices: Sequence[str] | None = None,
                     covariates: Sequence[str] | None = None,

@@ -14,20 +14,37 @@ covariate dummies, and the practice effects decomposed exactly as in the scale-s
 model (:mod:`impactmodel.bayes.effects`): overall + impact + lens + dimension parts,
 population part (sum-to-zero) and region / department-within-region variation.
 
-Coding, chosen for sampling:
+Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 answers,
+``benchmarks/README.md``):
 
-- the respondent's *location* per impact, ``person_im = u_region[m, r] + u_dept[m, d] + z_i'
-  gamma[m] + theta_im + x_i . (population and territorial slope parts)``, is the sampled
-  variable (``person``, with its multivariate normal prior around the respondent-level
-  predictor: :func:`~impactmodel.bayes.effects.trait_locations`); the trait is
-  ``person - predictor``. A respondent's answers pin down the location; drawn as a
-  standardised trait instead, every respondent-level part moved together with the traits
-  of all the respondents it touches (at 9,202 respondents: 54 leapfrog steps per draw
-  against 31 with the locations);
-- the effect parts non-centred whatever the survey's size (``auto``): their department
-  and region variation is barely informed (the slopes vary between respondents, whose
-  locations are known to about 0.6 logit), and centred they mixed worst (a department
-  slope scale with bulk ESS 2.5 in 400 draws at 9,202 respondents);
+- the respondent's *location* per impact, everything in ``eta`` that does not depend on
+  the item: ``location_im = u_region[m, r] + u_dept[m, d] + z_i' gamma[m] + theta_im +
+  x_i . (b + b_impact[m] + population and territorial slope parts)``. It is sampled
+  (with its multivariate normal prior around the respondent-level predictor:
+  :func:`~impactmodel.bayes.effects.trait_locations`), *measured from its impact's mean
+  cut-point*: the free variable is ``person_relative_im = location_im - cut_level_m``,
+  ``cut_level_m`` the mean of the cut-points of impact ``m``'s items. The same model in
+  other coordinates (a shift by a function of ``kappa``, Jacobian one). Why:
+  - a respondent's answers pin down the location; drawn as a standardised trait,
+    every respondent-level part moved together with the traits of all the respondents
+    it touches (54 leapfrog steps per draw against 31 with the locations);
+  - the overall and impact parts of the slopes are the same for all of a respondent's
+    items of one impact, so they belong to the location's predictor (as the population
+    and territorial parts do) rather than to the answers; the lens and dimension parts
+    vary between items and stay in ``eta``;
+  - the answers fix locations relative to cut-points: raising all of an impact's
+    cut-points and every location by the same amount changes only the locations' prior.
+    With absolute locations, that direction was the slowest (bulk ESS 56 for a cut-point
+    in 2,000 draws, correlated 0.6 with the impact's mean location); relative to the
+    mean cut-point, the answers no longer tie the cut-points' common level to the
+    locations (lowest cut-point ESS 267 in the same draws);
+- the cell parts (impact, lens, dimension) centred (``auto``): thousands of answers
+  inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
+  parameter (bulk ESS 171 in 4,000 draws);
+- the territorial parts of the slopes non-centred whatever the survey's size (``auto``):
+  their department and region variation is barely informed (the slopes vary between
+  respondents, whose locations are known to about 0.6 logit), and centred they mixed
+  worst (a department slope scale with bulk ESS 2.5 in 400 draws);
 - ``delta[j, p]``: each item's population shifts, summing to zero over the populations
   the item is asked of (the item's location is in its cut-points). Questionnaires differ
   by population, so a shared population effect beside item cut-points is only weakly
@@ -74,8 +91,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     priors : OrdinalPriors, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations and effect components. ``auto``: the intercepts'
-        territorial deviations by the size rule, the effect components non-centred (see
-        the module docstring).
+        territorial deviations by the size rule, the slopes' territorial parts
+        non-centred, their cell parts centred (see the module docstring). ``centred``
+        and ``non-centred`` force every part.
 
     Returns
     -------
@@ -88,6 +106,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
     effects_centred = centred and parametrisation != "auto"
+    cells_centred = parametrisation != "non-centred"
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
@@ -109,7 +128,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         d = packed.tensors()
         n_cut = data.n_levels - 1
         start = np.linspace(-2, 2, n_cut)
+        # a constant shape (see effects._overall_and_population): the mean cut-point
+        # below would otherwise read the cut dimension's length from a shared variable
         kappa = pm.Normal("kappa", 0.0, p.cutpoint_sd, dims=("item", "cut"),
+                          shape=(n_items, n_cut),
                           transform=pm.distributions.transforms.ordered,
                           initval=np.tile(start, (len(c["item"]), 1)))
         shift = pt.dot(pt.as_tensor_variable(shift_basis),
@@ -120,15 +142,22 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
         trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
-                                   component_sd=p.component_sd, centred=effects_centred)
+                                   component_sd=p.component_sd, centred=effects_centred,
+                                   cell_centred=cells_centred)
         # per respondent x impact: everything that does not depend on the item
         x, resp_dept = d["x"], d["resp_department"]
         slope_resp = effects.population.T[d["resp_population"]] + effects.department.T[resp_dept]
         person_mean = (pt.dot(d["z"], gamma.T) + u_dept.T[resp_dept]
-                       + pt.sum(x * slope_resp, axis=1)[:, None])  # respondent x impact
-        per_person = trait_locations("person", person_mean, trait_chol,
-                                     dims=("respondent", "impact"))
-        slope_item = effects.by_cell(data.item_impact, data.item_lens, data.item_dimension)
+                       + pt.sum(x * slope_resp, axis=1)[:, None]
+                       + pt.dot(x, effects.by_impact().T))  # respondent x impact
+        # each impact's mean cut-point (over its items and their cuts): the locations are
+        # sampled relative to it (see the module docstring)
+        cut_level = pt.dot(pt.as_tensor_variable(data.impact_averaging()),
+                           pt.mean(kappa, axis=1))
+        relative = trait_locations("person_relative", person_mean - cut_level[None, :],
+                                   trait_chol, dims=("respondent", "impact"))
+        per_person = relative + cut_level[None, :]
+        slope_item = effects.within_impact(data.item_lens, data.item_dimension)
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
         # cut-point parts per item x category (see cumulative_logit): with the outer
@@ -145,6 +174,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred, effects_centred,
+        cells_centred,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),

@@ -166,7 +166,7 @@ def replicated_scores(data: ScoreData, posterior: xr.Dataset,
                         name="scores")
 
 
-_ITEM_NAMES = ("kappa", "delta", "person", "effect_cell")
+_ITEM_NAMES = ("kappa", "delta", "person_relative", "b_lens", "b_dimension")
 
 
 def _item_blocks(data: ItemData, posterior: xr.Dataset
@@ -175,12 +175,18 @@ def _item_blocks(data: ItemData, posterior: xr.Dataset
 
 
 def _item_eta(data: ItemData, draws: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
-    """Linear predictor of every answer for a block of draws (draws x answers)."""
+    """Linear predictor of every answer for a block of draws (draws x answers).
+
+    The respondent's location holds everything that does not depend on the item; it is
+    sampled relative to its impact's mean cut-point (:mod:`impactmodel.bayes.ordinal`).
+    """
     i, j = data.respondent, data.item
     m = data.item_impact[j]
-    slope = draws["effect_cell"][:, :, m, data.item_lens[j], data.item_dimension[j]]
-    # the respondent's location holds everything that does not depend on the item
-    return (draws["delta"][:, j, data.population[i]] + draws["person"][:, i, m]
+    cut_level = np.einsum("mj,sj->sm", data.impact_averaging(), draws["kappa"].mean(axis=-1))
+    location = draws["person_relative"] + cut_level[:, None, :]
+    slope = (draws["b_lens"][:, :, data.item_lens[j]]
+             + draws["b_dimension"][:, :, data.item_dimension[j]])  # draws x practice x answers
+    return (draws["delta"][:, j, data.population[i]] + location[:, i, m]
             + np.einsum("spr,rp->sr", slope, data.x[i]))
 
 
