@@ -243,10 +243,10 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
-    cc = centred if cell_centred is None else cell_centred
-    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), cc)
-    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), cc)
-    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), cc)
+    parts_centred = centred if cell_centred is None else cell_centred
+    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), parts_centred)
+    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), parts_centred)
+    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), parts_centred)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
                                     centred, dims="practice")
     cell = pm.Deterministic(
