@@ -79,6 +79,7 @@ def potential_at_draw(model, posterior, chain: int, draw: int) -> float:
         point[value.name] = (raw if transform is None else
                              transform.forward(pt.as_tensor_variable(raw),
                                                *rv.owner.inputs).eval())
-    potential = model.compile_fn(model.replace_rvs_by_values([model.potentials[0]])[0],
+    likelihood = next(p for p in model.potentials if p.name == "likelihood")
+    potential = model.compile_fn(model.replace_rvs_by_values([likelihood])[0],
                                  inputs=model.value_vars, on_unused_input="ignore")
     return float(potential(point))

@@ -12,12 +12,15 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import potential_at_draw
 from scipy.special import expit
 from scipy.stats import multivariate_normal
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings
+from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
+from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import ordinal_item_model
@@ -28,39 +31,39 @@ PRACTICES = ["partners", "mode_philanthropy", "mode_responsible", "mode_cooperat
              "mode_innovation", "maturity"]
 
 
-def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
-    """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta))
-    with eta = delta[j, p] + u[m, d] + z_i gamma[m] + theta_im + x_i beta(c, p, d), and
-    the traits theta_i have the multivariate normal prior N(0, diag(sd) R diag(sd)); eta,
-    the traits and the practice slopes beta are assembled here from the reported
-    parameters as the module docstring writes the model, the traits from the sampled
-    locations (relative to each impact's mean cut-point) minus the predictor."""
-    paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), tmp_path)
+@pytest.fixture(scope="module")
+def at_a_point(tmp_path_factory):
+    """The model's terms and reported parameters at a perturbed point of a small survey,
+    with the respondents' location residuals and the design of the integrated department
+    slopes assembled here from the reported parameters."""
+    folder = tmp_path_factory.mktemp("ordinal-point")
+    paths = write_simulation(simulate(SimulationSettings(seed=7, respondents=600)), folder)
     survey = load_survey(paths["respondents"], paths["codebook"])
     data = build_item_data(survey, ["partners", "maturity"], ["age_group"])
     model = ordinal_item_model(data).model
     rng = np.random.default_rng(4)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
-             "person_relative", "effect_cell", "b_population", "b_department"]
-    outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
+             "person_relative", "effect_cell", "b_population", "b_region",
+             "b_department_scale", "b_department_own_mean", "location_total_precision",
+             "b", "b_region_scale"]
+    potentials = {p.name: p for p in model.potentials}
+    outputs = model.replace_rvs_by_values([potentials["likelihood"],
+                                           potentials["department_slopes"],
+                                           *(model[n] for n in names)])
     location_prior = model.logp(vars=[model["person_relative"]])
     values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
-    potential, prior = values[0], values[-1]
-    parameters = dict(zip(names, values[1:-1], strict=True))
-    kappa, delta, u = parameters["kappa"], parameters["delta"], parameters["u_department"]
-    i, j = data.respondent, data.item
-    p, dept = data.population[i], data.department[i]
-    m = data.item_impact[j]
+    parameters = dict(zip(names, values[2:-1], strict=True))
+    kappa, u = parameters["kappa"], parameters["u_department"]
     # each impact's mean cut-point, over its items' cuts
     cut_level = np.array([kappa[data.item_impact == impact].mean()
                           for impact in range(len(data.coords["impact"]))])
     location = parameters["person_relative"] + cut_level
     # the respondent-level predictor: intercepts, covariates and the slopes' parts that
-    # do not depend on the item
-    effect = parameters["effect_cell"]
-    b_pop, b_dept = parameters["b_population"], parameters["b_department"]
+    # do not depend on the item, the departments' own deviations excepted (integrated)
+    effect, b_pop = parameters["effect_cell"], parameters["b_population"]
+    b_dept = parameters["b_region"][:, data.department_region]  # region part
     r_dept = data.department
     predictor = np.empty_like(location)
     for impact in range(location.shape[1]):
@@ -68,7 +71,35 @@ def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
         slope = (overall_impact[:, None] + b_pop[:, data.population] + b_dept[:, r_dept])
         predictor[:, impact] = (data.z @ parameters["gamma"][impact] + u[impact, r_dept]
                                 + np.sum(data.x * slope.T, axis=1))
-    trait = location - predictor
+    sd, correlation = parameters["trait_sd"], parameters["trait_correlation"]
+    # the departments' own slope deviations: o[:, d] = c @ basis[d], c iid N(0, s^2);
+    # stacked residuals (respondent-major) = Z vec(c) + trait, Z built here row by row
+    basis = within_group_basis(data.department_region)
+    n_impacts = location.shape[1]
+    z_rows = np.einsum("ip,ij->ipj", data.x, basis[r_dept]).reshape(len(r_dept), -1)
+    design = np.repeat(z_rows, n_impacts, axis=0)
+    return dict(data=data, parameters=parameters, likelihood=values[0],
+                integral=values[1], location_prior=values[-1], cut_level=cut_level,
+                location=location, predictor=predictor, b_dept=b_dept,
+                covariance=correlation * np.outer(sd, sd), basis=basis, design=design)
+
+
+def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
+    """The model's likelihood equals sum log(expit(kappa_{y+1} - eta) - expit(kappa_y - eta))
+    with eta = delta[j, p] + u[m, d] + z_i gamma[m] + theta_im + x_i beta(c, p, d); eta,
+    the traits and the practice slopes beta are assembled here from the reported
+    parameters as the module docstring writes the model, the traits from the sampled
+    locations (relative to each impact's mean cut-point) minus the predictor (whose
+    department slope part is the region's: the departments' own part, integrated out,
+    is in the traits here and cancels in eta)."""
+    data, parameters = at_a_point["data"], at_a_point["parameters"]
+    kappa, delta, u = parameters["kappa"], parameters["delta"], parameters["u_department"]
+    i, j = data.respondent, data.item
+    p, dept = data.population[i], data.department[i]
+    m = data.item_impact[j]
+    effect, b_pop, b_dept = (parameters["effect_cell"], parameters["b_population"],
+                             at_a_point["b_dept"])
+    trait = at_a_point["location"] - at_a_point["predictor"]
     cell_slope = effect[:, m, data.item_lens[j], data.item_dimension[j]]  # practice x answer
     beta = cell_slope + b_pop[:, p] + b_dept[:, dept]
     eta = (delta[j, p] + u[m, dept] + np.sum(data.z[i] * parameters["gamma"][m], axis=1)
@@ -76,13 +107,80 @@ def test_likelihood_matches_the_cumulative_logit_formula(tmp_path):
     cuts = np.column_stack([np.full(len(kappa), -np.inf), kappa, np.full(len(kappa), np.inf)])
     prob = expit(cuts[j, data.y + 1] - eta) - expit(cuts[j, data.y] - eta)
     assert np.isnan(delta).sum() > 0  # items not asked of a population have no shift
+    cut_level = at_a_point["cut_level"]
     assert np.ptp(cut_level) > 0.1 and np.abs(cut_level).max() > 0.1  # a point that tells
-    assert potential == pytest.approx(np.log(prob).sum(), rel=1e-9)
-    sd, correlation = parameters["trait_sd"], parameters["trait_correlation"]
-    assert abs(correlation[0, 1]) > 0.01  # a correlated point
-    covariance = correlation * np.outer(sd, sd)
-    expected = multivariate_normal(np.zeros(len(sd)), covariance).logpdf(trait).sum()
-    assert prior == pytest.approx(expected, rel=1e-9)
+    assert at_a_point["likelihood"] == pytest.approx(np.log(prob).sum(), rel=1e-9)
+
+
+def test_locations_prior_integrates_the_department_slopes_out(at_a_point):
+    """The locations' prior with the departments' own slope deviations integrated out
+    (the model's location density plus its ``department_slopes`` term) equals the
+    multivariate normal of all the respondents' stacked residuals, location minus
+    predictor, with covariance I (x) Sigma + s^2 Z Z' (Z: each respondent's practices
+    times their department's row of the within-region contrast basis), by scipy."""
+    parameters = at_a_point["parameters"]
+    residual = (at_a_point["location"] - at_a_point["predictor"]).ravel()
+    covariance, design = at_a_point["covariance"], at_a_point["design"]
+    scale = float(parameters["b_department_scale"])
+    n = len(at_a_point["location"])
+    traits_only = np.kron(np.eye(n), covariance)
+    marginal = multivariate_normal(np.zeros(len(residual)),
+                                   traits_only + scale**2 * design @ design.T)
+    assert abs(covariance[0, 1]) > 0.01 and scale > 0.1  # a point that tells
+    expected = marginal.logpdf(residual)
+    got = at_a_point["location_prior"] + at_a_point["integral"]
+    assert got == pytest.approx(expected, rel=1e-9)
+    # the integral matters at this point: without it, the traits' density alone
+    without = multivariate_normal(np.zeros(len(residual)), traits_only).logpdf(residual)
+    assert at_a_point["location_prior"] == pytest.approx(without, rel=1e-9)
+    assert abs(expected - without) > 1.0
+
+
+def test_department_slopes_are_drawn_from_their_conditional_law(at_a_point):
+    """Given the other parameters, the departments' own deviations c are normal with the
+    textbook conditional mean s^2 Z' V^-1 r and covariance s^2 I - s^4 Z' V^-1 Z
+    (V = I (x) Sigma + s^2 Z Z'): the model's reported mean matches it, and 4,000 draws
+    of ``with_department_slopes`` at this point match both within Monte Carlo error."""
+    data, parameters = at_a_point["data"], at_a_point["parameters"]
+    residual = (at_a_point["location"] - at_a_point["predictor"]).ravel()
+    design, basis = at_a_point["design"], at_a_point["basis"]
+    scale = float(parameters["b_department_scale"])
+    n = len(at_a_point["location"])
+    v = np.kron(np.eye(n), at_a_point["covariance"]) + scale**2 * design @ design.T
+    mean = scale**2 * design.T @ np.linalg.solve(v, residual)
+    cov = scale**2 * np.eye(design.shape[1]) - scale**4 * design.T @ np.linalg.solve(
+        v, design)
+    n_practices = data.x.shape[1]
+    reported = parameters["b_department_own_mean"]  # practice x department
+    assert reported == pytest.approx(mean.reshape(n_practices, -1) @ basis.T, abs=1e-9)
+    # a posterior of 4,000 copies of this point
+    draws = 4000
+    def copies(value, dims):
+        value = np.broadcast_to(np.asarray(value), (1, draws, *np.shape(value)))
+        return (("chain", "draw", *dims), value)
+    posterior = xr.Dataset(
+        {"b": copies(parameters["b"], ("practice",)),
+         "b_region": copies(parameters["b_region"], ("practice", "region")),
+         "b_department_scale": copies(scale, ()),
+         "b_department_own_mean": copies(reported, ("practice", "department")),
+         "location_total_precision": copies(parameters["location_total_precision"], ())})
+    slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
+    out = with_department_slopes(posterior, slope_design, data.department_region,
+                                 np.random.default_rng(11))
+    assert "b_department_own_mean" not in out and "location_total_precision" not in out
+    own = (out["b_department"].values[0]
+           - parameters["b_region"][:, data.department_region])  # draws x practice x dept
+    drawn = (own @ basis).reshape(draws, -1)  # back to c
+    # standardised by the textbook law: zero mean, identity covariance
+    root = np.linalg.cholesky(cov)
+    white = np.linalg.solve(root, (drawn - mean).T).T
+    assert np.abs(white.mean(axis=0)).max() < 4.5 / np.sqrt(draws)
+    sample_cov = np.cov(white, rowvar=False)
+    assert np.abs(np.diag(sample_cov) - 1).max() < 5 * np.sqrt(2 / draws)
+    assert np.abs(sample_cov - np.diag(np.diag(sample_cov))).max() < 5 / np.sqrt(draws)
+    effect = out["effect_department"].values[0]
+    assert effect == pytest.approx(parameters["b"][None, :, None]
+                                   + out["b_department"].values[0], abs=1e-12)
 
 
 @pytest.fixture(scope="module")

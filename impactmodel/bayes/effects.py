@@ -34,7 +34,8 @@ class PracticeEffects:
 
     cell: pt.TensorVariable  # practice x impact x lens x dimension
     population: pt.TensorVariable  # practice x population (sum-to-zero part)
-    department: pt.TensorVariable  # practice x department (region + department variation)
+    department: pt.TensorVariable  # practice x department (region + department variation;
+    # the region's alone when the departments' own deviations are integrated out)
     overall: pt.TensorVariable  # practice (b)
     impact: pt.TensorVariable  # practice x impact (sum-to-zero part)
     lens: pt.TensorVariable  # practice x lens (sum-to-zero part)
@@ -150,8 +151,8 @@ def iid_normal_by_group(name: str, group: NDArray[np.integer], mu: float, sigma:
 
 def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
-                           dims: str, spatial: AdjacencyGraph | None = None
-                           ) -> pt.TensorVariable:
+                           dims: str, spatial: AdjacencyGraph | None = None,
+                           integrated: bool = False) -> pt.TensorVariable:
     """Region plus department-within-region deviations, ``dims x department``.
 
     Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
@@ -170,11 +171,17 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     region's: neighbouring departments borrow from each other across region borders. It
     no longer sums to zero within the region, so a region's mean is shared between the
     two parts (the priors keep it identified).
+
+    ``integrated``: the departments' own deviations are not declared (the model
+    integrates them out, :mod:`impactmodel.bayes.department_slopes`); the scales are, and
+    the returned tensor is each department's region deviation alone.
     """
     model = pm.modelcontext(None)
     region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
     dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
     region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
+    if integrated:
+        return region[:, department_region]
     if spatial is not None:
         own_spatial = bym2_deviations(f"{prefix}_department", spatial, dept_scale, dims)
         return pm.Deterministic(f"{prefix}_department",
@@ -232,7 +239,8 @@ def _overall_and_population(effect_sd: float, population_sd: float
 
 def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float,
                      component_sd: float, centred: bool,
-                     cell_centred: bool | None = None) -> PracticeEffects:
+                     cell_centred: bool | None = None,
+                     integrated_departments: bool = False) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
@@ -240,6 +248,9 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
 
     ``centred`` chooses the form of the territorial slope deviations and, unless
     ``cell_centred`` says otherwise, of the impact / lens / dimension parts.
+    ``integrated_departments``: the departments' own slope deviations are left to the
+    model to integrate out (:mod:`impactmodel.bayes.department_slopes`, which then
+    adds ``effect_department`` to the draws); ``department`` holds the region parts.
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
@@ -248,7 +259,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), parts_centred)
     b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), parts_centred)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
-                                    centred, dims="practice")
+                                    centred, dims="practice",
+                                    integrated=integrated_departments)
     cell = pm.Deterministic(
         "effect_cell", b[:, None, None, None] + b_impact[:, :, None, None]
         + b_lens[:, None, :, None] + b_dim[:, None, None, :],
@@ -256,8 +268,9 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     pm.Deterministic("effect_population", b[:, None] + b_pop, dims=("practice", "population"))
     region = pm.modelcontext(None)["b_region"]
     pm.Deterministic("effect_region", b[:, None] + region, dims=("practice", "region"))
-    pm.Deterministic("effect_department", b[:, None] + b_dept,
-                     dims=("practice", "department"))
+    if not integrated_departments:
+        pm.Deterministic("effect_department", b[:, None] + b_dept,
+                         dims=("practice", "department"))
     pm.Deterministic("prob_effect_positive", pt.gt(cell, 0),
                      dims=("practice", "impact", "lens", "dimension"))
     return PracticeEffects(cell, b_pop, b_dept, b, b_impact, b_lens, b_dim)

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
+from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.item_data import ItemData, build_item_data
@@ -440,7 +441,14 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     sampler = settings or SamplerSettings()
     built = ordinal_item_model(data, resolved, parametrisation)
     draws = sample_model(built, sampler, thresholds, progress=progress)
-    return ItemFit(draws.idata, draws.convergence, data, resolved, sampler)
+    # the departments' own slope deviations, integrated out of the model, drawn back
+    design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
+    sampled = draws.idata["posterior"].to_dataset()
+    idata = draws.idata.copy()
+    idata["posterior"] = xr.DataTree(with_department_slopes(
+        sampled, design, data.department_region,
+        np.random.default_rng([sampler.seed, 0xD5])).assign_attrs(sampled.attrs))
+    return ItemFit(idata, draws.convergence, data, resolved, sampler)
 
 
 def spec_covariates(spec: ModelSpec, survey: SurveyData) -> tuple[str, ...]:

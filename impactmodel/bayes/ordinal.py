@@ -68,6 +68,7 @@ import pytensor.tensor as pt
 from impactmodel.bayes.containers import PackedArrays
 from impactmodel.bayes.cumulative_logit import DATA as CUMULATIVE_LOGIT_DATA
 from impactmodel.bayes.cumulative_logit import answer_indices, cumulative_logit_logp
+from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, integrate_department_slopes
 from impactmodel.bayes.effects import (
     practice_effects,
     territorial_deviations,
@@ -118,8 +119,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     pair_of[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
     answers = answer_indices(data.x, data.y, data.item, data.respondent, data.item_impact,
                              pair_of, data.population, data.n_levels, n_impacts)
+    slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
     arrays = {**answers, "x": data.x, "z": data.z, "resp_population": data.population,
-              "resp_department": data.department}
+              "resp_department": data.department,
+              "slope_eigenvalues": slope_design.eigenvalues,
+              "slope_eigenvectors": slope_design.eigenvectors}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
                                      "item_population_contrast":
@@ -143,7 +147,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
                                    component_sd=p.component_sd, centred=effects_centred,
-                                   cell_centred=cells_centred)
+                                   cell_centred=cells_centred, integrated_departments=True)
         # per respondent x impact: everything that does not depend on the item
         x, resp_dept = d["x"], d["resp_department"]
         slope_resp = effects.population.T[d["resp_population"]] + effects.department.T[resp_dept]
@@ -154,8 +158,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         # sampled relative to it (see the module docstring)
         cut_level = pt.dot(pt.as_tensor_variable(data.impact_averaging()),
                            pt.mean(kappa, axis=1))
-        relative = trait_locations("person_relative", person_mean - cut_level[None, :],
-                                   trait_chol, dims=("respondent", "impact"))
+        relative_mean = person_mean - cut_level[None, :]
+        relative = trait_locations("person_relative", relative_mean, trait_chol,
+                                   dims=("respondent", "impact"))
+        integrate_department_slopes(relative - relative_mean, trait_chol, x, resp_dept,
+                                    slope_design.basis, d["slope_eigenvalues"],
+                                    d["slope_eigenvectors"], model["b_department_scale"])
         per_person = relative + cut_level[None, :]
         slope_item = effects.within_impact(data.item_lens, data.item_dimension)
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
