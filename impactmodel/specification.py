@@ -20,7 +20,8 @@ ones, a path leaving the specification's folder) is reported at once in one
     [priors]       any prior of the outcome's prior set, by name
                    (:class:`~impactmodel.bayes.priors.ScaleScorePriors` or
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
-    [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation
+    [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation,
+                   max_depth (default: the model's)
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
     [weights]      treatment = "none" | "mrp" | "pseudo-posterior"; frame (MRP: the
                    post-stratification frame, :mod:`impactmodel.bayes.mrp`; default the
@@ -535,6 +536,8 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
                                  float, 0.0, low_open=True, high=1.0),
         "advi_iterations": _number(c, table, "advi_iterations", "sampler",
                                    d.advi_iterations, int, 1),
+        "max_depth": (_number(c, table, "max_depth", "sampler", 10, int, 1)
+                      if "max_depth" in table else None),
     }
     try:
         return SamplerSettings(**values)

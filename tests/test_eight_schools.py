@@ -122,3 +122,17 @@ def test_sampler_settings_are_checked():
         SamplerSettings(sampler="pymc", adaptation="low_rank")
     with pytest.raises(SamplingError, match="draws must be positive"):
         SamplerSettings(draws=0)
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_tree_depth_cap_reaches_the_sampler(sampler):
+    """``max_depth`` bounds every draw's tree (eight schools at target_accept 0.95 wants
+    deeper trees than 2, so the cap binds) whichever NUTS runs."""
+    model = hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS)
+    settings = SamplerSettings(sampler=sampler, draws=60, tune=60, chains=1, seed=3,
+                               target_accept=0.95, max_depth=2)
+    stats = sample_model(model, settings).idata["sample_stats"]
+    depth = stats["depth"] if "depth" in stats else stats["tree_depth"]
+    assert int(depth.max()) == 2
+    with pytest.raises(SamplingError, match="max_depth must be positive"):
+        SamplerSettings(max_depth=0)

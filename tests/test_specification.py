@@ -78,9 +78,11 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
         chains = 0
         target_accept = 1.5
         adaptation = "dense"
+        max_depth = 0
         [convergence]
         max_rhat = 0.9
     """))
+    assert "got: 0" in found["sampler.max_depth"] and "integer >= 1" in found["sampler.max_depth"]
     assert "did you mean 'sampler'" in found["sampel"]
     assert "did you mean 'draws'" in found["sampler.draw"]
     assert "'poisson'" in found["outcome.kind"] and "scale_scores, items" in found["outcome.kind"]
@@ -199,3 +201,9 @@ def test_outcome_subsets_are_validated_and_resolved():
     with pytest.raises(ValidationError, match=r"report\.impact"):
         parse_spec({"model": {"name": "m"}, "outcome": {"impacts": ["trust"]},
                     "report": {"impact": "innovation"}})
+
+
+def test_tree_depth_is_the_models_unless_the_specification_says():
+    assert parse_spec({"model": {"name": "x"}}).sampler.max_depth is None
+    assert parse_spec({"model": {"name": "x"},
+                       "sampler": {"max_depth": 7}}).sampler.max_depth == 7

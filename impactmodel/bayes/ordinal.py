@@ -41,16 +41,29 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
 - the cell parts (impact, lens, dimension) centred (``auto``): thousands of answers
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
-- the territorial parts of the slopes non-centred whatever the survey's size (``auto``):
-  their department and region variation is barely informed (the slopes vary between
-  respondents, whose locations are known to about 0.6 logit), and centred they mixed
-  worst (a department slope scale with bulk ESS 2.5 in 400 draws);
+- the region parts of the slopes non-centred whatever the survey's size (``auto``):
+  their variation is barely informed (the slopes vary between respondents, whose
+  locations are known to about 0.6 logit), and centred they mixed worst (a department
+  slope scale with bulk ESS 2.5 in 400 draws);
+- the departments' own slope deviations (within their region) *integrated out*: they
+  enter only the locations' normal prior, linearly, so the integral is exact
+  (:mod:`impactmodel.bayes.department_slopes`) and ``b_department_scale`` keeps its
+  marginal posterior; sampled (non-centred), that scale, near zero, was the slowest
+  parameter (bulk ESS 193 in 4,000 draws; 574 for the slowest parameter once
+  integrated). :func:`~impactmodel.bayes.fit.fit_items` draws them back from their
+  conditional law for every posterior draw (``b_department``, ``effect_department``);
 - ``delta[j, p]``: each item's population shifts, summing to zero over the populations
   the item is asked of (the item's location is in its cut-points). Questionnaires differ
   by population, so a shared population effect beside item cut-points is only weakly
   identified; per-item shifts are not.
 - the intercepts' territorial parts as in the scale-score model, centred or not by data
   size (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
+
+NUTS trees are capped at depth 6 (:data:`MAX_DEPTH`, 63 leapfrog steps; the sampler
+settings' ``max_depth`` overrides it): at 9,202 respondents every draw took depth 5 (31
+steps), while the first warm-up iterations, far from the posterior with an unadapted
+mass matrix, ran to 355 steps each; the cap cut the warm-up's steps by a quarter and left
+the draws' trees as they were (``benchmarks/README.md``, session 12).
 
 The likelihood is written by hand on the log scale (no N x K probability matrix is
 stored): :mod:`impactmodel.bayes.cumulative_logit` sums it and its derivatives in one loop
@@ -81,6 +94,9 @@ from impactmodel.bayes.item_data import ItemData
 from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.bayes.sampling import BuiltModel
 
+#: the item model's default largest tree depth (see the module docstring)
+MAX_DEPTH = 6
+
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                        parametrisation: Parametrisation = "auto") -> BuiltModel:
@@ -92,9 +108,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     priors : OrdinalPriors, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations and effect components. ``auto``: the intercepts'
-        territorial deviations by the size rule, the slopes' territorial parts
-        non-centred, their cell parts centred (see the module docstring). ``centred``
-        and ``non-centred`` force every part.
+        territorial deviations by the size rule, the slopes' region parts non-centred,
+        their cell parts centred (see the module docstring). ``centred`` and
+        ``non-centred`` force every sampled part; the departments' own slope deviations
+        are integrated out whatever the choice.
 
     Returns
     -------
@@ -187,7 +204,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
         tuple(map(int, data.item_dimension)), packed.structure)
-    return BuiltModel(model, packed.values(), structure)
+    return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH)
 
 
 def _pairs_to_grid(shift: pt.TensorVariable, pairs: np.ndarray, n_items: int,

@@ -62,6 +62,10 @@ class SamplerSettings:
     adaptation : {"diag", "low_rank"}
         nutpie's mass-matrix adaptation: diagonal (default, as Stan and PyMC) or
         low-rank-modified diagonal (learns a few correlated directions of the posterior).
+    max_depth : int, optional
+        Largest NUTS tree depth (at most ``2**max_depth - 1`` leapfrog steps per draw).
+        Default: the model's (:attr:`BuiltModel.max_depth`; 10, nutpie's and PyMC's
+        default, for a plain ``pm.Model``).
     advi_iterations : int
     """
 
@@ -72,6 +76,7 @@ class SamplerSettings:
     seed: int = 0
     target_accept: float = 0.8
     adaptation: Adaptation = "diag"
+    max_depth: int | None = None
     advi_iterations: int = 20000
 
     def __post_init__(self) -> None:
@@ -84,6 +89,8 @@ class SamplerSettings:
         if self.adaptation != "diag" and self.sampler != "nutpie":
             raise SamplingError(f"adaptation {self.adaptation!r} needs the nutpie sampler, "
                                 f"not {self.sampler!r}")
+        if self.max_depth is not None and self.max_depth < 1:
+            raise SamplingError(f"max_depth must be positive, got {self.max_depth}")
         for name in ("draws", "tune", "chains"):
             if getattr(self, name) < (0 if name == "tune" else 1):
                 raise SamplingError(f"{name} must be positive, got {getattr(self, name)}")
@@ -95,11 +102,14 @@ class BuiltModel:
 
     Two models with equal ``structure`` differ only in the values of ``data`` (the
     ``pm.Data`` containers of the same names), so one compiled model serves both.
+    ``max_depth`` is the model's default largest NUTS tree depth
+    (:attr:`SamplerSettings.max_depth` overrides it).
     """
 
     model: pm.Model
     data: dict[str, np.ndarray]
     structure: tuple[Any, ...]
+    max_depth: int = 10
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -166,6 +176,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     """
     built = model if isinstance(model, BuiltModel) else None
     pymc_model: pm.Model = built.model if built is not None else model
+    max_depth = settings.max_depth or (built.max_depth if built is not None else 10)
     with pymc_model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
@@ -182,7 +193,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                       chains=settings.chains, seed=settings.seed,
                                       target_accept=settings.target_accept,
                                       progress_bar=False, save_warmup=False,
-                                      adaptation=settings.adaptation,
+                                      adaptation=settings.adaptation, maxdepth=max_depth,
                                       progress_callback=_nutpie_progress(progress))
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), settings)
@@ -190,8 +201,9 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                           random_seed=settings.seed, target_accept=settings.target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
                           compute_convergence_checks=False,
-                          **({"nuts": {"adaptation": settings.adaptation}}
-                             if settings.sampler == "nutpie" else {}))
+                          nuts=({"adaptation": settings.adaptation, "maxdepth": max_depth}
+                                if settings.sampler == "nutpie"
+                                else {"max_treedepth": max_depth}))
     names = var_names or _free_names(pymc_model)
     return Draws(idata, check_convergence(idata, names, thresholds), settings)
 
