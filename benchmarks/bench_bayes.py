@@ -1,16 +1,17 @@
 """Benchmark the Bayesian impact models against the naive baseline, in the same run.
 
-Each case (model x respondents x formulation x sampler x seed) runs in its own subprocess
-on a simulated survey (simulated once per size and cached under ``--cache``; simulation
-time is not counted). Per case: preparation (data arrays, sufficient statistics),
-compilation in a new process (cold: empty PyTensor and impactmodel caches; first: a
-structure not yet in impactmodel's cache of compiled models; cached: loaded from it, as
-in the measured runs, see ``impactmodel.bayes.compile_cache``), sampling time, end-to-end wall
-time, minimum bulk and tail ESS, ESS per second (end to end) and per gradient evaluation
-(post-warmup), divergences, R-hat, E-BFMI, peak memory (this process plus its largest
-child times the worker count), and, for the package's formulation with nutpie, the
-overhead of a second fit of the same structure on new data (model build + reuse of the
-compiled model).
+Each case (model x respondents x formulation x sampler x seed) runs in its own
+subprocess on a simulated survey (simulated once per size and cached under ``--cache``;
+simulation time is not counted). Per case: preparation (data arrays, sufficient
+statistics), compilation in a new process (cold: empty PyTensor and impactmodel caches;
+first: a structure not yet in impactmodel's cache of compiled models; cached: loaded
+from it, as in the measured runs, see ``impactmodel.bayes.compile_cache``), sampling
+time (with, for the ordinal model, the draws of the integrated department slopes that
+``fit_items`` adds), end-to-end wall time, minimum bulk and tail ESS, ESS per second
+(end to end) and per gradient evaluation (post-warmup), divergences, R-hat, E-BFMI, peak
+memory (this process plus its largest child times the worker count), and, for the
+package's formulation with nutpie, the overhead of a second fit of the same structure on
+new data (model build + reuse of the compiled model).
 
 The baseline is always PyMC's default NUTS on the naive formulation
 (``benchmarks/naive_models.py``) of the same model on the same data. Only runs passing
@@ -98,8 +99,12 @@ def prepare(survey):
     from impactmodel.bayes.ordinal import ordinal_item_model
     from naive_models import naive_ordinal_model
     data = build_item_data(survey, PRACTICES)
+    ITEM_DATA.append(data)
     return (ordinal_item_model(data) if formulation == "package"
             else naive_ordinal_model(data)), data.n_respondents
+
+
+ITEM_DATA = []  # the ordinal case's data, for the draws fit_items adds after sampling
 
 
 if model_name == "simulate":  # prepare the cached surveys, outside any measurement
@@ -121,6 +126,14 @@ if formulation == "package" and sampler == "nutpie":
         sys.exit(0)
 t1 = time.perf_counter()
 result = sample_model(built, settings)
+if model_name == "ordinal" and formulation == "package":
+    # as fit_items does: the department slope deviations drawn back from their
+    # conditional law (part of the fit's cost)
+    from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
+    item_data = ITEM_DATA[0]
+    with_department_slopes(result.idata["posterior"].to_dataset(), DepartmentSlopeDesign.of(
+        item_data.x, item_data.department, item_data.department_region),
+        item_data.department_region, np.random.default_rng(seed))
 sample_s = time.perf_counter() - t1
 wall_s = time.perf_counter() - t0
 reuse_s = float("nan")
