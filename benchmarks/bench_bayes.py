@@ -152,7 +152,7 @@ print(json.dumps({"respondents": respondents, "prepare_s": prepare_s, "compile_s
                   "ess_bulk": c.min_ess_bulk, "ess_tail": c.min_ess_tail,
                   "ess_per_grad": c.min_ess_bulk / steps, "rhat": c.max_rhat,
                   "divergences": c.divergences, "bfmi": c.min_bfmi, "peak_mb": peak,
-                  "passed": c.converged}))
+                  "passed": c.converged, "problems": list(c.problems)}))
 """
 
 COLUMNS = ("model", "respondents", "formulation", "sampler", "passed", "prepare s",
