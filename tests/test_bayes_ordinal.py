@@ -59,7 +59,13 @@ def at_a_point(tmp_path_factory):
     # each impact's mean cut-point, over its items' cuts
     cut_level = np.array([kappa[data.item_impact == impact].mean()
                           for impact in range(len(data.coords["impact"]))])
-    location = parameters["person_relative"] + cut_level
+    # each population's mean shift per impact, over the items asked of it
+    delta = parameters["delta"]
+    shift_level = np.array([[np.nanmean(delta[data.item_impact == impact, pop])
+                             if (~np.isnan(delta[data.item_impact == impact, pop])).any()
+                             else 0.0 for impact in range(len(cut_level))]
+                            for pop in range(delta.shape[1])])
+    location = parameters["person_relative"] + cut_level - shift_level[data.population]
     # the respondent-level predictor: intercepts, covariates and the slopes' parts that
     # do not depend on the item, the departments' own deviations excepted (integrated)
     effect, b_pop = parameters["effect_cell"], parameters["b_population"]
@@ -80,6 +86,7 @@ def at_a_point(tmp_path_factory):
     design = np.repeat(z_rows, n_impacts, axis=0)
     return dict(data=data, parameters=parameters, likelihood=values[0],
                 integral=values[1], location_prior=values[-1], cut_level=cut_level,
+                shift_level=shift_level,
                 location=location, predictor=predictor, b_dept=b_dept,
                 covariance=correlation * np.outer(sd, sd), basis=basis, design=design)
 
@@ -89,7 +96,8 @@ def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
     with eta = delta[j, p] + u[m, d] + z_i gamma[m] + theta_im + x_i beta(c, p, d); eta,
     the traits and the practice slopes beta are assembled here from the reported
     parameters as the module docstring writes the model, the traits from the sampled
-    locations (relative to each impact's mean cut-point) minus the predictor (whose
+    locations (relative to each impact's mean cut-point and the population's mean shift
+    over the impact's items) minus the predictor (whose
     department slope part is the region's: the departments' own part, integrated out,
     is in the traits here and cancels in eta)."""
     data, parameters = at_a_point["data"], at_a_point["parameters"]
@@ -109,6 +117,7 @@ def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
     assert np.isnan(delta).sum() > 0  # items not asked of a population have no shift
     cut_level = at_a_point["cut_level"]
     assert np.ptp(cut_level) > 0.1 and np.abs(cut_level).max() > 0.1  # a point that tells
+    assert np.abs(at_a_point["shift_level"]).max() > 0.05
     assert at_a_point["likelihood"] == pytest.approx(np.log(prob).sum(), rel=1e-9)
 
 

@@ -83,6 +83,7 @@ from impactmodel.bayes.cumulative_logit import DATA as CUMULATIVE_LOGIT_DATA
 from impactmodel.bayes.cumulative_logit import answer_indices, cumulative_logit_logp
 from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, integrate_department_slopes
 from impactmodel.bayes.effects import (
+    iid_normal_by_group,
     practice_effects,
     territorial_deviations,
     trait_covariance,
@@ -155,9 +156,14 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                           shape=(n_items, n_cut),
                           transform=pm.distributions.transforms.ordered,
                           initval=np.tile(start, (len(c["item"]), 1)))
-        shift = pt.dot(pt.as_tensor_variable(shift_basis),
-                       pm.Normal("delta_z", 0.0, p.population_sd,
-                                 dims="item_population_contrast"))
+        # iid N(0, population_sd) coordinates, drawn as the means of alike contrasts
+        # (same impact, same populations asked, same contrast) and deviations from them
+        shift = pt.dot(pt.as_tensor_variable(shift_basis), iid_normal_by_group(
+            "delta_z", _alike_contrasts(pairs, data.item_impact), 0.0, p.population_sd,
+            dims=("item_population_contrast",)))
+        # each population's mean shift per impact, over the items it is asked
+        shift_level = pt.dot(pt.as_tensor_variable(_shift_averaging(
+            pairs, data.item_impact, n_pop, n_impacts)), shift).reshape((n_pop, n_impacts))
         u_dept = territorial_deviations("u", data.department_region, p.region_sd,
                                         p.department_sd, centred, dims="impact")
         gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
@@ -175,13 +181,16 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         # sampled relative to it (see the module docstring)
         cut_level = pt.dot(pt.as_tensor_variable(data.impact_averaging()),
                            pt.mean(kappa, axis=1))
-        relative_mean = person_mean - cut_level[None, :]
+        # the locations are measured from their impact's mean cut-point and their
+        # population's mean shift (see the module docstring)
+        origin = cut_level[None, :] - shift_level[d["resp_population"]]
+        relative_mean = person_mean - origin
         relative = trait_locations("person_relative", relative_mean, trait_chol,
                                    dims=("respondent", "impact"))
         integrate_department_slopes(relative - relative_mean, trait_chol, x, resp_dept,
                                     slope_design.basis, d["slope_eigenvalues"],
                                     d["slope_eigenvectors"], model["b_department_scale"])
-        per_person = relative + cut_level[None, :]
+        per_person = relative + origin
         slope_item = effects.within_impact(data.item_lens, data.item_dimension)
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
@@ -205,6 +214,29 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
         tuple(map(int, data.item_dimension)), packed.structure)
     return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH)
+
+
+def _alike_contrasts(pairs: np.ndarray, item_impact: np.ndarray) -> np.ndarray:
+    """Group of each within-item contrast of the shifts: (impact, populations asked, column).
+
+    ``pairs`` sorted by item, as :func:`~impactmodel.bayes.effects.within_group_basis`
+    orders its columns (per item, its populations' Helmert contrasts in turn).
+    """
+    keys = []
+    for item in np.unique(pairs[:, 0]):
+        asked = tuple(int(v) for v in pairs[pairs[:, 0] == item, 1])
+        keys += [(int(item_impact[item]), asked, k) for k in range(1, len(asked))]
+    codes = {key: code for code, key in enumerate(dict.fromkeys(keys))}
+    return np.array([codes[key] for key in keys], dtype=np.int64)
+
+
+def _shift_averaging(pairs: np.ndarray, item_impact: np.ndarray, n_pop: int,
+                     n_impacts: int) -> np.ndarray:
+    """Return the (population x impact) x pairs matrix averaging shifts over items asked."""
+    weights = np.zeros((n_pop, n_impacts, len(pairs)))
+    weights[pairs[:, 1], item_impact[pairs[:, 0]], np.arange(len(pairs))] = 1.0
+    weights /= np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
+    return weights.reshape(n_pop * n_impacts, len(pairs))
 
 
 def _pairs_to_grid(shift: pt.TensorVariable, pairs: np.ndarray, n_items: int,

@@ -178,12 +178,21 @@ def _item_eta(data: ItemData, draws: dict[str, NDArray[np.float64]]) -> NDArray[
     """Linear predictor of every answer for a block of draws (draws x answers).
 
     The respondent's location holds everything that does not depend on the item; it is
-    sampled relative to its impact's mean cut-point (:mod:`impactmodel.bayes.ordinal`).
+    sampled relative to its impact's mean cut-point and its population's mean shift
+    (:mod:`impactmodel.bayes.ordinal`).
     """
     i, j = data.respondent, data.item
     m = data.item_impact[j]
     cut_level = np.einsum("mj,sj->sm", data.impact_averaging(), draws["kappa"].mean(axis=-1))
-    location = draws["person_relative"] + cut_level[:, None, :]
+    # each population's mean shift per impact over the items asked of it (NaN: not asked)
+    delta = draws["delta"]  # draws x item x population
+    asked = ~np.isnan(delta[0])  # item x population
+    shift_level = np.stack([
+        np.nan_to_num(delta[:, data.item_impact == impact]).sum(axis=1)
+        / np.maximum(asked[data.item_impact == impact].sum(axis=0), 1)
+        for impact in range(cut_level.shape[1])], axis=-1)  # draws x population x impact
+    location = (draws["person_relative"] + cut_level[:, None, :]
+                - shift_level[:, data.population])
     slope = (draws["b_lens"][:, :, data.item_lens[j]]
              + draws["b_dimension"][:, :, data.item_dimension[j]])  # draws x practice x answers
     return (draws["delta"][:, j, data.population[i]] + location[:, i, m]
