@@ -22,9 +22,11 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   x_i . (b + b_impact[m] + population and territorial slope parts)``. It is sampled
   (with its multivariate normal prior around the respondent-level predictor:
   :func:`~impactmodel.bayes.effects.trait_locations`), *measured from its impact's mean
-  cut-point*: the free variable is ``person_relative_im = location_im - cut_level_m``,
-  ``cut_level_m`` the mean of the cut-points of impact ``m``'s items. The same model in
-  other coordinates (a shift by a function of ``kappa``, Jacobian one). Why:
+  cut-point and its population's mean shift*: the free variable is ``person_relative_im
+  = location_im - cut_level_m + shift_level_pm``, ``cut_level_m`` the mean of the
+  cut-points of impact ``m``'s items, ``shift_level_pm`` the mean of ``delta[j, p]``
+  over the items of impact ``m`` asked of population ``p``. The same model in other
+  coordinates (a shift by a function of ``kappa`` and ``delta``, Jacobian one). Why:
   - a respondent's answers pin down the location; drawn as a standardised trait,
     every respondent-level part moved together with the traits of all the respondents
     it touches (54 leapfrog steps per draw against 31 with the locations);
@@ -38,6 +40,14 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
     in 2,000 draws, correlated 0.6 with the impact's mean location); relative to the
     mean cut-point, the answers no longer tie the cut-points' common level to the
     locations (lowest cut-point ESS 267 in the same draws);
+  - likewise, raising an item shift ``delta[j, p]`` for all of population ``p``'s items
+    of an impact and lowering that population's locations changes only the locations'
+    prior: measured from the population's mean shift, and with the shifts' coordinates
+    drawn as the means of alike contrasts (same impact, same populations asked, same
+    contrast: :func:`~impactmodel.bayes.effects.iid_normal_by_group`, the same iid
+    normal prior) and deviations from them, that direction is one coordinate. Before, a
+    shift contrast had the worst R-hat of the fit (1.015; ``benchmarks/README.md``,
+    session 12);
 - the cell parts (impact, lens, dimension) centred (``auto``): thousands of answers
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
