@@ -28,7 +28,7 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -340,7 +340,9 @@ def write_run(fit: Result, spec: ModelSpec, *, respondents: Path,
                 fit.respondents if isinstance(fit, DesignEstimates)
                 else len(fit.data.population))},
             "seed": spec.sampler.seed if bayesian else None,
-            "sampler": resolved.get("sampler"),
+            # as applied: the tree depth the model chose when the specification did not
+            "sampler": (asdict(fit.settings) if not isinstance(fit, DesignEstimates)
+                        else resolved.get("sampler")),
             "timings_seconds": dict(timings),
             "convergence": (None if isinstance(fit, DesignEstimates)
                             else fit.convergence.to_dict()),

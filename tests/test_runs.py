@@ -39,6 +39,10 @@ def test_manifest_records_what_produced_the_run(project, tmp_path):
                                          else "not converged")
     resolved = manifest["spec"]["resolved"]
     assert resolved["sampler"]["seed"] == 1 and manifest["seed"] == 1
+    # the specification leaves the tree depth to the model; the manifest records the
+    # depth applied (the scale-score model keeps nutpie's default, 10)
+    assert resolved["sampler"]["max_depth"] is None
+    assert manifest["sampler"]["max_depth"] == 10
     assert resolved["priors"]["effect_sd"] == 5.0  # a default, filled in
     assert manifest["spec"]["sha256"] == hashlib.sha256(
         json.dumps(resolved, sort_keys=True).encode()).hexdigest()

@@ -377,7 +377,7 @@ def fit_score_data(data: ScoreData, *, priors: Mapping[str, float] | None = None
     idata, adjustment = draws.idata, None
     if design is not None:
         idata, adjustment = adjust_fit(idata, data, design)
-    return ScaleScoreFit(idata, draws.convergence, data, resolved, sampler,
+    return ScaleScoreFit(idata, draws.convergence, data, resolved, draws.settings,
                          correlated_traits, adjustment)
 
 
@@ -448,7 +448,7 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     idata["posterior"] = xr.DataTree(with_department_slopes(
         sampled, design, data.department_region,
         np.random.default_rng([sampler.seed, 0xD5])).assign_attrs(sampled.attrs))
-    return ItemFit(idata, draws.convergence, data, resolved, sampler)
+    return ItemFit(idata, draws.convergence, data, resolved, draws.settings)
 
 
 def spec_covariates(spec: ModelSpec, survey: SurveyData) -> tuple[str, ...]:

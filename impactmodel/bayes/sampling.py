@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -130,7 +130,11 @@ def _compiled(built: BuiltModel) -> Any:
 
 @dataclass(frozen=True)
 class Draws:
-    """Posterior draws with their convergence report."""
+    """Posterior draws with their convergence report and the settings as applied.
+
+    ``settings.max_depth`` is the tree depth the sampler used (the model's default when
+    the settings left it out).
+    """
 
     idata: xr.DataTree
     convergence: Convergence
@@ -177,6 +181,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     built = model if isinstance(model, BuiltModel) else None
     pymc_model: pm.Model = built.model if built is not None else model
     max_depth = settings.max_depth or (built.max_depth if built is not None else 10)
+    applied = replace(settings, max_depth=max_depth)  # recorded with the draws
     with pymc_model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
@@ -196,7 +201,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                       adaptation=settings.adaptation, maxdepth=max_depth,
                                       progress_callback=_nutpie_progress(progress))
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
-                                                  thresholds), settings)
+                                                  thresholds), applied)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=settings.target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
@@ -205,7 +210,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                 if settings.sampler == "nutpie"
                                 else {"max_treedepth": max_depth}))
     names = var_names or _free_names(pymc_model)
-    return Draws(idata, check_convergence(idata, names, thresholds), settings)
+    return Draws(idata, check_convergence(idata, names, thresholds), applied)
 
 
 def _free_names(model: pm.Model) -> list[str]:
