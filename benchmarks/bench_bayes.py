@@ -129,11 +129,8 @@ result = sample_model(built, settings)
 if model_name == "ordinal" and formulation == "package":
     # as fit_items does: the department slope deviations drawn back from their
     # conditional law (part of the fit's cost)
-    from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
-    item_data = ITEM_DATA[0]
-    with_department_slopes(result.idata["posterior"].to_dataset(), DepartmentSlopeDesign.of(
-        item_data.x, item_data.department, item_data.department_region),
-        item_data.department_region, np.random.default_rng(seed))
+    from impactmodel.bayes.department_slopes import draw_department_slopes
+    draw_department_slopes(result.idata, ITEM_DATA[0], seed)
 sample_s = time.perf_counter() - t1
 wall_s = time.perf_counter() - t0
 reuse_s = float("nan")

@@ -46,6 +46,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from impactmodel.bayes.effects import within_group_basis
+from impactmodel.bayes.item_data import ItemData
 
 #: deterministics the model reports for the draws (dropped once they are made)
 CONDITIONAL_NAMES = ("b_department_own_mean", "location_total_precision")
@@ -174,3 +175,18 @@ def with_department_slopes(posterior: xr.Dataset, design: DepartmentSlopeDesign,
     return posterior.drop_vars(list(CONDITIONAL_NAMES)).assign(
         b_department=xr.DataArray(b_department, coords=coords, dims=dims),
         effect_department=xr.DataArray(overall + b_department, coords=coords, dims=dims))
+
+
+def draw_department_slopes(idata: xr.DataTree, data: ItemData, seed: int) -> xr.DataTree:
+    """Return ``idata`` with the department slopes drawn into its posterior.
+
+    :func:`with_department_slopes` for a fit of the item model to ``data``; the draws are
+    seeded from ``seed`` (the sampler's), so a fit is reproducible.
+    """
+    sampled = idata["posterior"].to_dataset()
+    design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
+    tree = idata.copy()
+    tree["posterior"] = xr.DataTree(with_department_slopes(
+        sampled, design, data.department_region,
+        np.random.default_rng([seed, 0xD5])).assign_attrs(sampled.attrs))
+    return tree

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
+from impactmodel.bayes.department_slopes import draw_department_slopes
 from impactmodel.bayes.diagnostics import Convergence, Thresholds
 from impactmodel.bayes.gaussian import Parametrisation, scale_score_model
 from impactmodel.bayes.item_data import ItemData, build_item_data
@@ -442,12 +442,7 @@ def fit_items(survey: SurveyData, *, practices: Sequence[str] | None = None,
     built = ordinal_item_model(data, resolved, parametrisation)
     draws = sample_model(built, sampler, thresholds, progress=progress)
     # the departments' own slope deviations, integrated out of the model, drawn back
-    design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
-    sampled = draws.idata["posterior"].to_dataset()
-    idata = draws.idata.copy()
-    idata["posterior"] = xr.DataTree(with_department_slopes(
-        sampled, design, data.department_region,
-        np.random.default_rng([sampler.seed, 0xD5])).assign_attrs(sampled.attrs))
+    idata = draw_department_slopes(draws.idata, data, sampler.seed)
     return ItemFit(idata, draws.convergence, data, resolved, draws.settings)
 
 
