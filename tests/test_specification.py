@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -175,7 +176,9 @@ def test_fits_follow_the_specification_and_reproduce(example_paths, tmp_path):
     survey = load_survey(*example_paths)
     first = fit_spec(spec, survey)
     assert isinstance(first, ScaleScoreFit)
-    assert first.priors.effect_sd == 4.0 and first.settings == spec.sampler
+    # the specification's settings, with the tree depth the model applied filled in
+    assert first.priors.effect_sd == 4.0 and spec.sampler.max_depth is None
+    assert first.settings == replace(spec.sampler, max_depth=10)
     posterior = first.idata["posterior"]
     assert posterior.sizes["draw"] == 40 and posterior.sizes["chain"] == 2
     assert list(posterior["practice"].values) == ["partners", "maturity"]
