@@ -197,11 +197,49 @@ def _split_chains(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half:]], axis=1)
 
 
-def _z_scale(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Rank-normalise each parameter over all its draws (Blom's offset 3/8)."""
+def _normal_scores(x: NDArray[np.float64]
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Rank-normalise each parameter over all its draws (Blom's offset 3/8).
+
+    Returns the normal scores, shaped as ``x``, and each parameter's draws sorted (its
+    order statistics, for medians and quantiles). Ranks come from one sort; a parameter
+    with tied draws gets average ranks (``scipy.stats.rankdata``), as in ArviZ.
+    """
     flat = x.reshape(x.shape[0], -1)
-    ranks = stats.rankdata(flat, method="average", axis=1)
-    return np.asarray(special.ndtri((ranks - 0.375) / (flat.shape[1] + 0.25))).reshape(x.shape)
+    n = flat.shape[1]
+    order = np.argsort(flat, axis=1)
+    ordered = np.take_along_axis(flat, order, axis=1)
+    scores = np.empty_like(flat)
+    np.put_along_axis(scores, order, np.broadcast_to(
+        special.ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25)), flat.shape), axis=1)
+    tied = (np.diff(ordered, axis=1) == 0.0).any(axis=1)
+    if tied.any():
+        ranks = stats.rankdata(flat[tied], method="average", axis=1)
+        scores[tied] = special.ndtri((ranks - 0.375) / (n + 0.25))
+    return scores.reshape(x.shape), ordered
+
+
+def _median_of_sorted(ordered: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row medians of row-sorted values, computed as :func:`numpy.median` does."""
+    n = ordered.shape[1]
+    if n % 2:
+        return ordered[:, n // 2].copy()
+    return np.asarray((ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2.0)
+
+
+def _quantile_of_sorted(ordered: NDArray[np.float64], prob: float) -> NDArray[np.float64]:
+    """Row quantiles of row-sorted values, :func:`numpy.quantile`'s "linear" method.
+
+    The interpolation is numpy's own (``a + t (b - a)``, or ``b - (b - a)(1 - t)`` when
+    ``t >= 0.5``), so that the indicator of draws below it matches ArviZ's exactly.
+    """
+    n = ordered.shape[1]
+    position = prob * (n - 1)
+    below = min(int(np.floor(position)), n - 1)
+    above = min(below + 1, n - 1)
+    t = position - below
+    a, b = ordered[:, below], ordered[:, above]
+    return np.asarray(b - (b - a) * (1.0 - t) if t >= 0.5 else a + t * (b - a))
 
 
 def _rhat(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -252,15 +290,17 @@ def _ess(x: NDArray[np.float64]) -> NDArray[np.float64]:
 def _block_diagnostics(x: NDArray[np.float64]
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     split = _split_chains(x)
-    z = _z_scale(split)
-    folded = np.abs(split - np.median(split.reshape(len(x), -1), axis=1)[:, None, None])
-    rhat = (np.maximum(_rhat(z), _rhat(_z_scale(folded))) if x.shape[1] > 1
+    z, ordered = _normal_scores(split)
+    folded = np.abs(split - _median_of_sorted(ordered)[:, None, None])
+    rhat = (np.maximum(_rhat(z), _rhat(_normal_scores(folded)[0])) if x.shape[1] > 1
             else np.full(len(x), np.nan))
     flat = x.reshape(len(x), -1)
+    if x.shape[2] % 2:  # the split chains left the middle draws out: sort all of them
+        ordered = np.sort(flat, axis=1)
     tail = np.full(len(x), np.inf)
     ci_prob = float(az.rcParams["stats.ci_prob"])
     for prob in sorted((ci_prob, 1.0 - ci_prob)):
-        below = (flat <= np.quantile(flat, prob, axis=1)[:, None]).astype(float)
+        below = (flat <= _quantile_of_sorted(ordered, prob)[:, None]).astype(float)
         tail = np.minimum(tail, _ess(_split_chains(below.reshape(x.shape))))
     return rhat, _ess(z), tail
 
