@@ -20,8 +20,8 @@ ones, a path leaving the specification's folder) is reported at once in one
     [priors]       any prior of the outcome's prior set, by name
                    (:class:`~impactmodel.bayes.priors.ScaleScorePriors` or
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
-    [sampler]      sampler, draws, tune, chains, seed, target_accept, adaptation,
-                   max_depth (default: the model's)
+    [sampler]      sampler, draws, tune, chains, seed, adaptation; target_accept
+                   and max_depth (default: the model's)
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
     [weights]      treatment = "none" | "mrp" | "pseudo-posterior"; frame (MRP: the
                    post-stratification frame, :mod:`impactmodel.bayes.mrp`; default the
@@ -532,8 +532,9 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
         "tune": _number(c, table, "tune", "sampler", d.tune, int, 0),
         "chains": _number(c, table, "chains", "sampler", d.chains, int, 1),
         "seed": _number(c, table, "seed", "sampler", d.seed, int, 0),
-        "target_accept": _number(c, table, "target_accept", "sampler", d.target_accept,
-                                 float, 0.0, low_open=True, high=1.0),
+        "target_accept": (_number(c, table, "target_accept", "sampler", 0.8, float, 0.0,
+                                  low_open=True, high=1.0)
+                          if "target_accept" in table else None),
         "advi_iterations": _number(c, table, "advi_iterations", "sampler",
                                    d.advi_iterations, int, 1),
         "max_depth": (_number(c, table, "max_depth", "sampler", 10, int, 1)

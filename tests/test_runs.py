@@ -43,6 +43,8 @@ def test_manifest_records_what_produced_the_run(project, tmp_path):
     # depth applied (the scale-score model keeps nutpie's default, 10)
     assert resolved["sampler"]["max_depth"] is None
     assert manifest["sampler"]["max_depth"] == 10
+    assert manifest["sampler"]["target_accept"] == (resolved["sampler"]["target_accept"]
+                                                    or 0.8)
     assert resolved["priors"]["effect_sd"] == 5.0  # a default, filled in
     assert manifest["spec"]["sha256"] == hashlib.sha256(
         json.dumps(resolved, sort_keys=True).encode()).hexdigest()

@@ -12,6 +12,7 @@ from conftest import MODELS
 from impactmodel import load_survey
 from impactmodel.bayes.fit import ItemFit, ScaleScoreFit, fit_spec
 from impactmodel.bayes.priors import OrdinalPriors, ScaleScorePriors
+from impactmodel.bayes.sampling import SamplerSettings, SamplingError
 from impactmodel.errors import ValidationError
 from impactmodel.specification import load_spec, parse_spec
 
@@ -42,7 +43,8 @@ def test_shipped_specifications_load():
     assert items.covariates == ("age_group", "size_class")
     resolved = items.resolved()
     assert resolved["priors"]["trait_correlation_eta"] == 2.0
-    assert resolved["sampler"]["target_accept"] == 0.8  # a default, filled in
+    assert resolved["sampler"]["max_depth"] is None  # left to the model (6)
+    assert resolved["sampler"]["target_accept"] is None  # left to the model (0.72)
     assert resolved["data"]["respondents"] == "(embedded example)"
     weighted = load_spec(MODELS / "pseudo-posterior.toml")
     assert weighted.weights == "pseudo-posterior" and weighted.lonely_psu == "adjust"
@@ -210,3 +212,13 @@ def test_tree_depth_is_the_models_unless_the_specification_says():
     assert parse_spec({"model": {"name": "x"}}).sampler.max_depth is None
     assert parse_spec({"model": {"name": "x"},
                        "sampler": {"max_depth": 7}}).sampler.max_depth == 7
+
+
+def test_target_acceptance_is_the_models_unless_the_specification_says():
+    assert parse_spec({"model": {"name": "x"}}).sampler.target_accept is None
+    assert parse_spec({"model": {"name": "x"},
+                       "sampler": {"target_accept": 0.9}}).sampler.target_accept == 0.9
+    with pytest.raises(ValidationError, match=r"sampler\.target_accept"):
+        parse_spec({"model": {"name": "x"}, "sampler": {"target_accept": 1.0}})
+    with pytest.raises(SamplingError, match="target_accept must be in"):
+        SamplerSettings(target_accept=0.0)

@@ -56,9 +56,10 @@ class SamplerSettings:
         seed passed at 81,471 and 814,710 respondents with 300 steps; 1,000 brought
         nothing there, and the small-survey failures do not depend on it).
     seed : int
-    target_accept : float
-        NUTS target acceptance (0.8, nutpie's and PyMC's default: the models are
-        parametrised to need no more; raise it if a fit reports divergences).
+    target_accept : float, optional
+        NUTS target acceptance. Default: the model's (:attr:`BuiltModel.target_accept`;
+        0.8, nutpie's and PyMC's default, for a plain ``pm.Model``). Raise it if a fit
+        reports divergences.
     adaptation : {"diag", "low_rank"}
         nutpie's mass-matrix adaptation: diagonal (default, as Stan and PyMC) or
         low-rank-modified diagonal (learns a few correlated directions of the posterior).
@@ -74,7 +75,7 @@ class SamplerSettings:
     tune: int = 300
     chains: int = 4
     seed: int = 0
-    target_accept: float = 0.8
+    target_accept: float | None = None
     adaptation: Adaptation = "diag"
     max_depth: int | None = None
     advi_iterations: int = 20000
@@ -89,6 +90,8 @@ class SamplerSettings:
         if self.adaptation != "diag" and self.sampler != "nutpie":
             raise SamplingError(f"adaptation {self.adaptation!r} needs the nutpie sampler, "
                                 f"not {self.sampler!r}")
+        if self.target_accept is not None and not 0.0 < self.target_accept < 1.0:
+            raise SamplingError(f"target_accept must be in (0, 1), got {self.target_accept}")
         if self.max_depth is not None and self.max_depth < 1:
             raise SamplingError(f"max_depth must be positive, got {self.max_depth}")
         for name in ("draws", "tune", "chains"):
@@ -102,14 +105,15 @@ class BuiltModel:
 
     Two models with equal ``structure`` differ only in the values of ``data`` (the
     ``pm.Data`` containers of the same names), so one compiled model serves both.
-    ``max_depth`` is the model's default largest NUTS tree depth
-    (:attr:`SamplerSettings.max_depth` overrides it).
+    ``max_depth`` and ``target_accept`` are the model's defaults for the largest NUTS
+    tree depth and the target acceptance (:class:`SamplerSettings` overrides them).
     """
 
     model: pm.Model
     data: dict[str, np.ndarray]
     structure: tuple[Any, ...]
     max_depth: int = 10
+    target_accept: float = 0.8
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -132,8 +136,8 @@ def _compiled(built: BuiltModel) -> Any:
 class Draws:
     """Posterior draws with their convergence report and the settings as applied.
 
-    ``settings.max_depth`` is the tree depth the sampler used (the model's default when
-    the settings left it out).
+    ``settings.max_depth`` and ``settings.target_accept`` are the ones the sampler used
+    (the model's defaults when the settings left them out).
     """
 
     idata: xr.DataTree
@@ -181,7 +185,10 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     built = model if isinstance(model, BuiltModel) else None
     pymc_model: pm.Model = built.model if built is not None else model
     max_depth = settings.max_depth or (built.max_depth if built is not None else 10)
-    applied = replace(settings, max_depth=max_depth)  # recorded with the draws
+    target_accept = settings.target_accept or (built.target_accept if built is not None
+                                               else 0.8)
+    # recorded with the draws
+    applied = replace(settings, max_depth=max_depth, target_accept=target_accept)
     with pymc_model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
@@ -196,14 +203,14 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
             with threadpool_limits(limits=1, user_api="blas"):
                 idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                                       chains=settings.chains, seed=settings.seed,
-                                      target_accept=settings.target_accept,
+                                      target_accept=target_accept,
                                       progress_bar=False, save_warmup=False,
                                       adaptation=settings.adaptation, maxdepth=max_depth,
                                       progress_callback=_nutpie_progress(progress))
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), applied)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                          random_seed=settings.seed, target_accept=settings.target_accept,
+                          random_seed=settings.seed, target_accept=target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
                           compute_convergence_checks=False,
                           nuts=({"adaptation": settings.adaptation, "maxdepth": max_depth}
