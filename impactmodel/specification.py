@@ -55,7 +55,14 @@ from impactmodel.bayes.diagnostics import Thresholds
 from impactmodel.bayes.gaussian import Parametrisation
 from impactmodel.bayes.model_data import OutcomeSelection
 from impactmodel.bayes.priors import OrdinalPriors, PriorError, ScaleScorePriors
-from impactmodel.bayes.sampling import ADAPTATIONS, SAMPLERS, SamplerSettings, SamplingError
+from impactmodel.bayes.sampling import (
+    ADAPTATIONS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_TARGET_ACCEPT,
+    SAMPLERS,
+    SamplerSettings,
+    SamplingError,
+)
 from impactmodel.bayes.spatial import SPATIAL_STRUCTURES, Spatial
 from impactmodel.disclosure import DisclosureRules
 from impactmodel.errors import SpecError, ValidationError
@@ -532,12 +539,12 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
         "tune": _number(c, table, "tune", "sampler", d.tune, int, 0),
         "chains": _number(c, table, "chains", "sampler", d.chains, int, 1),
         "seed": _number(c, table, "seed", "sampler", d.seed, int, 0),
-        "target_accept": (_number(c, table, "target_accept", "sampler", 0.8, float, 0.0,
-                                  low_open=True, high=1.0)
+        "target_accept": (_number(c, table, "target_accept", "sampler",
+                                  DEFAULT_TARGET_ACCEPT, float, 0.0, low_open=True, high=1.0)
                           if "target_accept" in table else None),
         "advi_iterations": _number(c, table, "advi_iterations", "sampler",
                                    d.advi_iterations, int, 1),
-        "max_depth": (_number(c, table, "max_depth", "sampler", 10, int, 1)
+        "max_depth": (_number(c, table, "max_depth", "sampler", DEFAULT_MAX_DEPTH, int, 1)
                       if "max_depth" in table else None),
     }
     try:

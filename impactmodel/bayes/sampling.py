@@ -99,6 +99,11 @@ class SamplerSettings:
                 raise SamplingError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+#: NUTS defaults of a model that sets none (nutpie's and PyMC's own)
+DEFAULT_MAX_DEPTH = 10
+DEFAULT_TARGET_ACCEPT = 0.8
+
+
 @dataclass(frozen=True)
 class BuiltModel:
     """A PyMC model with its data containers and a key of everything else it depends on.
@@ -112,8 +117,8 @@ class BuiltModel:
     model: pm.Model
     data: dict[str, np.ndarray]
     structure: tuple[Any, ...]
-    max_depth: int = 10
-    target_accept: float = 0.8
+    max_depth: int = DEFAULT_MAX_DEPTH
+    target_accept: float = DEFAULT_TARGET_ACCEPT
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -184,9 +189,9 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     """
     built = model if isinstance(model, BuiltModel) else None
     pymc_model: pm.Model = built.model if built is not None else model
-    max_depth = settings.max_depth or (built.max_depth if built is not None else 10)
-    target_accept = settings.target_accept or (built.target_accept if built is not None
-                                               else 0.8)
+    defaults = built if built is not None else BuiltModel(pymc_model, {}, ())
+    max_depth = settings.max_depth or defaults.max_depth
+    target_accept = settings.target_accept or defaults.target_accept
     # recorded with the draws
     applied = replace(settings, max_depth=max_depth, target_accept=target_accept)
     with pymc_model, warnings.catch_warnings():
