@@ -49,12 +49,11 @@ def at_a_point(tmp_path_factory):
              "b", "b_region_scale"]
     potentials = {p.name: p for p in model.potentials}
     outputs = model.replace_rvs_by_values([potentials["likelihood"],
-                                           potentials["department_slopes"],
                                            *(model[n] for n in names)])
     location_prior = model.logp(vars=[model["person_relative"]])
     values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
-    parameters = dict(zip(names, values[2:-1], strict=True))
+    parameters = dict(zip(names, values[1:-1], strict=True))
     kappa, u = parameters["kappa"], parameters["u_department"]
     # each impact's mean cut-point, over its items' cuts
     cut_level = np.array([kappa[data.item_impact == impact].mean()
@@ -85,7 +84,7 @@ def at_a_point(tmp_path_factory):
     z_rows = np.einsum("ip,ij->ipj", data.x, basis[r_dept]).reshape(len(r_dept), -1)
     design = np.repeat(z_rows, n_impacts, axis=0)
     return dict(data=data, parameters=parameters, likelihood=values[0],
-                integral=values[1], location_prior=values[-1], cut_level=cut_level,
+                location_prior=values[-1], cut_level=cut_level,
                 shift_level=shift_level,
                 location=location, predictor=predictor, b_dept=b_dept,
                 covariance=correlation * np.outer(sd, sd), basis=basis, design=design)
@@ -123,7 +122,7 @@ def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
 
 def test_locations_prior_integrates_the_department_slopes_out(at_a_point):
     """The locations' prior with the departments' own slope deviations integrated out
-    (the model's location density plus its ``department_slopes`` term) equals the
+    (the model's location density) equals the
     multivariate normal of all the respondents' stacked residuals, location minus
     predictor, with covariance I (x) Sigma + s^2 Z Z' (Z: each respondent's practices
     times their department's row of the within-region contrast basis), by scipy."""
@@ -137,11 +136,9 @@ def test_locations_prior_integrates_the_department_slopes_out(at_a_point):
                                    traits_only + scale**2 * design @ design.T)
     assert abs(covariance[0, 1]) > 0.01 and scale > 0.1  # a point that tells
     expected = marginal.logpdf(residual)
-    got = at_a_point["location_prior"] + at_a_point["integral"]
-    assert got == pytest.approx(expected, rel=1e-9)
-    # the integral matters at this point: without it, the traits' density alone
+    assert at_a_point["location_prior"] == pytest.approx(expected, rel=1e-9)
+    # the integral matters at this point: the traits' density alone differs
     without = multivariate_normal(np.zeros(len(residual)), traits_only).logpdf(residual)
-    assert at_a_point["location_prior"] == pytest.approx(without, rel=1e-9)
     assert abs(expected - without) > 1.0
 
 

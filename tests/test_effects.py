@@ -75,28 +75,3 @@ def test_iid_normal_drawn_by_group_keeps_the_iid_prior() -> None:
 def test_iid_normal_by_group_refuses_gaps_in_the_group_codes() -> None:
     with pm.Model(coords={"unit": [0, 1]}), pytest.raises(ValueError, match="without gaps"):
         iid_normal_by_group("alpha", np.array([0, 2]), 0.0, 1.0, dims=("unit",))
-
-
-def test_trait_locations_have_the_stated_multivariate_normal_prior() -> None:
-    # density: against scipy at random points; draws: mean and covariance of 40,000
-    from scipy.stats import multivariate_normal
-
-    from impactmodel.bayes.effects import trait_locations
-    rng = np.random.default_rng(3)
-    chol = np.array([[1.2, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.5]])
-    mean = rng.normal(0, 1, (5, 3))
-    with pm.Model(coords={"respondent": range(5), "impact": range(3)}) as model:
-        person = trait_locations("person", pm.math.constant(mean),
-                                 pm.math.constant(chol), dims=("respondent", "impact"))
-    value = rng.normal(0, 1, (5, 3))
-    logp = model.compile_logp(vars=[person])({"person": value})
-    covariance = chol @ chol.T
-    expected = sum(multivariate_normal(mean[r], covariance).logpdf(value[r]) for r in range(5))
-    assert logp == pytest.approx(expected, rel=1e-12)
-    # the custom draw function runs in Python: no numba implementation to look for
-    draws = np.asarray(pm.draw(person, draws=DRAWS, random_seed=20261127, mode="FAST_COMPILE"))
-    centred = draws - mean
-    np.testing.assert_allclose(centred.mean(axis=0), 0.0, atol=0.03)
-    for r in range(5):
-        np.testing.assert_allclose(np.cov(centred[:, r].T), covariance, atol=0.04)
-    assert np.allclose(model.initial_point()["person"], mean)

@@ -138,7 +138,8 @@ def cache_root() -> Path:
 #: graph shows: this module (the callbacks' template) and those defining the package's
 #: own ``Op`` kernels (a graph names an ``Op`` and its props, not its code). Everything
 #: else reaches the compiled code only through the graph, which the fingerprint hashes.
-COMPILED_SOURCES = ("compile_cache.py", "cumulative_logit.py", "residual_squares.py")
+COMPILED_SOURCES = ("compile_cache.py", "cumulative_logit.py", "locations.py",
+                    "residual_squares.py")
 
 
 def _source_digest() -> str:

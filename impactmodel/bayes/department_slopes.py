@@ -22,12 +22,15 @@ over ``c ~ N(0, s^2 I)`` is::
     log E[exp(c . g - w/2 c' A c)] = 1/2 sum_k q_k (U'g)_k^2 - 1/2 sum_k log(1 + s^2 w lambda_k)
 
 with ``q_k = s^2 / (1 + s^2 w lambda_k)``: a product ``U'g`` per gradient, no
-factorisation. The conditional law of ``c`` given everything else is normal with mean
-``U (q * U'g)`` and covariance ``U diag(q) U'``; the model reports the mean (as the
-departments' own deviations, ``b_department_own_mean``) and ``w``
-(``location_total_precision``), and :func:`with_department_slopes` draws ``c`` from that
-law for every posterior draw, which gives ``b_department`` and ``effect_department``
-exactly as the model with ``c`` sampled would (a draw from the joint posterior).
+factorisation (:func:`slope_integral`; it is part of the locations' density,
+:func:`impactmodel.bayes.locations.locations_logp`, whose one pass over the respondents
+gives ``g``'s per-department sums beside the normal's quadratic form). The conditional
+law of ``c`` given everything else is normal with mean ``U (q * U'g)`` and covariance
+``U diag(q) U'``; the model reports the mean (as the departments' own deviations,
+``b_department_own_mean``) and ``w`` (``location_total_precision``), and
+:func:`with_department_slopes` draws ``c`` from that law for every posterior draw, which
+gives ``b_department`` and ``effect_department`` exactly as the model with ``c`` sampled
+would (a draw from the joint posterior).
 
 Why: sampled, ``c`` and ``s`` formed a funnel the data barely inform (``s`` near zero:
 the departments' slopes vary little beyond their region's), and ``s`` was the slowest
@@ -40,7 +43,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import NDArray
@@ -94,48 +96,40 @@ class DepartmentSlopeDesign:
         return cls(basis, np.clip(eigenvalues, 0.0, None), eigenvectors)
 
 
-def integrate_department_slopes(residual: pt.TensorVariable, chol: pt.TensorVariable,
-                                x: pt.TensorVariable, department: pt.TensorVariable,
-                                basis: NDArray[np.float64], eigenvalues: pt.TensorVariable,
-                                eigenvectors: pt.TensorVariable,
-                                scale: pt.TensorVariable) -> None:
-    """Add the integral's log-density (``department_slopes``) and its reporting terms.
-
-    Declares the Potential ``department_slopes`` and the deterministics of
-    :data:`CONDITIONAL_NAMES` in the current model (coordinates ``practice`` and
-    ``department``).
+def slope_integral(by_department: pt.TensorVariable, total_precision: pt.TensorVariable,
+                   eigenvalues: pt.TensorVariable, eigenvectors: pt.TensorVariable,
+                   basis: pt.TensorVariable, scale: pt.TensorVariable
+                   ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Return the integral's log-density and the departments' deviations' conditional mean.
 
     Parameters
     ----------
-    residual : TensorVariable, shape (respondents, impacts)
-        Locations minus their predictor without the departments' own slope deviations.
-    chol : TensorVariable, shape (impacts, impacts)
-        Cholesky factor of the locations' covariance.
-    x : TensorVariable, shape (respondents, practices)
-    department : TensorVariable of int, shape (respondents,)
-    basis : ndarray, shape (departments, contrasts)
+    by_department : TensorVariable, shape (departments, practices)
+        ``sum_{i in d} v_i x_i`` per department (``v_i = 1' Sigma^-1 r_i``, ``r_i`` the
+        location minus its predictor without the departments' own slope deviations):
+        the per-group sums ``H`` of :mod:`impactmodel.bayes.locations`, by department.
+    total_precision : TensorVariable
+        ``w = 1' Sigma^-1 1``.
     eigenvalues, eigenvectors : TensorVariable
         Of :class:`DepartmentSlopeDesign` (data containers: they change with the data).
+    basis : TensorVariable, shape (departments, contrasts)
     scale : TensorVariable
         ``s``, the sd of the departments' own deviations.
+
+    Returns
+    -------
+    tuple of TensorVariable
+        ``1/2 sum_k q_k (U'g)_k^2 - 1/2 sum_k log(1 + s^2 w lambda_k)`` (a scalar), and the
+        conditional mean of the deviations ``o`` (practice x department).
     """
-    n_impacts = chol.shape[0]
-    root = pt.linalg.solve_triangular(chol, pt.ones((n_impacts,)), lower=True)
-    total_precision = pt.sum(root**2)  # w = 1' Sigma^-1 1
-    row_precision = pt.linalg.solve_triangular(chol.T, root, lower=False)  # Sigma^-1 1
-    v = pt.dot(residual, row_precision)  # respondents
-    n_dept, n_contrasts = basis.shape
-    by_department = pt.zeros((n_dept, x.shape[1]))[department].inc(x * v[:, None])
-    g = pt.dot(by_department.T, pt.as_tensor_variable(basis)).reshape((-1,))
+    g = pt.dot(by_department.T, basis).reshape((-1,))
     projected = pt.dot(eigenvectors.T, g)
     variance = scale**2
     shrink = variance / (1.0 + variance * total_precision * eigenvalues)  # q
-    pm.Potential("department_slopes", 0.5 * pt.sum(shrink * projected**2)
-                 - 0.5 * pt.sum(pt.log1p(variance * total_precision * eigenvalues)))
-    mean = pt.dot(eigenvectors, shrink * projected).reshape((-1, n_contrasts))
-    pm.Deterministic("b_department_own_mean", pt.dot(mean, pt.as_tensor_variable(basis.T)),
-                     dims=("practice", "department"))
-    pm.Deterministic("location_total_precision", total_precision)
+    log_integral = (0.5 * pt.sum(shrink * projected**2)
+                    - 0.5 * pt.sum(pt.log1p(variance * total_precision * eigenvalues)))
+    mean = pt.dot(eigenvectors, shrink * projected).reshape((by_department.shape[1], -1))
+    return log_integral, pt.dot(mean, basis.T)
 
 
 def with_department_slopes(posterior: xr.Dataset, design: DepartmentSlopeDesign,

@@ -100,17 +100,24 @@ import pytensor.tensor as pt
 from impactmodel.bayes.containers import PackedArrays
 from impactmodel.bayes.cumulative_logit import DATA as CUMULATIVE_LOGIT_DATA
 from impactmodel.bayes.cumulative_logit import answer_indices, cumulative_logit_logp
-from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, integrate_department_slopes
+from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, slope_integral
 from impactmodel.bayes.effects import (
     iid_normal_by_group,
     practice_effects,
     territorial_deviations,
     trait_covariance,
-    trait_locations,
     within_group_basis,
 )
 from impactmodel.bayes.gaussian import Parametrisation, choose_parametrisation
 from impactmodel.bayes.item_data import ItemData
+from impactmodel.bayes.locations import (
+    IntegratedSlopes,
+    LocationPredictor,
+    by_department,
+    location_sums,
+    precision_and_weight,
+    respondent_locations,
+)
 from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.bayes.sampling import BuiltModel
 
@@ -159,8 +166,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     answers = answer_indices(data.x, data.y, data.item, data.respondent, data.item_impact,
                              pair_of, data.population, data.n_levels, n_impacts)
     slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
-    arrays = {**answers, "x": data.x, "z": data.z, "resp_population": data.population,
-              "resp_department": data.department,
+    arrays = {**answers, "x": data.x, "covariates_practices": np.column_stack([data.z, data.x]),
+              "resp_population": data.population,
+              "resp_group": data.department * n_pop + data.population,
               "slope_eigenvalues": slope_design.eigenvalues,
               "slope_eigenvectors": slope_design.eigenvectors}
     packed = PackedArrays.pack(arrays)
@@ -192,25 +200,34 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
                                    component_sd=p.component_sd, centred=effects_centred,
                                    cell_centred=cells_centred, integrated_departments=True)
-        # per respondent x impact: everything that does not depend on the item
-        x, resp_dept = d["x"], d["resp_department"]
-        slope_resp = effects.population.T[d["resp_population"]] + effects.department.T[resp_dept]
-        person_mean = (pt.dot(d["z"], gamma.T) + u_dept.T[resp_dept]
-                       + pt.sum(x * slope_resp, axis=1)[:, None]
-                       + pt.dot(x, effects.by_impact().T))  # respondent x impact
-        # each impact's mean cut-point (over its items and their cuts): the locations are
-        # sampled relative to it (see the module docstring)
+        # per respondent x impact, everything that does not depend on the item, grouped by
+        # department x population (group d * populations + p), measured from each impact's
+        # mean cut-point (over its items and their cuts) and the population's mean shift
+        # (see the module docstring)
         cut_level = pt.dot(pt.as_tensor_variable(data.impact_averaging()),
                            pt.mean(kappa, axis=1))
-        # the locations are measured from their impact's mean cut-point and their
-        # population's mean shift (see the module docstring)
+        group_dept, group_pop = np.divmod(np.arange(len(c["department"]) * n_pop), n_pop)
+        predictor = LocationPredictor(
+            group_mean=(u_dept.T[group_dept] - cut_level[None, :] + shift_level[group_pop]),
+            group_slope=effects.population.T[group_pop] + effects.department.T[group_dept],
+            coefficients=pt.concatenate([gamma, effects.by_impact()], axis=1),
+            group=d["resp_group"], covariates=d["covariates_practices"], practices=d["x"])
+        slopes = IntegratedSlopes(
+            scale=model["b_department_scale"], group_department=group_dept,
+            eigenvalues=d["slope_eigenvalues"], eigenvectors=d["slope_eigenvectors"],
+            basis=pt.as_tensor_variable(slope_design.basis))
+        relative = respondent_locations("person_relative", predictor, trait_chol,
+                                        dims=("respondent", "impact"), slopes=slopes)
+        # reported, not in the gradient: the departments' own slope deviations' conditional
+        # mean and w (department_slopes draws them back from these)
+        precision, weight = precision_and_weight(trait_chol)
+        _, by_group = location_sums(relative, predictor, precision, weight)
+        _, own_mean = slope_integral(by_department(by_group, slopes), pt.sum(weight),
+                                     slopes.eigenvalues, slopes.eigenvectors, slopes.basis,
+                                     slopes.scale)
+        pm.Deterministic("b_department_own_mean", own_mean, dims=("practice", "department"))
+        pm.Deterministic("location_total_precision", pt.sum(weight))
         origin = cut_level[None, :] - shift_level[d["resp_population"]]
-        relative_mean = person_mean - origin
-        relative = trait_locations("person_relative", relative_mean, trait_chol,
-                                   dims=("respondent", "impact"))
-        integrate_department_slopes(relative - relative_mean, trait_chol, x, resp_dept,
-                                    slope_design.basis, d["slope_eigenvalues"],
-                                    d["slope_eigenvectors"], model["b_department_scale"])
         per_person = relative + origin
         slope_item = effects.within_impact(data.item_lens, data.item_dimension)
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),

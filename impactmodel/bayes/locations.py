@@ -1,0 +1,453 @@
+"""The respondents' locations: their normal prior and what the department slopes need, in one pass.
+
+In the item model (:mod:`impactmodel.bayes.ordinal`) respondent ``i``'s location per
+impact (row ``l_i``, length ``M``) has the multivariate normal prior ``N(mu_i, Sigma)``
+around the respondent-level predictor
+
+    mu_i = G[g_i] + C w_i + (x_i . S[g_i]) 1
+
+with ``g_i`` the respondent's group (department x population), ``G`` the groups' part
+per impact (intercepts, shifts), ``S`` the groups' slopes of the practices ``x_i`` (the
+same for every impact), ``C`` the coefficients per impact of the respondent's
+covariates and practices ``w_i``. With ``r_i = l_i - mu_i``, ``P = Sigma^-1`` and a
+weight vector ``u`` (``P 1`` in the model), :class:`LocationSums` computes
+
+    Q = sum_i r_i' P r_i,        H[g] = sum_{i in g} (u . r_i) x_i
+
+(the quadratic form of the prior, and the per-group sums that the integral over the
+departments' own slope deviations needs: :mod:`impactmodel.bayes.department_slopes`).
+:class:`LocationSumsGradient` computes, for cotangents ``a`` (of ``Q``) and ``B`` (of
+``H``), with ``e_i = a (P + P') r_i + u (B[g_i] . x_i)``::
+
+    dl_i = e_i,   dG[g] = -sum_{i in g} e_i,   dS[g] = -sum_{i in g} (1' e_i) x_i,
+    dC = -sum_i e_i w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i
+
+Why an ``Op``: written as PyTensor operations, the gathers of ``G`` and ``S`` by
+respondent, their scatter-add gradients, the triangular solve and a dozen
+respondent-sized temporaries cost about 1.4 ms of the item model's 3.4 ms gradient at
+9,202 respondents (``benchmarks/README.md``, session 15). Each loop here makes one pass
+over the respondents. numba implements both (nutpie's backend); numpy implements them
+too (every other backend, and the independent check of the loops in the tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from numpy.typing import NDArray
+from pytensor.gradient import DisconnectedType, disconnected_type
+from pytensor.graph.basic import Apply, Variable
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch import basic as numba_basic
+from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
+
+from impactmodel.bayes.department_slopes import slope_integral
+
+#: differentiable inputs (and their ranks), in order
+PARAMETERS = (("value", 2), ("group_mean", 2), ("group_slope", 2), ("coefficients", 2),
+              ("precision", 2), ("weight", 1))
+#: data inputs (and their ranks): group per respondent, covariates w, practices x
+DATA = (("group", 1), ("covariates", 2), ("practices", 2))
+
+
+@dataclass(frozen=True)
+class LocationPredictor:
+    """The respondent-level predictor ``mu_i = G[g_i] + C w_i + (x_i . S[g_i]) 1``.
+
+    Attributes
+    ----------
+    group_mean : TensorVariable, shape (groups, impacts)
+        ``G``.
+    group_slope : TensorVariable, shape (groups, practices)
+        ``S``.
+    coefficients : TensorVariable, shape (impacts, covariates)
+        ``C``.
+    group : TensorVariable of int, shape (respondents,)
+        ``g_i``, each within ``0 .. groups - 1`` (not checked by the loops).
+    covariates : TensorVariable, shape (respondents, covariates)
+        ``w_i``.
+    practices : TensorVariable, shape (respondents, practices)
+        ``x_i``.
+    """
+
+    group_mean: Any
+    group_slope: Any
+    coefficients: Any
+    group: Any
+    covariates: Any
+    practices: Any
+
+    def parts(self) -> tuple[Any, ...]:
+        """Return the six arrays in :class:`LocationSums`'s order (``G, S, C``, then data)."""
+        return (self.group_mean, self.group_slope, self.coefficients, self.group,
+                self.covariates, self.practices)
+
+
+def predictor_mean(group_mean: Any, group_slope: Any, coefficients: Any, group: Any,
+                   covariates: Any, practices: Any) -> Any:
+    """``mu`` (respondents x impacts), for numpy arrays or tensors alike."""
+    slope_term = (practices * group_slope[group]).sum(axis=1)
+    return group_mean[group] + covariates @ coefficients.T + slope_term[:, None]
+
+
+class LocationSums(Op):
+    """``Q`` and ``H`` (see the module docstring).
+
+    Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar) and ``H``
+    (groups x practices).
+    """
+
+    __props__ = ()
+
+    def make_node(self, *inputs: Any) -> Apply:
+        """Check the inputs' kinds and ranks."""
+        tensors = _checked(inputs)
+        h = pt.matrix(dtype="float64", shape=(tensors[1].type.shape[0],
+                                              tensors[2].type.shape[1]))
+        return Apply(self, tensors, [pt.dscalar(), h])
+
+    def perform(self, node: Apply, inputs: Sequence[Any],
+                output_storage: list[list[Any]]) -> None:
+        """Vectorised numpy version (the reference for the numba loop)."""
+        value, g_mean, g_slope, coef, precision, weight, group, w, x = inputs
+        r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
+        h = np.zeros(g_slope.shape)
+        np.add.at(h, group, (r @ weight)[:, None] * x)
+        output_storage[1][0] = h
+
+    def pullback(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
+                 output_grads: Sequence[Variable]) -> list[Variable]:
+        """Apply the gradient Op, with a disconnected output's cotangent as zero."""
+        a, b = output_grads
+        a = pt.zeros(()) if isinstance(a.type, DisconnectedType) else a
+        b = pt.zeros_like(outputs[1]) if isinstance(b.type, DisconnectedType) else b
+        grads = _GRADIENT(*inputs, a, b)
+        assert isinstance(grads, list)
+        return list(grads) + [disconnected_type() for _ in DATA]
+
+    def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        """Both outputs depend on the parameters; none on the data."""
+        return [[True, True] for _ in PARAMETERS] + [[False, False] for _ in DATA]
+
+
+class LocationSumsGradient(Op):
+    """The derivatives of ``a Q + sum(B * H)`` with respect to :data:`PARAMETERS`.
+
+    Inputs: those of :class:`LocationSums`, then ``a`` (a scalar) and ``B`` (groups x
+    practices). Not differentiable itself.
+    """
+
+    __props__ = ()
+
+    def make_node(self, *inputs: Any) -> Apply:
+        """Check the inputs' kinds and ranks."""
+        if len(inputs) != len(PARAMETERS) + len(DATA) + 2:
+            raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + 2} inputs, "
+                            f"got {len(inputs)}")
+        tensors = _checked(inputs[:-2])
+        a = pt.as_tensor_variable(inputs[-2]).astype("float64")
+        b = pt.as_tensor_variable(inputs[-1]).astype("float64")
+        if a.ndim != 0 or b.ndim != 2:
+            raise TypeError("the cotangents must be a scalar and a matrix")
+        outputs = [v.type() for v in tensors[:len(PARAMETERS)]]
+        return Apply(self, [*tensors, a, b], outputs)
+
+    def perform(self, node: Apply, inputs: Sequence[Any],
+                output_storage: list[list[Any]]) -> None:
+        """Vectorised numpy version (the reference for the numba loop)."""
+        value, g_mean, g_slope, coef, precision, weight, group, w, x, a, b = inputs
+        r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        bx = np.sum(b[group] * x, axis=1)
+        e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :]
+        d_mean, d_slope = np.zeros(g_mean.shape), np.zeros(g_slope.shape)
+        np.add.at(d_mean, group, -e)
+        np.add.at(d_slope, group, -e.sum(axis=1)[:, None] * x)
+        values = [e, d_mean, d_slope, -e.T @ w, a * r.T @ r, r.T @ bx]
+        for storage, v in zip(output_storage, values, strict=True):
+            storage[0] = np.asarray(v, dtype=np.float64)
+
+
+def _checked(inputs: Sequence[Any]) -> list[Any]:
+    """Return the inputs as tensors of the stated ranks (floats; ints for groups)."""
+    specs = PARAMETERS + DATA
+    if len(inputs) != len(specs):
+        raise TypeError(f"expected {len(specs)} inputs, got {len(inputs)}")
+    tensors = []
+    for (name, rank), v in zip(specs, inputs, strict=True):
+        tensor = pt.as_tensor_variable(v)
+        if tensor.ndim != rank:
+            raise TypeError(f"{name} must have {rank} dimensions, got {tensor.ndim}")
+        if name == "group":
+            if not tensor.dtype.startswith(("int", "uint")):
+                raise TypeError(f"group must hold integers, got {tensor.dtype}")
+            tensor = tensor.astype("int64")
+        elif tensor.dtype != "float64":
+            tensor = tensor.astype("float64")
+        tensors.append(tensor)
+    return tensors
+
+
+_SUMS = LocationSums()
+_GRADIENT = LocationSumsGradient()
+
+
+def location_sums(value: Any, predictor: LocationPredictor, precision: Any,
+                  weight: Any) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """``Q`` and ``H`` of the locations ``value`` (see the module docstring).
+
+    Parameters
+    ----------
+    value : TensorVariable, shape (respondents, impacts)
+    predictor : LocationPredictor
+    precision : TensorVariable, shape (impacts, impacts)
+        ``P``.
+    weight : TensorVariable, shape (impacts,)
+        ``u``.
+
+    Returns
+    -------
+    tuple of TensorVariable
+        ``Q`` (a scalar) and ``H`` (groups x practices).
+    """
+    p = predictor
+    outputs = _SUMS(value, p.group_mean, p.group_slope, p.coefficients, precision, weight,
+                    p.group, p.covariates, p.practices)
+    assert isinstance(outputs, list)
+    return pt.as_tensor_variable(outputs[0]), pt.as_tensor_variable(outputs[1])
+
+
+def precision_and_weight(chol: Any) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """``P = Sigma^-1`` and ``u = P 1`` from the lower Cholesky factor of ``Sigma``."""
+    n = chol.shape[0]
+    inverse = pt.linalg.solve_triangular(chol, pt.eye(n), lower=True)  # L^-1
+    precision = inverse.T @ inverse
+    return precision, inverse.T @ pt.sum(inverse, axis=1)
+
+
+@dataclass(frozen=True)
+class IntegratedSlopes:
+    """The departments' own slope deviations, integrated out of the locations' prior.
+
+    See :mod:`impactmodel.bayes.department_slopes`: with them, the locations' prior is
+    the multivariate normal around ``mu_i + x_i . o[:, d_i]`` integrated over ``o = c
+    B'``, ``c`` iid ``N(0, scale^2)``.
+
+    Attributes
+    ----------
+    scale : TensorVariable
+        ``s``, the sd of the deviations.
+    group_department : TensorVariable of int, shape (groups,)
+        Department of each group of :class:`LocationPredictor`.
+    eigenvalues, eigenvectors : TensorVariable
+        Of :class:`~impactmodel.bayes.department_slopes.DepartmentSlopeDesign`.
+    basis : TensorVariable, shape (departments, contrasts)
+        ``B``.
+    """
+
+    scale: Any
+    group_department: Any
+    eigenvalues: Any
+    eigenvectors: Any
+    basis: Any
+
+    def parts(self) -> tuple[Any, ...]:
+        """Return the five arrays in the order the locations' density takes them."""
+        return (self.scale, self.group_department, self.eigenvalues, self.eigenvectors,
+                self.basis)
+
+
+def locations_logp(value: Any, predictor: LocationPredictor, chol: Any,
+                   slopes: IntegratedSlopes | None = None) -> pt.TensorVariable:
+    """Log-density of all the locations: one pass of :class:`LocationSums`.
+
+    The multivariate normal ``sum_i log N(l_i; mu_i, chol chol')``, plus, with
+    ``slopes``, the integral over the departments' own slope deviations
+    (:func:`~impactmodel.bayes.department_slopes.slope_integral`). One Op gives both
+    sums, so one pass of :class:`LocationSumsGradient` gives the derivatives.
+    """
+    precision, weight = precision_and_weight(chol)
+    quadratic, by_group = location_sums(value, predictor, precision, weight)
+    n_rows, n = value.shape[0], value.shape[1]
+    normal = (-0.5 * quadratic - n_rows * pt.sum(pt.log(pt.diag(chol)))
+              - 0.5 * n_rows * n * np.log(2 * np.pi))
+    if slopes is None:
+        return normal
+    log_integral, _ = slope_integral(
+        by_department(by_group, slopes), pt.sum(weight), slopes.eigenvalues,
+        slopes.eigenvectors, slopes.basis, slopes.scale)
+    return normal + log_integral
+
+
+def by_department(by_group: Any, slopes: IntegratedSlopes) -> pt.TensorVariable:
+    """Add the per-group sums ``H`` up by department (departments x practices)."""
+    blank = pt.zeros((slopes.basis.shape[0], by_group.shape[1]))
+    return pt.inc_subtensor(blank[slopes.group_department], by_group)
+
+
+def _split(params: Sequence[Any]) -> tuple[LocationPredictor, Any, IntegratedSlopes | None]:
+    """Split the density's parameters into (predictor, chol, slopes or None)."""
+    g_mean, g_slope, coef, chol, group, w, x, *rest = params
+    predictor = LocationPredictor(g_mean, g_slope, coef, group, w, x)
+    return predictor, chol, IntegratedSlopes(*rest) if rest else None
+
+
+def _locations_logp(value: Any, *params: Any) -> Any:
+    predictor, chol, slopes = _split(params)
+    return locations_logp(value, predictor, chol, slopes)
+
+
+def _locations_random(*params: Any, rng: np.random.Generator | None = None,
+                      size: tuple[int, ...] | None = None) -> NDArray[np.float64]:
+    """Draw rows ``mu_i (+ x_i . o[:, d_i]) + chol @ standard normal``."""
+    if size not in (None, ()):
+        raise NotImplementedError("the locations are drawn one set at a time")
+    generator = rng if rng is not None else np.random.default_rng()
+    predictor, chol, slopes = _split(params)
+    mean = predictor_mean(*predictor.parts())
+    if slopes is not None:
+        basis = np.asarray(slopes.basis)
+        practices = np.asarray(predictor.practices)
+        own = (float(slopes.scale) * generator.standard_normal(
+            (practices.shape[1], basis.shape[1]))) @ basis.T  # practice x department
+        department = np.asarray(slopes.group_department)[np.asarray(predictor.group)]
+        mean = mean + np.sum(practices * own.T[department], axis=1)[:, None]
+    return np.asarray(mean + generator.standard_normal(mean.shape) @ np.asarray(chol).T)
+
+
+def _locations_support_point(rv: Any, size: Any, *params: Any) -> Any:
+    """Start at the means."""
+    predictor, _, _ = _split(params)
+    return predictor_mean(*predictor.parts())
+
+
+def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
+                         dims: tuple[str, str],
+                         slopes: IntegratedSlopes | None = None) -> pt.TensorVariable:
+    """Declare each respondent's location per impact: ``MvNormal(mu_i, chol chol')``.
+
+    The trait is the location minus its mean (``trait_i = location_i - mu_i``, with
+    the covariance of :func:`~impactmodel.bayes.effects.trait_covariance`): the same
+    model as a trait drawn around zero and added to ``mu_i``, in hierarchically centred
+    coordinates (Gelfand, Sahu and Carlin 1995). Why: a respondent's answers pin down
+    their location, not its split between the trait and the respondent-level parts of
+    ``mu`` (covariates, department intercepts, the slopes' population and department
+    parts). Drawn as a standardised trait, every one of those parts moves together with
+    the traits of all the respondents it touches; drawn as locations, those parts are
+    informed through the locations' normal prior, as in a regression, and move on their
+    own. With ``slopes``, the departments' own slope deviations are integrated out of
+    the prior (:func:`locations_logp`).
+
+    Parameters
+    ----------
+    name : str
+    predictor : LocationPredictor
+    chol : TensorVariable, shape (impacts, impacts)
+        Lower-triangular factor of the traits' covariance.
+    dims : tuple of str
+    slopes : IntegratedSlopes, optional
+
+    Returns
+    -------
+    TensorVariable
+        The locations (a free variable), respondents x impacts.
+    """
+    signature = "(g,m),(g,s),(m,w),(m,m),(n),(n,w),(n,s)"
+    params = [*predictor.parts()[:3], chol, *predictor.parts()[3:]]
+    if slopes is not None:
+        signature += ",(),(g),(k),(k,k),(d,c)"
+        params += list(slopes.parts())
+    return pm.CustomDist(name, *params, logp=_locations_logp, random=_locations_random,
+                         support_point=_locations_support_point,
+                         signature=signature + "->(n,m)", dims=dims)
+
+
+_SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+@register_funcify_and_cache_key(LocationSums)  # type: ignore[misc]
+def _numba_location_sums(op: LocationSums, node: Apply | None = None,
+                         **kwargs: Any) -> tuple[Any, str]:
+    """One loop over the respondents (cached on disk under this file's source digest)."""
+    @numba_basic.numba_njit(boundscheck=False)
+    def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
+                           group, covariates, practices):  # type: ignore[no-untyped-def]
+        n, m = value.shape
+        n_slopes = practices.shape[1]
+        r = value - np.dot(covariates, np.ascontiguousarray(coefficients.T))  # BLAS
+        quadratic = 0.0
+        h = np.zeros(group_slope.shape)
+        for i in range(n):
+            g = group[i]
+            slope_term = 0.0
+            for s in range(n_slopes):
+                slope_term += practices[i, s] * group_slope[g, s]
+            for k in range(m):
+                r[i, k] -= group_mean[g, k] + slope_term
+            weighted = 0.0
+            for j in range(m):
+                row = 0.0
+                for k in range(m):
+                    row += precision[j, k] * r[i, k]
+                quadratic += r[i, j] * row
+                weighted += weight[j] * r[i, j]
+            for s in range(n_slopes):
+                h[g, s] += weighted * practices[i, s]
+        return np.asarray(quadratic), h
+
+    return location_sums_loop, f"impactmodel.LocationSums-{_SOURCE_KEY}"
+
+
+@register_funcify_and_cache_key(LocationSumsGradient)  # type: ignore[misc]
+def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None = None,
+                                  **kwargs: Any) -> tuple[Any, str]:
+    """One loop over the respondents (cached on disk under this file's source digest)."""
+    @numba_basic.numba_njit(boundscheck=False)
+    def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
+                               weight, group, covariates, practices, a,
+                               b):  # type: ignore[no-untyped-def]
+        n, m = value.shape
+        n_slopes = practices.shape[1]
+        a_value = a.item()
+        symmetric = a_value * (precision + precision.T)
+        r = value - np.dot(covariates, np.ascontiguousarray(coefficients.T))  # BLAS
+        d_value = np.empty_like(value)
+        d_mean, d_slope = np.zeros_like(group_mean), np.zeros_like(group_slope)
+        d_weight = np.zeros_like(weight)
+        for i in range(n):
+            g = group[i]
+            slope_term = 0.0
+            bx = 0.0
+            for s in range(n_slopes):
+                slope_term += practices[i, s] * group_slope[g, s]
+                bx += b[g, s] * practices[i, s]
+            for k in range(m):
+                r[i, k] -= group_mean[g, k] + slope_term
+            e_sum = 0.0
+            for j in range(m):
+                e = weight[j] * bx
+                for k in range(m):
+                    e += symmetric[j, k] * r[i, k]
+                e_sum += e
+                d_value[i, j] = e
+                d_mean[g, j] -= e
+                d_weight[j] += bx * r[i, j]
+            for s in range(n_slopes):
+                d_slope[g, s] -= e_sum * practices[i, s]
+        d_coefficients = -np.dot(np.ascontiguousarray(d_value.T), covariates)  # BLAS
+        d_precision = a_value * np.dot(np.ascontiguousarray(r.T), r)
+        return d_value, d_mean, d_slope, d_coefficients, d_precision, d_weight
+
+    return location_gradient_loop, f"impactmodel.LocationSumsGradient-{_SOURCE_KEY}"
+
+
+__all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",
+           "LocationSumsGradient", "by_department", "location_sums", "locations_logp",
+           "precision_and_weight", "predictor_mean", "respondent_locations"]
