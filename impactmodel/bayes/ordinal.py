@@ -21,7 +21,7 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   the item: ``location_im = u_region[m, r] + u_dept[m, d] + z_i' gamma[m] + theta_im +
   x_i . (b + b_impact[m] + population and territorial slope parts)``. It is sampled
   (with its multivariate normal prior around the respondent-level predictor:
-  :func:`~impactmodel.bayes.effects.trait_locations`), *measured from its impact's mean
+  :func:`~impactmodel.bayes.locations.respondent_locations`), *measured from its impact's mean
   cut-point and its population's mean shift*: the free variable is ``person_relative_im
   = location_im - cut_level_m + shift_level_pm``, ``cut_level_m`` the mean of the
   cut-points of impact ``m``'s items, ``shift_level_pm`` the mean of ``delta[j, p]``
@@ -86,7 +86,10 @@ ESS further but left some locations' tails at R-hat 1.011 in three seeds of thre
 
 The likelihood is written by hand on the log scale (no N x K probability matrix is
 stored): :mod:`impactmodel.bayes.cumulative_logit` sums it and its derivatives in one loop
-over the answers. Effects are on the latent logit scale.
+over the answers; the locations' prior, the department slopes' integral included, is
+one pass over the respondents (:mod:`impactmodel.bayes.locations`: a gradient a quarter
+cheaper than with PyTensor's gathers and scatter-adds, ``benchmarks/README.md``, session
+of 2026-12-05). Effects are on the latent logit scale.
 """
 
 from __future__ import annotations
