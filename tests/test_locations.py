@@ -165,3 +165,41 @@ def test_inputs_of_the_wrong_kind_are_refused():
                                   case["covariates"], case["practices"])
     with pytest.raises(TypeError, match="weight must have 1 dimensions"):
         location_sums(case["value"], predictor, np.eye(3), np.eye(3))
+
+
+def test_locations_with_integrated_department_slopes_have_the_marginal_prior():
+    # the stacked residuals (respondent-major) are normal with covariance
+    # I (x) Sigma + s^2 Z Z', Z a respondent's practices times their department's row of
+    # the within-region contrast basis: density against scipy, draws' covariance
+    from impactmodel.bayes.department_slopes import DepartmentSlopeDesign
+    from impactmodel.bayes.effects import within_group_basis
+    from impactmodel.bayes.locations import IntegratedSlopes
+
+    case = _case(8, n=6)
+    department_region = np.array([0, 0, 1, 1])
+    group_department = np.array([0, 1, 2, 3])  # one population: groups are departments
+    department = group_department[case["group"]]
+    design = DepartmentSlopeDesign.of(case["practices"], department, department_region)
+    scale = 0.8
+    with pm.Model(coords={"respondent": range(6), "impact": range(3)}) as model:
+        predictor = LocationPredictor(*(pm.math.constant(case[k]) for k in (
+            "group_mean", "group_slope", "coefficients", "group", "covariates",
+            "practices")))
+        slopes = IntegratedSlopes(pm.math.constant(scale), pm.math.constant(group_department),
+                                  pm.math.constant(design.eigenvalues),
+                                  pm.math.constant(design.eigenvectors),
+                                  pm.math.constant(design.basis))
+        person = respondent_locations("person", predictor, pm.math.constant(CHOL),
+                                      dims=("respondent", "impact"), slopes=slopes)
+    basis = within_group_basis(department_region)
+    z_rows = np.einsum("ip,ij->ipj", case["practices"], basis[department]).reshape(6, -1)
+    z = np.repeat(z_rows, 3, axis=0)
+    covariance = np.kron(np.eye(6), CHOL @ CHOL.T) + scale**2 * z @ z.T
+    mean = _mean_term_by_term(case)
+    marginal = multivariate_normal(mean.ravel(), covariance)
+    logp = model.compile_logp(vars=[person])({"person": case["value"]})
+    assert logp == pytest.approx(marginal.logpdf(case["value"].ravel()), rel=1e-10)
+    draws = np.asarray(pm.draw(person, draws=40_000, random_seed=20261206,
+                               mode="FAST_COMPILE")).reshape(40_000, -1)
+    np.testing.assert_allclose(draws.mean(axis=0), mean.ravel(), atol=0.05)
+    np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.06)
