@@ -44,25 +44,29 @@ def _case(seed: int, n: int = 40, practice_levels: int | None = None
     return wide, parameters, data
 
 
-def _op_data(data: list[np.ndarray]) -> list[np.ndarray]:
-    indices = answer_indices(*data, n_categories=N_CAT, n_impacts=N_IMPACTS)
-    return [indices[name] for name, _ in DATA]
+def _op_data(data: list[np.ndarray], respondents_per_block: int | None = None
+             ) -> list[np.ndarray]:
+    indices = answer_indices(*data, n_categories=N_CAT, n_impacts=N_IMPACTS,
+                             respondents_per_block=respondents_per_block)
+    return [indices[name] for name, *_ in DATA]
 
 
 def _function(mode: str, with_gradient: bool) -> pytensor.compile.Function:
     parameters = [pt.tensor(name, shape=(None,) * rank, dtype="float64")
                   for name, rank in PARAMETERS]
     data = [pt.tensor(name, shape=(None,) * rank,
-                      dtype="float64" if name == "patterns" else "int32")
-            for name, rank in DATA]
+                      dtype="float64" if kind == "float" else "int32")
+            for name, rank, kind in DATA]
     logp = cumulative_logit_logp(*parameters, *data)[0]
     outputs = [logp, *pytensor.grad(logp, parameters)] if with_gradient else [logp]
     return pytensor.function(parameters + data, outputs, mode=mode)
 
 
+@pytest.mark.parametrize("respondents_per_block", [None, 2])
 @pytest.mark.parametrize("practice_levels", [None, 2])
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-def test_value_is_the_sum_of_logistic_differences(mode, practice_levels):
+def test_value_is_the_sum_of_logistic_differences(mode, practice_levels,
+                                                   respondents_per_block):
     wide, parameters, data = _case(0, practice_levels=practice_levels)
     shift, person, slope = parameters[3:]
     x, y, item, respondent, item_impact, pair_of, population = data
@@ -70,7 +74,7 @@ def test_value_is_the_sum_of_logistic_differences(mode, practice_levels):
            + person[respondent, item_impact[item]]
            + np.einsum("is,is->i", x[respondent], slope[item]))
     expected = np.sum(np.log(expit(wide[item, y + 1] - eta) - expit(wide[item, y] - eta)))
-    op_data = _op_data(data)
+    op_data = _op_data(data, respondents_per_block)
     if practice_levels is not None:  # respondents share rows of practices
         assert len(op_data[0]) < N_RESP
     value = _function(mode, False)(*parameters, *op_data)[0]
@@ -99,15 +103,49 @@ def test_derivatives_equal_finite_differences(mode):
                                        err_msg=f"{PARAMETERS[which][0]}{position}")
 
 
-@pytest.mark.parametrize("practice_levels", [None, 2])
-def test_numba_and_numpy_agree_on_a_larger_case(practice_levels):
+@pytest.mark.parametrize(("practice_levels", "respondents_per_block"),
+                         [(None, None), (2, None), (2, 4)])
+def test_numba_and_numpy_agree_on_a_larger_case(practice_levels, respondents_per_block):
     # 5,000 answers: the numba loop takes the log of its running product of the D many
     # times over; the numpy version takes one log per answer
     _, parameters, data = _case(3, n=5000, practice_levels=practice_levels)
-    numba_out = _function("NUMBA", True)(*parameters, *_op_data(data))
-    numpy_out = _function("FAST_COMPILE", True)(*parameters, *_op_data(data))
+    op_data = _op_data(data, respondents_per_block)
+    numba_out = _function("NUMBA", True)(*parameters, *op_data)
+    numpy_out = _function("FAST_COMPILE", True)(*parameters, *op_data)
     for a, b in zip(numba_out, numpy_out, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+@pytest.mark.parametrize("respondents_per_block", [None, 2])
+def test_segments_hold_every_answer_once_in_blocks(respondents_per_block):
+    _, _, raw = _case(5, n=300, practice_levels=2)
+    x, y, item, respondent, item_impact, pair_of, population = raw
+    out = answer_indices(*raw, n_categories=N_CAT, n_impacts=N_IMPACTS,
+                         respondents_per_block=respondents_per_block)
+    lengths = np.diff(out["segment_start"])
+    assert out["segment_start"][0] == 0 and lengths.min() >= 1
+    assert out["segment_start"][-1] == len(y)
+    k = np.repeat(out["segment_item_category"], lengths)
+    profile, j = np.divmod(np.repeat(out["segment_profile_item"], lengths), N_ITEMS)
+    r, m = np.divmod(out["respondent_impact"], N_IMPACTS)
+    # the answers, each once: (respondent, item, category), with the respondent's
+    # practices, population and the item's impact and shift position
+    assert sorted(zip(r, j, k % N_CAT, strict=True)) == sorted(
+        zip(respondent, item, y, strict=True))
+    np.testing.assert_array_equal(k // N_CAT, j)
+    np.testing.assert_array_equal(m, item_impact[j])
+    np.testing.assert_array_equal(out["profiles"][profile], x[r])
+    np.testing.assert_array_equal(out["profile_pair"][profile, j], pair_of[j, population[r]])
+    np.testing.assert_array_equal(out["category_count"],
+                                  np.bincount(item * N_CAT + y, minlength=N_ITEMS * N_CAT))
+    # blocks of respondents in order; one block of respondents per segment
+    block = np.repeat(np.arange(len(lengths)), lengths)
+    per_block = respondents_per_block or N_RESP
+    first = out["respondent_impact"][out["segment_start"][:-1]] // N_IMPACTS // per_block
+    np.testing.assert_array_equal(r // per_block, first[block])
+    assert np.all(np.diff(first) >= 0)
+    if respondents_per_block is not None:
+        assert len(np.unique(first)) > 1
 
 
 def test_extreme_predictors_and_an_unchosen_category_stay_finite():
@@ -138,7 +176,9 @@ def test_second_derivatives_are_refused():
 def test_inputs_of_the_wrong_kind_are_refused():
     _, parameters, data = _case(0)
     data = _op_data(data)
-    with pytest.raises(TypeError, match="item_category must hold integers"):
-        cumulative_logit_logp(*parameters, data[0], data[1].astype(float), *data[2:])
+    position = [name for name, *_ in DATA].index("respondent_impact")
+    wrong = [v.astype(float) if k == position else v for k, v in enumerate(data)]
+    with pytest.raises(TypeError, match="respondent_impact must hold integers"):
+        cumulative_logit_logp(*parameters, *wrong)
     with pytest.raises(TypeError, match="person must have 2 dimensions"):
         cumulative_logit_logp(*parameters[:4], parameters[4].ravel(), *parameters[5:], *data)

@@ -244,7 +244,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         likelihood = cumulative_logit_logp(
             pt.log1mexp(lower - upper).reshape((-1,)), pt.exp(-upper).reshape((-1,)),
             pt.exp(lower).reshape((-1,)), shift, per_person, slope_item,
-            *(d[name] for name, _ in CUMULATIVE_LOGIT_DATA))
+            *(d[name] for name, *_ in CUMULATIVE_LOGIT_DATA))
         pm.Potential("likelihood", likelihood[0])
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
