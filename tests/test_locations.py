@@ -52,8 +52,12 @@ def _mean_term_by_term(case: dict[str, np.ndarray]) -> np.ndarray:
 
 def _function(mode: str, b_weights: np.ndarray) -> pytensor.compile.Function:
     """``Q, H, a Q + sum(B * H)`` and the latter's gradient w.r.t. every parameter."""
-    names = ["value", "group_mean", "group_slope", "coefficients", "precision"]
-    parameters = [pt.dmatrix(n) for n in names] + [pt.dvector("weight")]
+    # the loops are built for the sizes the static shapes fix (locations.Sizes)
+    shapes = {"value": (None, N_IMPACTS), "group_mean": (None, N_IMPACTS),
+              "group_slope": (None, N_PRACTICES), "coefficients": (None, N_COVARIATES),
+              "precision": (None, None)}
+    parameters = ([pt.tensor(n, dtype="float64", shape=shape) for n, shape in shapes.items()]
+                  + [pt.dvector("weight")])
     data = [pt.lvector("group"), pt.dmatrix("covariates"), pt.dmatrix("practices")]
     predictor = LocationPredictor(parameters[1], parameters[2], parameters[3], *data)
     quadratic, by_group = location_sums(parameters[0], predictor, parameters[4],
@@ -165,6 +169,27 @@ def test_inputs_of_the_wrong_kind_are_refused():
                                   case["covariates"], case["practices"])
     with pytest.raises(TypeError, match="weight must have 1 dimensions"):
         location_sums(case["value"], predictor, np.eye(3), np.eye(3))
+
+
+def test_sizes_must_be_fixed_agree_and_hold_at_run_time():
+    # the loops are compiled for the numbers of impacts, practices and covariates
+    unknown = LocationPredictor(pt.dmatrix(), pt.dmatrix(), pt.dmatrix(), pt.lvector(),
+                                pt.dmatrix(), pt.dmatrix())
+    with pytest.raises(TypeError, match="number of impacts must be fixed"):
+        location_sums(pt.dmatrix(), unknown, pt.dmatrix(), pt.dvector())
+    case = _case(0)
+    disagreeing = LocationPredictor(case["group_mean"][:, :2], case["group_slope"],
+                                    case["coefficients"], case["group"],
+                                    case["covariates"], case["practices"])
+    with pytest.raises(TypeError, match=r"impacts .*found \[2, 3\]"):
+        location_sums(case["value"], disagreeing, np.eye(3), np.ones(3))
+    rng = np.random.default_rng(2)
+    inputs = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
+    inputs[7] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # covariates: a column short
+    for mode in ("NUMBA", "FAST_COMPILE"):
+        function = _function(mode, rng.normal(0, 1, (N_GROUPS, N_PRACTICES)))
+        with pytest.raises(ValueError, match="other sizes than the Op's"):
+            function(*inputs)
 
 
 def test_locations_with_integrated_department_slopes_have_the_marginal_prior():

@@ -28,6 +28,11 @@ respondent-sized temporaries cost about 1.4 ms of the item model's 3.4 ms gradie
 9,202 respondents (``benchmarks/README.md``, session 15). Each loop here makes one pass
 over the respondents. numba implements both (nutpie's backend); numpy implements them
 too (every other backend, and the independent check of the loops in the tests).
+
+The numbers of impacts, practices and covariates are part of each Op (its sizes, read
+from the inputs' static shapes): the numba loops are compiled with them as constants,
+which took the two loops from 0.27 + 0.47 ms to 0.15 + 0.30 ms at 9,202 respondents
+(``benchmarks/README.md``, session of 2026-12-06, second).
 """
 
 from __future__ import annotations
@@ -97,18 +102,85 @@ def predictor_mean(group_mean: Any, group_slope: Any, coefficients: Any, group: 
     return group_mean[group] + covariates @ coefficients.T + slope_term[:, None]
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """The numbers of impacts ``M``, practices and covariates the loops are built for."""
+
+    impacts: int
+    practices: int
+    covariates: int
+
+    @classmethod
+    def of(cls, tensors: Sequence[Any]) -> Sizes:
+        """Read the sizes from the static shapes of :data:`PARAMETERS` and :data:`DATA`.
+
+        Raises
+        ------
+        TypeError
+            When the static shapes fix none of them, or disagree.
+        """
+        known = {}
+        for size, found in _static_sizes(tensors).items():
+            if len(found) != 1:
+                where = ", ".join(f"{name} axis {axis}" for name, axis in _SIZE_PLACES[size])
+                raise TypeError(f"the number of {size} must be fixed by the static shapes "
+                                f"({where}; use pt.specify_shape), found "
+                                f"{sorted(found) or 'none'}")
+            known[size] = found.pop()
+        return cls(**known)
+
+    def refuse_others(self, tensors: Sequence[Any]) -> None:
+        """Raise TypeError when a static shape in ``tensors`` contradicts these sizes."""
+        for size, found in _static_sizes(tensors).items():
+            if found - {getattr(self, size)}:
+                raise TypeError(f"locations built for {getattr(self, size)} {size}, "
+                                f"given inputs with {sorted(found)}")
+
+    def check(self, value: NDArray[Any], coefficients: NDArray[Any],
+              covariates: NDArray[Any], practices: NDArray[Any]) -> None:
+        """Raise ValueError when arrays do not have the sizes the loops are built for."""
+        actual = (value.shape[1], practices.shape[1], coefficients.shape[1],
+                  covariates.shape[1])
+        if actual != (self.impacts, self.practices, self.covariates, self.covariates):
+            raise ValueError("locations: inputs of other sizes than the Op's: built for "
+                             f"{self}, got (impacts, practices, covariates as coefficients "
+                             f"and as data) {actual}")
+
+
+#: where each size shows in the inputs' shapes: (input name, axis)
+_SIZE_PLACES = {"impacts": (("value", 1), ("group_mean", 1), ("coefficients", 0),
+                            ("precision", 0), ("weight", 0)),
+                "practices": (("group_slope", 1), ("practices", 1)),
+                "covariates": (("coefficients", 1), ("covariates", 1))}
+
+
+def _static_sizes(tensors: Sequence[Any]) -> dict[str, set[int]]:
+    """Return the sizes that the static shapes of :data:`PARAMETERS` + :data:`DATA` fix."""
+    shapes = dict(zip([name for name, _ in PARAMETERS + DATA],
+                      [t.type.shape for t in tensors], strict=True))
+    return {size: {shapes[name][axis] for name, axis in places} - {None}
+            for size, places in _SIZE_PLACES.items()}
+
+
 class LocationSums(Op):
     """``Q`` and ``H`` (see the module docstring).
 
     Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar) and ``H``
     (groups x practices).
+
+    Parameters
+    ----------
+    sizes : Sizes
     """
 
-    __props__ = ()
+    __props__ = ("sizes",)
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
 
     def make_node(self, *inputs: Any) -> Apply:
-        """Check the inputs' kinds and ranks."""
-        tensors = _checked(inputs)
+        """Check the inputs' kinds, ranks and sizes."""
+        tensors = _checked(inputs, self.sizes)
         h = pt.matrix(dtype="float64", shape=(tensors[1].type.shape[0],
                                               tensors[2].type.shape[1]))
         return Apply(self, tensors, [pt.dscalar(), h])
@@ -117,6 +189,7 @@ class LocationSums(Op):
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
         value, g_mean, g_slope, coef, precision, weight, group, w, x = inputs
+        self.sizes.check(value, coef, w, x)
         r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
@@ -129,7 +202,7 @@ class LocationSums(Op):
         a, b = output_grads
         a = pt.zeros(()) if isinstance(a.type, DisconnectedType) else a
         b = pt.zeros_like(outputs[1]) if isinstance(b.type, DisconnectedType) else b
-        grads = _GRADIENT(*inputs, a, b)
+        grads = LocationSumsGradient(self.sizes)(*inputs, a, b)
         assert isinstance(grads, list)
         return list(grads) + [disconnected_type() for _ in DATA]
 
@@ -143,16 +216,23 @@ class LocationSumsGradient(Op):
 
     Inputs: those of :class:`LocationSums`, then ``a`` (a scalar) and ``B`` (groups x
     practices). Not differentiable itself.
+
+    Parameters
+    ----------
+    sizes : Sizes
     """
 
-    __props__ = ()
+    __props__ = ("sizes",)
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
 
     def make_node(self, *inputs: Any) -> Apply:
-        """Check the inputs' kinds and ranks."""
+        """Check the inputs' kinds, ranks and sizes."""
         if len(inputs) != len(PARAMETERS) + len(DATA) + 2:
             raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + 2} inputs, "
                             f"got {len(inputs)}")
-        tensors = _checked(inputs[:-2])
+        tensors = _checked(inputs[:-2], self.sizes)
         a = pt.as_tensor_variable(inputs[-2]).astype("float64")
         b = pt.as_tensor_variable(inputs[-1]).astype("float64")
         if a.ndim != 0 or b.ndim != 2:
@@ -164,6 +244,7 @@ class LocationSumsGradient(Op):
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
         value, g_mean, g_slope, coef, precision, weight, group, w, x, a, b = inputs
+        self.sizes.check(value, coef, w, x)
         r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
         bx = np.sum(b[group] * x, axis=1)
         e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :]
@@ -175,8 +256,11 @@ class LocationSumsGradient(Op):
             storage[0] = np.asarray(v, dtype=np.float64)
 
 
-def _checked(inputs: Sequence[Any]) -> list[Any]:
-    """Return the inputs as tensors of the stated ranks (floats; ints for groups)."""
+def _checked(inputs: Sequence[Any], sizes: Sizes | None = None) -> list[Any]:
+    """Return the inputs as tensors of the stated ranks (floats; ints for groups).
+
+    With ``sizes``, also refuse static shapes that contradict them.
+    """
     specs = PARAMETERS + DATA
     if len(inputs) != len(specs):
         raise TypeError(f"expected {len(specs)} inputs, got {len(inputs)}")
@@ -192,11 +276,9 @@ def _checked(inputs: Sequence[Any]) -> list[Any]:
         elif tensor.dtype != "float64":
             tensor = tensor.astype("float64")
         tensors.append(tensor)
+    if sizes is not None:
+        sizes.refuse_others(tensors)
     return tensors
-
-
-_SUMS = LocationSums()
-_GRADIENT = LocationSumsGradient()
 
 
 def location_sums(value: Any, predictor: LocationPredictor, precision: Any,
@@ -216,10 +298,17 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any,
     -------
     tuple of TensorVariable
         ``Q`` (a scalar) and ``H`` (groups x practices).
+
+    Raises
+    ------
+    TypeError
+        When the inputs' static shapes do not fix the numbers of impacts, practices and
+        covariates (:class:`Sizes`).
     """
     p = predictor
-    outputs = _SUMS(value, p.group_mean, p.group_slope, p.coefficients, precision, weight,
-                    p.group, p.covariates, p.practices)
+    inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight,
+              p.group, p.covariates, p.practices]
+    outputs = LocationSums(Sizes.of(_checked(inputs)))(*inputs)
     assert isinstance(outputs, list)
     return pt.as_tensor_variable(outputs[0]), pt.as_tensor_variable(outputs[1])
 
@@ -376,52 +465,66 @@ _SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                          **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
+    m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
+
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
                            group, covariates, practices):  # type: ignore[no-untyped-def]
-        n, m = value.shape
-        n_slopes = practices.shape[1]
-        r = value - np.dot(covariates, np.ascontiguousarray(coefficients.T))  # BLAS
+        if (value.shape[1] != m or practices.shape[1] != n_slopes
+                or coefficients.shape[1] != n_covariates
+                or covariates.shape[1] != n_covariates):
+            raise ValueError("locations: inputs of other sizes than the Op's")
         quadratic = 0.0
         h = np.zeros(group_slope.shape)
-        for i in range(n):
+        r = np.empty(m)
+        for i in range(value.shape[0]):
             g = group[i]
             slope_term = 0.0
             for s in range(n_slopes):
                 slope_term += practices[i, s] * group_slope[g, s]
             for k in range(m):
-                r[i, k] -= group_mean[g, k] + slope_term
+                residual = value[i, k] - group_mean[g, k] - slope_term
+                for c in range(n_covariates):
+                    residual -= coefficients[k, c] * covariates[i, c]
+                r[k] = residual
             weighted = 0.0
             for j in range(m):
                 row = 0.0
                 for k in range(m):
-                    row += precision[j, k] * r[i, k]
-                quadratic += r[i, j] * row
-                weighted += weight[j] * r[i, j]
+                    row += precision[j, k] * r[k]
+                quadratic += r[j] * row
+                weighted += weight[j] * r[j]
             for s in range(n_slopes):
                 h[g, s] += weighted * practices[i, s]
         return np.asarray(quadratic), h
 
-    return location_sums_loop, f"impactmodel.LocationSums-{_SOURCE_KEY}"
+    return location_sums_loop, (f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-"
+                                f"{_SOURCE_KEY}")
 
 
 @register_funcify_and_cache_key(LocationSumsGradient)  # type: ignore[misc]
 def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None = None,
                                   **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
+    m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
+
     @numba_basic.numba_njit(boundscheck=False)
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
                                weight, group, covariates, practices, a,
                                b):  # type: ignore[no-untyped-def]
-        n, m = value.shape
-        n_slopes = practices.shape[1]
+        if (value.shape[1] != m or practices.shape[1] != n_slopes
+                or coefficients.shape[1] != n_covariates
+                or covariates.shape[1] != n_covariates):
+            raise ValueError("locations: inputs of other sizes than the Op's")
         a_value = a.item()
         symmetric = a_value * (precision + precision.T)
-        r = value - np.dot(covariates, np.ascontiguousarray(coefficients.T))  # BLAS
         d_value = np.empty_like(value)
         d_mean, d_slope = np.zeros_like(group_mean), np.zeros_like(group_slope)
-        d_weight = np.zeros_like(weight)
-        for i in range(n):
+        d_coefficients = np.zeros((m, n_covariates))
+        residual_squares = np.zeros((m, m))
+        d_weight = np.zeros(m)
+        r = np.empty(m)
+        for i in range(value.shape[0]):
             g = group[i]
             slope_term = 0.0
             bx = 0.0
@@ -429,25 +532,31 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                 slope_term += practices[i, s] * group_slope[g, s]
                 bx += b[g, s] * practices[i, s]
             for k in range(m):
-                r[i, k] -= group_mean[g, k] + slope_term
+                residual = value[i, k] - group_mean[g, k] - slope_term
+                for c in range(n_covariates):
+                    residual -= coefficients[k, c] * covariates[i, c]
+                r[k] = residual
             e_sum = 0.0
             for j in range(m):
                 e = weight[j] * bx
                 for k in range(m):
-                    e += symmetric[j, k] * r[i, k]
+                    e += symmetric[j, k] * r[k]
+                    residual_squares[j, k] += r[j] * r[k]
                 e_sum += e
                 d_value[i, j] = e
                 d_mean[g, j] -= e
-                d_weight[j] += bx * r[i, j]
+                d_weight[j] += bx * r[j]
+                for c in range(n_covariates):
+                    d_coefficients[j, c] -= e * covariates[i, c]
             for s in range(n_slopes):
                 d_slope[g, s] -= e_sum * practices[i, s]
-        d_coefficients = -np.dot(np.ascontiguousarray(d_value.T), covariates)  # BLAS
-        d_precision = a_value * np.dot(np.ascontiguousarray(r.T), r)
-        return d_value, d_mean, d_slope, d_coefficients, d_precision, d_weight
+        return (d_value, d_mean, d_slope, d_coefficients, a_value * residual_squares,
+                d_weight)
 
-    return location_gradient_loop, f"impactmodel.LocationSumsGradient-{_SOURCE_KEY}"
+    return location_gradient_loop, (f"impactmodel.LocationSumsGradient-{m}-{n_slopes}-"
+                                    f"{n_covariates}-{_SOURCE_KEY}")
 
 
 __all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",
-           "LocationSumsGradient", "by_department", "location_sums", "locations_logp",
+           "LocationSumsGradient", "Sizes", "by_department", "location_sums", "locations_logp",
            "precision_and_weight", "predictor_mean", "respondent_locations"]

@@ -214,7 +214,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             group_mean=(u_dept.T[group_dept] - cut_level[None, :] + shift_level[group_pop]),
             group_slope=effects.population.T[group_pop] + effects.department.T[group_dept],
             coefficients=pt.concatenate([gamma, effects.by_impact()], axis=1),
-            group=d["resp_group"], covariates=d["covariates_practices"], practices=d["x"])
+            group=d["resp_group"],
+            # the sizes the locations' loops are compiled for (locations.Sizes)
+            covariates=pt.specify_shape(d["covariates_practices"],
+                                        (None, data.z.shape[1] + data.x.shape[1])),
+            practices=pt.specify_shape(d["x"], (None, data.x.shape[1])))
         slopes = IntegratedSlopes(
             scale=model["b_department_scale"], group_department=group_dept,
             eigenvalues=d["slope_eigenvalues"], eigenvectors=d["slope_eigenvectors"],
