@@ -170,7 +170,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                              pair_of, data.population, data.n_levels, n_impacts)
     slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
     arrays = {**answers, "x": data.x, "covariates_practices": np.column_stack([data.z, data.x]),
-              "resp_population": data.population,
               "resp_group": data.department * n_pop + data.population,
               "slope_eigenvalues": slope_design.eigenvalues,
               "slope_eigenvectors": slope_design.eigenvectors}
@@ -234,8 +233,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                                      slopes.scale)
         pm.Deterministic("b_department_own_mean", own_mean, dims=("practice", "department"))
         pm.Deterministic("location_total_precision", pt.sum(weight))
-        origin = cut_level[None, :] - shift_level[d["resp_population"]]
-        per_person = relative + origin
+        # the likelihood reads eta = relative + (cut_level - shift_level) + delta + ...:
+        # the origin is added per (item, population) pair, not per respondent (one
+        # gather and one scatter-add of respondents x impacts less per gradient)
+        pair_impact = data.item_impact[pairs[:, 0]]
+        shift_from_origin = (shift + cut_level[pair_impact]
+                             - shift_level[pairs[:, 1], pair_impact])
         slope_item = effects.within_impact(data.item_lens, data.item_dimension)
         pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
@@ -247,7 +250,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         lower, upper = wide[:, :-1], wide[:, 1:]  # item x category
         likelihood = cumulative_logit_logp(
             pt.log1mexp(lower - upper).reshape((-1,)), pt.exp(-upper).reshape((-1,)),
-            pt.exp(lower).reshape((-1,)), shift, per_person, slope_item,
+            pt.exp(lower).reshape((-1,)), shift_from_origin, relative, slope_item,
             *(d[name] for name, *_ in CUMULATIVE_LOGIT_DATA))
         pm.Potential("likelihood", likelihood[0])
     structure: tuple[object, ...] = (
