@@ -53,6 +53,19 @@ def test_array_diagnostics_match_arviz(n_chain: int, n_draw: int) -> None:
         assert np.isnan(rhat[5]) and np.isfinite(rhat[6:]).all()
 
 
+def test_array_diagnostics_match_arviz_on_random_walks() -> None:
+    # autocorrelations stay positive over many lags: Geyer's sequence runs far, and for
+    # some parameters to its last pair (the autocovariances are summed lag by lag)
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.standard_normal((4, 120, 10)), axis=1)
+    x[:, :, 5:] += np.linspace(0.0, 30.0, 120)[None, :, None]  # and a trend
+    rhat, bulk, tail = array_diagnostics(x)
+    expected = [_arviz(x), _arviz(x, method="bulk"), _arviz(x, method="tail")]
+    for name, got, want in zip(("rhat", "bulk", "tail"), (rhat, bulk, tail), expected,
+                               strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, err_msg=name)
+
+
 def test_check_convergence_names_the_worst_parameter() -> None:
     rng = np.random.default_rng(0)
     good = rng.standard_normal((4, 500, 3))

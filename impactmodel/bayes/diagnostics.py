@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import arviz as az
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
-from scipy import fft, special, stats
+from scipy import special
 
 
 @dataclass(frozen=True)
@@ -189,120 +190,215 @@ def per_parameter(idata: xr.DataTree, var_names: list[str] | None = None) -> pd.
 
 #: parameters per block in :func:`array_diagnostics` (bounds the temporary arrays)
 _BLOCK = 256
+#: sums may be reordered (vectorised): they still agree with ArviZ's FFT to 1e-10
+_REASSOCIATE = {"reassoc", "contract"}
+#: below this range a series is constant (numpy's float resolution, as before)
+_RESOLUTION = float(np.finfo(float).resolution)
 
 
-def _split_chains(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``(k, chains, draws)`` -> ``(k, 2 chains, draws // 2)``: first and last halves."""
-    half = x.shape[2] // 2
-    return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half:]], axis=1)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _average_rank_scores(values: NDArray[np.float64], positions: NDArray[np.intp],
+                         table: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+    """Write the normal scores of sorted ``values`` at ``positions`` of ``out``, ties averaged.
 
-
-def _normal_scores(x: NDArray[np.float64]
-                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Rank-normalise each parameter over all its draws (Blom's offset 3/8).
-
-    Returns the normal scores, shaped as ``x``, and each parameter's draws sorted (its
-    order statistics, for medians and quantiles). Ranks come from one sort; a parameter
-    with tied draws gets average ranks (``scipy.stats.rankdata``), as in ArviZ.
+    ``table[j]`` is the score of the (1-based) rank ``j / 2 + 1``: a run of equal values
+    from sorted position ``s`` to ``e`` gets rank ``(s + e) / 2 + 1``, as
+    ``scipy.stats.rankdata(method="average")`` gives.
     """
-    flat = x.reshape(x.shape[0], -1)
-    n = flat.shape[1]
-    order = np.argsort(flat, axis=1)
-    ordered = np.take_along_axis(flat, order, axis=1)
-    scores = np.empty_like(flat)
-    np.put_along_axis(scores, order, np.broadcast_to(
-        special.ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25)), flat.shape), axis=1)
-    tied = (np.diff(ordered, axis=1) == 0.0).any(axis=1)
-    if tied.any():
-        ranks = stats.rankdata(flat[tied], method="average", axis=1)
-        scores[tied] = special.ndtri((ranks - 0.375) / (n + 0.25))
-    return scores.reshape(x.shape), ordered
+    n = values.shape[0]
+    start = 0
+    while start < n:
+        end = start
+        while end + 1 < n and values[end + 1] == values[start]:
+            end += 1
+        score = table[start + end]
+        for i in range(start, end + 1):
+            out[positions[i]] = score
+        start = end + 1
 
 
-def _median_of_sorted(ordered: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Row medians of row-sorted values, computed as :func:`numpy.median` does."""
-    n = ordered.shape[1]
-    if n % 2:
-        return ordered[:, n // 2].copy()
-    return np.asarray((ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2.0)
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOCIATE)
+def _rhat_of(series: NDArray[np.float64]) -> float:
+    """Potential scale reduction of ``(chains, draws)``."""
+    c, h = series.shape
+    means = np.empty(c)
+    within = 0.0
+    for ch in range(c):
+        means[ch] = series[ch].mean()
+        within += np.sum((series[ch] - means[ch]) ** 2) / (h - 1)
+    within /= c
+    between = h * np.sum((means - means.mean()) ** 2) / (c - 1)
+    return float(np.sqrt((between / within + h - 1) / h))
 
 
-def _quantile_of_sorted(ordered: NDArray[np.float64], prob: float) -> NDArray[np.float64]:
-    """Row quantiles of row-sorted values, :func:`numpy.quantile`'s "linear" method.
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOCIATE)
+def _autocovariance(centred: NDArray[np.float64], lag: int) -> float:
+    """Autocovariance at ``lag`` of centred ``(chains, draws)``, averaged over chains."""
+    c, h = centred.shape
+    total = 0.0
+    for ch in range(c):
+        for t in range(h - lag):
+            total += centred[ch, t] * centred[ch, t + lag]
+    return total / (c * h)
 
-    The interpolation is numpy's own (``a + t (b - a)``, or ``b - (b - a)(1 - t)`` when
-    ``t >= 0.5``), so that the indicator of draws below it matches ArviZ's exactly.
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOCIATE)
+def _ess_of(series: NDArray[np.float64], centred: NDArray[np.float64],
+            rho: NDArray[np.float64], pairs: NDArray[np.float64]) -> float:
+    """Effective sample size of ``(chains, draws)``: Geyer's initial monotone sequence.
+
+    The autocorrelations combine the chains as in Vehtari et al. (2021, eq. 10); pairs
+    of consecutive lags are summed while positive, made non-increasing, and the estimate
+    is bounded by ``chains * draws * log10(chains * draws)``. Autocovariances are summed
+    directly, lag by lag, only as far as the sequence goes (usually a few lags): the
+    same sums as the FFT's, without the lags past the sequence's end. ``centred``,
+    ``rho`` and ``pairs`` are work arrays (``series``' shape, ``draws``, ``draws``).
     """
-    n = ordered.shape[1]
+    c, h = series.shape
+    size = c * h
+    if series.max() - series.min() < _RESOLUTION:
+        return float(size)
+    means = np.empty(c)
+    for ch in range(c):
+        means[ch] = series[ch].mean()
+        for t in range(h):
+            centred[ch, t] = series[ch, t] - means[ch]
+    acov0 = 0.0
+    for ch in range(c):
+        for t in range(h):
+            acov0 += centred[ch, t] * centred[ch, t]
+    acov0 /= c * h
+    mean_var = acov0 * h / (h - 1.0)
+    var_plus = mean_var * (h - 1.0) / h
+    if c > 1:
+        var_plus += np.sum((means - means.mean()) ** 2) / (c - 1)
+    if not np.isfinite(var_plus) or var_plus == 0.0:
+        return np.nan
+    n_pairs = max((h - 3) // 2 + 1, 1)
+    rho[0] = 1.0
+    known = 1  # lags with rho computed
+    # the pair that ends the sequence: the first whose successor is not positive
+    last = n_pairs - 1
+    for j in range(n_pairs):
+        for k in range(known, min(2 * j + 4, h)):
+            rho[k] = 1.0 - (mean_var - _autocovariance(centred, k)) / var_plus
+        known = max(known, min(2 * j + 4, h))
+        pairs[j] = rho[2 * j] + rho[2 * j + 1]
+        if j == 0 and pairs[0] <= 0.0:
+            break
+        if j + 1 < n_pairs:
+            pairs[j + 1] = rho[2 * j + 2] + rho[2 * j + 3]
+            if pairs[j + 1] <= 0.0:
+                last = j + 1
+                break
+    if pairs[0] <= 0.0:
+        last = 0
+    kept = 0.0
+    running = np.inf
+    for j in range(last):
+        running = min(running, pairs[j])
+        kept += running
+    even = rho[2 * last]
+    tail = even if (even > 0.0 or pairs[last] >= 0.0) else 0.0
+    tau = max(-1.0 + 2.0 * kept + tail, 1.0 / np.log10(size))
+    return size / tau
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _quantile_of_sorted(ordered: NDArray[np.float64], prob: float) -> float:
+    """:func:`numpy.quantile`'s "linear" method on sorted values, its interpolation too.
+
+    (``a + t (b - a)``, or ``b - (b - a)(1 - t)`` when ``t >= 0.5``), so that the
+    indicator of draws below it matches ArviZ's exactly.
+    """
+    n = ordered.shape[0]
     position = prob * (n - 1)
     below = min(int(np.floor(position)), n - 1)
     above = min(below + 1, n - 1)
     t = position - below
-    a, b = ordered[:, below], ordered[:, above]
-    return np.asarray(b - (b - a) * (1.0 - t) if t >= 0.5 else a + t * (b - a))
+    a, b = ordered[below], ordered[above]
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + t * (b - a)
 
 
-def _rhat(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Potential scale reduction of ``(k, chains, draws)``."""
-    n = x.shape[2]
-    between = n * np.var(x.mean(axis=2), axis=1, ddof=1)
-    within = np.var(x, axis=2, ddof=1).mean(axis=1)
-    return np.asarray(np.sqrt((between / within + n - 1) / n))
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _block_kernel(x: NDArray[np.float64], order: NDArray[np.intp],
+                  all_sorted: NDArray[np.float64], table: NDArray[np.float64],
+                  probs: NDArray[np.float64], rhat: NDArray[np.float64],
+                  bulk: NDArray[np.float64], tail: NDArray[np.float64]) -> None:
+    """R-hat, bulk and tail ESS of each parameter of ``x`` (parameters, chains, draws).
 
-
-def _ess(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Effective sample size of ``(k, chains, draws)``: Geyer's initial monotone sequence.
-
-    The autocorrelations combine the chains as in Vehtari et al. (2021, eq. 10); pairs of
-    consecutive lags are summed while positive, made non-increasing, and the estimate is
-    bounded by ``chains * draws * log10(chains * draws)``.
+    ``order`` sorts each parameter's split chains (first halves, then last halves,
+    flattened); ``all_sorted`` holds each parameter's draws sorted when the draws are
+    odd in number (the split chains leave the middle draws out), else nothing.
     """
     k, m, n = x.shape
-    size = m * n
-    centred = x - x.mean(axis=2, keepdims=True)
-    length = fft.next_fast_len(2 * n)
-    spectrum = fft.rfft(centred, n=length, axis=2)
-    acov = fft.irfft(spectrum * np.conjugate(spectrum), n=length, axis=2)[:, :, :n] / n
-    acov_mean = acov.mean(axis=1)
-    mean_var = acov_mean[:, 0] * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if m > 1:
-        var_plus = var_plus + np.var(x.mean(axis=2), axis=1, ddof=1)
-    rho = 1.0 - (mean_var[:, None] - acov_mean) / var_plus[:, None]
-    rho[:, 0] = 1.0
-    n_pairs = max((n - 3) // 2 + 1, 1)  # pairs (2j, 2j + 1) the sequence may reach
-    pairs = rho[:, 0:2 * n_pairs:2] + rho[:, 1:2 * n_pairs:2]
-    ended = np.concatenate([pairs[:, 1:] <= 0.0, np.ones((k, 1), dtype=bool)], axis=1)
-    last = np.minimum(np.argmax(ended, axis=1) + 1, n_pairs - 1)
-    last = np.where(pairs[:, 0] <= 0.0, 0, last)  # the pair that ends the sequence
-    monotone = np.minimum.accumulate(pairs, axis=1)
-    kept = np.where(np.arange(n_pairs) < last[:, None], monotone, 0.0).sum(axis=1)
-    rows = np.arange(k)
-    even = rho[rows, 2 * last]
-    tail = np.where((even > 0.0) | (pairs[rows, last] >= 0.0), even, 0.0)
-    tau = np.maximum(-1.0 + 2.0 * kept + tail, 1.0 / np.log10(size))
-    ess = size / tau
-    ess = np.where(np.isfinite(rho[:, :2 * n_pairs]).all(axis=1), ess, np.nan)
-    constant = (x.max(axis=(1, 2)) - x.min(axis=(1, 2))) < np.finfo(float).resolution
-    return np.asarray(np.where(constant, float(size), ess))
+    h = n // 2
+    c = 2 * m
+    total = c * h
+    split = np.empty((c, h))
+    flat = split.reshape(total)
+    ordered = np.empty(total)
+    folded = np.empty(total)
+    folded_at = np.empty(total, dtype=np.intp)
+    z = np.empty((c, h))
+    z_flat = z.reshape(total)
+    centred, series = np.empty((c, h)), np.empty((c, h))
+    rho, pairs = np.empty(h), np.empty(h)
+    for p in range(k):
+        for ch in range(m):
+            for t in range(h):
+                split[ch, t] = x[p, ch, t]
+                split[m + ch, t] = x[p, ch, n - h + t]
+        for i in range(total):
+            ordered[i] = flat[order[p, i]]
+        _average_rank_scores(ordered, order[p], table, z_flat)
+        bulk[p] = _ess_of(z, centred, rho, pairs)
+        rhat_z = _rhat_of(z) if m > 1 else np.nan
+        # folded draws |v - median|: the ordered draws below the median, read backwards,
+        # merged with those from the median up, are the folded draws in order
+        median = (ordered[(total - 1) // 2] + ordered[total // 2]) / 2.0
+        upper = 0
+        while upper < total and ordered[upper] < median:
+            upper += 1
+        lower = upper - 1
+        for i in range(total):
+            if upper < total and (lower < 0 or abs(ordered[upper] - median)
+                                  <= abs(ordered[lower] - median)):
+                folded[i], folded_at[i] = abs(ordered[upper] - median), order[p, upper]
+                upper += 1
+            else:
+                folded[i], folded_at[i] = abs(ordered[lower] - median), order[p, lower]
+                lower -= 1
+        _average_rank_scores(folded, folded_at, table, z_flat)
+        rhat[p] = max(rhat_z, _rhat_of(z)) if m > 1 else np.nan
+        # tail: the indicators of the draws below two quantiles
+        source = ordered if n % 2 == 0 else all_sorted[p]
+        smallest = np.inf
+        for prob in probs:
+            quantile = _quantile_of_sorted(source, prob)
+            for ch in range(c):
+                for t in range(h):
+                    series[ch, t] = 1.0 if split[ch, t] <= quantile else 0.0
+            smallest = min(smallest, _ess_of(series, centred, rho, pairs))
+        tail[p] = smallest
 
 
 def _block_diagnostics(x: NDArray[np.float64]
                        ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    split = _split_chains(x)
-    z, ordered = _normal_scores(split)
-    folded = np.abs(split - _median_of_sorted(ordered)[:, None, None])
-    rhat = (np.maximum(_rhat(z), _rhat(_normal_scores(folded)[0])) if x.shape[1] > 1
-            else np.full(len(x), np.nan))
-    flat = x.reshape(len(x), -1)
-    if x.shape[2] % 2:  # the split chains left the middle draws out: sort all of them
-        ordered = np.sort(flat, axis=1)
-    tail = np.full(len(x), np.inf)
+    """R-hat, bulk ESS and tail ESS of ``x`` (parameters, chains, draws), NaN-free."""
+    k, _, n = x.shape
+    h = n // 2
+    split = np.concatenate([x[:, :, :h], x[:, :, n - h:]], axis=1).reshape(k, -1)
+    order = np.argsort(split, axis=1)
+    all_sorted = np.sort(x.reshape(k, -1), axis=1) if n % 2 else np.empty((k, 0))
+    total = split.shape[1]
+    # normal score of each average rank (Blom's offset 3/8): ranks 1, 1.5, 2, ...
+    table = special.ndtri((np.arange(2 * total - 1) / 2.0 + 1.0 - 0.375) / (total + 0.25))
     ci_prob = float(az.rcParams["stats.ci_prob"])
-    for prob in sorted((ci_prob, 1.0 - ci_prob)):
-        below = (flat <= _quantile_of_sorted(ordered, prob)[:, None]).astype(float)
-        tail = np.minimum(tail, _ess(_split_chains(below.reshape(x.shape))))
-    return rhat, _ess(z), tail
+    probs = np.array(sorted((ci_prob, 1.0 - ci_prob)))
+    out = [np.empty(k) for _ in range(3)]
+    _block_kernel(np.ascontiguousarray(x), order, all_sorted, table, probs, *out)
+    return out[0], out[1], out[2]
 
 
 def array_diagnostics(samples: NDArray[np.floating]
@@ -311,11 +407,15 @@ def array_diagnostics(samples: NDArray[np.floating]
 
     The computations of Vehtari et al. (2021) as ArviZ writes them (``rhat`` with
     ``method="rank"``, ``ess`` with ``method="bulk"`` and ``"tail"``; the tests compare
-    the two to 1e-10), vectorised over parameters: ArviZ computes one parameter at a time
+    the two to 1e-10), for many parameters at once: ArviZ computes one parameter at a time
     in Python (about 3 ms each for 4 x 1,000 draws, 85 s for the ordinal model's 28,471
-    parameters at 9,202 respondents). The tail ESS is ArviZ's default: the smaller ESS of
-    the indicators of the quantiles ``1 - p`` and ``p``, ``p`` ArviZ's
-    ``rcParams["stats.ci_prob"]`` (0.89; the paper uses 5 % and 95 %).
+    parameters at 9,202 respondents). Here numpy sorts each block of parameters and a
+    numba loop does the rest, in one thread per core: the folded draws' order is merged
+    from the draws' (no second sort), and autocovariances are summed only as far as
+    Geyer's sequence reaches (4 s for those 28,471 parameters on 2 cores, against 15 s
+    with the previous numpy version's FFTs and second sort). The tail ESS is ArviZ's
+    default: the smaller ESS of the indicators of the quantiles ``1 - p`` and ``p``,
+    ``p`` ArviZ's ``rcParams["stats.ci_prob"]`` (0.89; the paper uses 5 % and 95 %).
 
     Parameters
     ----------
@@ -326,10 +426,25 @@ def array_diagnostics(samples: NDArray[np.floating]
     rhat, ess_bulk, ess_tail : ndarray, shape (parameters,)
         NaN where a parameter has a NaN draw, fewer than 4 draws, or (R-hat) one chain.
     """
-    x = np.moveaxis(np.asarray(samples, dtype=np.float64), 2, 0)
-    out = [np.full(x.shape[0], np.nan) for _ in range(3)]
-    if x.shape[2] < 4:
+    x = np.asarray(samples, dtype=np.float64)
+    out = [np.full(x.shape[2], np.nan) for _ in range(3)]
+    if x.shape[1] < 4:
         return out[0], out[1], out[2]
+
+    def compute(start: int) -> None:
+        # consecutive parameters: each chain's draws of them are side by side in memory
+        block = np.ascontiguousarray(np.moveaxis(x[:, :, start:start + _BLOCK], 2, 0))
+        valid = ~np.isnan(block).any(axis=(1, 2))
+        if not valid.any():
+            return
+        values = _block_diagnostics(block[valid])
+        for target, block_values in zip(out, values, strict=True):
+            target[start:start + len(valid)][valid] = block_values
+    starts = range(0, x.shape[2], _BLOCK)
+    # numpy's sorts and the numba kernel release the GIL: one thread per core
+    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1) or 1) as pool:
+        list(pool.map(compute, starts))
+    return out[0], out[1], out[2]
     valid = np.flatnonzero(~np.isnan(x).any(axis=(1, 2)))
     blocks = [valid[start:start + _BLOCK] for start in range(0, len(valid), _BLOCK)]
 
@@ -339,7 +454,7 @@ def array_diagnostics(samples: NDArray[np.floating]
             values = _block_diagnostics(x[chosen])
         for target, block in zip(out, values, strict=True):
             target[chosen] = block
-    # numpy's sorts and scipy's FFTs release the GIL: one thread per core
+    # numpy's sorts and the numba kernel release the GIL: one thread per core
     with ThreadPoolExecutor(max_workers=min(len(blocks), os.cpu_count() or 1) or 1) as pool:
         list(pool.map(compute, blocks))
     return out[0], out[1], out[2]
