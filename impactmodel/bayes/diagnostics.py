@@ -445,16 +445,3 @@ def array_diagnostics(samples: NDArray[np.floating]
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1) or 1) as pool:
         list(pool.map(compute, starts))
     return out[0], out[1], out[2]
-    valid = np.flatnonzero(~np.isnan(x).any(axis=(1, 2)))
-    blocks = [valid[start:start + _BLOCK] for start in range(0, len(valid), _BLOCK)]
-
-    def compute(chosen: NDArray[np.intp]) -> None:
-        # a constant parameter has no within-chain variance: R-hat NaN, as in ArviZ
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = _block_diagnostics(x[chosen])
-        for target, block in zip(out, values, strict=True):
-            target[chosen] = block
-    # numpy's sorts and the numba kernel release the GIL: one thread per core
-    with ThreadPoolExecutor(max_workers=min(len(blocks), os.cpu_count() or 1) or 1) as pool:
-        list(pool.map(compute, blocks))
-    return out[0], out[1], out[2]
