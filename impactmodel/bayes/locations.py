@@ -162,11 +162,8 @@ def _static_sizes(tensors: Sequence[Any]) -> dict[str, set[int]]:
             for size, places in _SIZE_PLACES.items()}
 
 
-class LocationSums(Op):
-    """``Q`` and ``H`` (see the module docstring).
-
-    Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar) and ``H``
-    (groups x practices).
+class _SizedOp(Op):
+    """An Op whose loops are built for :class:`Sizes` (part of the Op's identity).
 
     Parameters
     ----------
@@ -177,6 +174,14 @@ class LocationSums(Op):
 
     def __init__(self, sizes: Sizes) -> None:
         self.sizes = sizes
+
+
+class LocationSums(_SizedOp):
+    """``Q`` and ``H`` (see the module docstring).
+
+    Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar) and ``H``
+    (groups x practices).
+    """
 
     def make_node(self, *inputs: Any) -> Apply:
         """Check the inputs' kinds, ranks and sizes."""
@@ -211,21 +216,12 @@ class LocationSums(Op):
         return [[True, True] for _ in PARAMETERS] + [[False, False] for _ in DATA]
 
 
-class LocationSumsGradient(Op):
+class LocationSumsGradient(_SizedOp):
     """The derivatives of ``a Q + sum(B * H)`` with respect to :data:`PARAMETERS`.
 
     Inputs: those of :class:`LocationSums`, then ``a`` (a scalar) and ``B`` (groups x
     practices). Not differentiable itself.
-
-    Parameters
-    ----------
-    sizes : Sizes
     """
-
-    __props__ = ("sizes",)
-
-    def __init__(self, sizes: Sizes) -> None:
-        self.sizes = sizes
 
     def make_node(self, *inputs: Any) -> Apply:
         """Check the inputs' kinds, ranks and sizes."""
