@@ -184,12 +184,14 @@ def test_sizes_must_be_fixed_agree_and_hold_at_run_time():
     with pytest.raises(TypeError, match=r"impacts .*found \[2, 3\]"):
         location_sums(case["value"], disagreeing, np.eye(3), np.ones(3))
     rng = np.random.default_rng(2)
-    inputs = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
-    inputs[7] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # covariates: a column short
+    short_covariates = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
+    short_covariates[7] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # a column short
+    small_precision = _inputs(case, np.eye(N_IMPACTS - 1), np.ones(N_IMPACTS))
     for mode in ("NUMBA", "FAST_COMPILE"):
         function = _function(mode, rng.normal(0, 1, (N_GROUPS, N_PRACTICES)))
-        with pytest.raises(ValueError, match="other sizes than the Op's"):
-            function(*inputs)
+        for inputs in (short_covariates, small_precision):
+            with pytest.raises(ValueError, match="other sizes than the Op's"):
+                function(*inputs)
 
 
 def test_locations_with_integrated_department_slopes_have_the_marginal_prior():

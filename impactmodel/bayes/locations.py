@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -136,30 +137,47 @@ class Sizes:
                 raise TypeError(f"locations built for {getattr(self, size)} {size}, "
                                 f"given inputs with {sorted(found)}")
 
-    def check(self, value: NDArray[Any], coefficients: NDArray[Any],
-              covariates: NDArray[Any], practices: NDArray[Any]) -> None:
-        """Raise ValueError when arrays do not have the sizes the loops are built for."""
-        actual = (value.shape[1], practices.shape[1], coefficients.shape[1],
-                  covariates.shape[1])
-        if actual != (self.impacts, self.practices, self.covariates, self.covariates):
-            raise ValueError("locations: inputs of other sizes than the Op's: built for "
-                             f"{self}, got (impacts, practices, covariates as coefficients "
-                             f"and as data) {actual}")
+    def check(self, arrays: Sequence[NDArray[Any]]) -> None:
+        """Raise ValueError when arrays do not have the sizes the loops are built for.
+
+        ``arrays``: the values of :data:`PARAMETERS` then :data:`DATA`.
+        """
+        for size, found in _sizes_at([np.shape(a) for a in arrays]).items():
+            if found != {getattr(self, size)}:
+                raise ValueError(f"locations: inputs of other sizes than the Op's: built "
+                                 f"for {getattr(self, size)} {size}, got {sorted(found)}")
 
 
 #: where each size shows in the inputs' shapes: (input name, axis)
 _SIZE_PLACES = {"impacts": (("value", 1), ("group_mean", 1), ("coefficients", 0),
-                            ("precision", 0), ("weight", 0)),
+                            ("precision", 0), ("precision", 1), ("weight", 0)),
                 "practices": (("group_slope", 1), ("practices", 1)),
                 "covariates": (("coefficients", 1), ("covariates", 1))}
 
 
+def _sizes_at(shapes: Sequence[tuple[int | None, ...]]) -> dict[str, set[int]]:
+    """Return each size as the shapes of :data:`PARAMETERS` + :data:`DATA` give it."""
+    by_name = dict(zip([name for name, _ in PARAMETERS + DATA], shapes, strict=True))
+    return {size: {n for name, axis in places if (n := by_name[name][axis]) is not None}
+            for size, places in _SIZE_PLACES.items()}
+
+
 def _static_sizes(tensors: Sequence[Any]) -> dict[str, set[int]]:
     """Return the sizes that the static shapes of :data:`PARAMETERS` + :data:`DATA` fix."""
-    shapes = dict(zip([name for name, _ in PARAMETERS + DATA],
-                      [t.type.shape for t in tensors], strict=True))
-    return {size: {shapes[name][axis] for name, axis in places} - {None}
-            for size, places in _SIZE_PLACES.items()}
+    return _sizes_at([t.type.shape for t in tensors])
+
+
+@numba.njit(cache=True)
+def _sizes_hold(m: int, n_slopes: int, n_covariates: int, value: Any, group_mean: Any,
+                group_slope: Any, coefficients: Any, precision: Any, weight: Any,
+                covariates: Any, practices: Any) -> bool:
+    """Whether every axis the loops index has the size they are compiled for."""
+    return (value.shape[1] == m and group_mean.shape[1] == m
+            and coefficients.shape[0] == m and precision.shape[0] == m
+            and precision.shape[1] == m and weight.shape[0] == m
+            and group_slope.shape[1] == n_slopes and practices.shape[1] == n_slopes
+            and coefficients.shape[1] == n_covariates
+            and covariates.shape[1] == n_covariates)
 
 
 class _SizedOp(Op):
@@ -193,8 +211,8 @@ class LocationSums(_SizedOp):
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
+        self.sizes.check(inputs)
         value, g_mean, g_slope, coef, precision, weight, group, w, x = inputs
-        self.sizes.check(value, coef, w, x)
         r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
@@ -239,8 +257,11 @@ class LocationSumsGradient(_SizedOp):
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
+        self.sizes.check(inputs[:-2])
         value, g_mean, g_slope, coef, precision, weight, group, w, x, a, b = inputs
-        self.sizes.check(value, coef, w, x)
+        if b.shape[1] != self.sizes.practices:
+            raise ValueError(f"locations: B has {b.shape[1]} columns, the Op's practices "
+                             f"are {self.sizes.practices}")
         r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
         bx = np.sum(b[group] * x, axis=1)
         e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :]
@@ -466,9 +487,8 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
                            group, covariates, practices):  # type: ignore[no-untyped-def]
-        if (value.shape[1] != m or practices.shape[1] != n_slopes
-                or coefficients.shape[1] != n_covariates
-                or covariates.shape[1] != n_covariates):
+        if not _sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
+                           coefficients, precision, weight, covariates, practices):
             raise ValueError("locations: inputs of other sizes than the Op's")
         quadratic = 0.0
         h = np.zeros(group_slope.shape)
@@ -508,9 +528,9 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
                                weight, group, covariates, practices, a,
                                b):  # type: ignore[no-untyped-def]
-        if (value.shape[1] != m or practices.shape[1] != n_slopes
-                or coefficients.shape[1] != n_covariates
-                or covariates.shape[1] != n_covariates):
+        if not (_sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
+                            coefficients, precision, weight, covariates, practices)
+                and b.shape[1] == n_slopes):
             raise ValueError("locations: inputs of other sizes than the Op's")
         a_value = a.item()
         symmetric = a_value * (precision + precision.T)
