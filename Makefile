@@ -19,7 +19,7 @@ run: $(VENV)/.installed
 	$(BIN)/impactmodel runs list --out results
 
 test: $(VENV)/.installed lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check impactmodel tests benchmarks
