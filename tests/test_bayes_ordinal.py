@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 from conftest import potential_at_draw
 from scipy.special import expit
-from scipy.stats import multivariate_normal, norm
+from scipy.stats import multivariate_normal
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings
@@ -24,7 +24,6 @@ from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import ordinal_item_model
-from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
@@ -47,17 +46,14 @@ def at_a_point(tmp_path_factory):
     names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
              "person_relative", "effect_cell", "b_population", "b_region",
              "b_department_scale", "b_department_own_mean", "location_total_precision",
-             "b", "b_region_scale", "kappa_rel"]
+             "b", "b_region_scale"]
     potentials = {p.name: p for p in model.potentials}
     outputs = model.replace_rvs_by_values([potentials["likelihood"],
-                                           potentials["cutpoint_prior"],
                                            *(model[n] for n in names)])
     location_prior = model.logp(vars=[model["person_relative"]])
-    # the free cut-points' term: a flat density and the ordered transform's Jacobian
-    cut_term = model.logp(vars=[model["kappa_rel"]])
-    values = model.compile_fn([*outputs, location_prior, cut_term], inputs=model.value_vars,
+    values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
-    parameters = dict(zip(names, values[2:-2], strict=True))
+    parameters = dict(zip(names, values[1:-1], strict=True))
     kappa, u = parameters["kappa"], parameters["u_department"]
     # each impact's mean cut-point, over its items' cuts
     cut_level = np.array([kappa[data.item_impact == impact].mean()
@@ -88,8 +84,7 @@ def at_a_point(tmp_path_factory):
     z_rows = np.einsum("ip,ij->ipj", data.x, basis[r_dept]).reshape(len(r_dept), -1)
     design = np.repeat(z_rows, n_impacts, axis=0)
     return dict(data=data, parameters=parameters, likelihood=values[0],
-                cutpoint_prior=values[1] + values[-1],
-                location_prior=values[-2], cut_level=cut_level,
+                location_prior=values[-1], cut_level=cut_level,
                 shift_level=shift_level,
                 location=location, predictor=predictor, b_dept=b_dept,
                 covariance=correlation * np.outer(sd, sd), basis=basis, design=design)
@@ -123,25 +118,6 @@ def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
     assert np.ptp(cut_level) > 0.1 and np.abs(cut_level).max() > 0.1  # a point that tells
     assert np.abs(at_a_point["shift_level"]).max() > 0.05
     assert at_a_point["likelihood"] == pytest.approx(np.log(prob).sum(), rel=1e-9)
-
-
-def test_cut_points_keep_their_ordered_normal_prior(at_a_point):
-    """The free cut-points are measured from the respondents' mean intercept per impact
-    (kappa = kappa_rel + sum_d share_d u[m, d]); the prior is still kappa's own: iid
-    N(0, cutpoint_sd) on the ordered cut-points, whose log-density in the sampler's
-    coordinates (the first cut-point and the log gaps) adds sum log(gaps). Computed here
-    with scipy, from the reported cut-points."""
-    data, parameters = at_a_point["data"], at_a_point["parameters"]
-    kappa, u = parameters["kappa"], parameters["u_department"]
-    share = np.bincount(data.department, minlength=u.shape[1]) / len(data.department)
-    np.testing.assert_allclose(kappa - parameters["kappa_rel"],
-                               np.repeat((u @ share)[data.item_impact, None], kappa.shape[1],
-                                         axis=1), rtol=1e-12, atol=1e-12)
-    expected = (norm.logpdf(kappa, 0.0, OrdinalPriors().cutpoint_sd).sum()
-                + np.log(np.diff(kappa, axis=1)).sum())
-    # PyMC's normal log-density holds its constants (log 2 pi / 2) in single precision:
-    # a few 1e-8 per cut-point
-    assert at_a_point["cutpoint_prior"] == pytest.approx(expected, abs=1e-7 * kappa.size)
 
 
 def test_locations_prior_integrates_the_department_slopes_out(at_a_point):

@@ -48,18 +48,6 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
     normal prior) and deviations from them, that direction is one coordinate. Before, a
     shift contrast had the worst R-hat of the fit (1.015; ``benchmarks/README.md``,
     session 12);
-- the cut-points *measured from the respondents' mean intercept*: the free variable is
-  ``kappa_rel[j] = kappa[j] - sum_d share_d u_dept[m, d]`` for the items ``j`` of impact
-  ``m``, ``share_d`` the department's share of the respondents; ``kappa`` keeps its
-  ``N(0, cutpoint_sd)`` prior (a linear shift, Jacobian one). Why: the region and
-  department intercepts sum to zero over regions and departments, not over
-  respondents, so the respondents' mean intercept per impact, which their locations pin
-  down, is the mean cut-point less a weighted sum of those intercepts. Moving it took
-  the impact's 44 cut-points and its territorial intercepts together: each impact's mean
-  cut-point was the slowest quantity of the fit (bulk ESS 459-608 of 4,000 draws, R-hat
-  up to 1.016, at 9,202 respondents, seed 2). Measured from that weighted sum, the same
-  seed gave 1,229-1,334 and R-hat 1.004, and the covariate coefficients' worst R-hat
-  went from 1.013 to 1.004 (``benchmarks/README.md``, session of 2026-12-06, third);
 - the cell parts (impact, lens, dimension) centred (``auto``): thousands of answers
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
@@ -183,8 +171,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
     arrays = {**answers, "x": data.x, "covariates_practices": np.column_stack([data.z, data.x]),
               "resp_group": data.department * n_pop + data.population,
-              "department_share": (np.bincount(data.department, minlength=len(c["department"]))
-                                   / len(data.department)),
               "slope_eigenvalues": slope_design.eigenvalues,
               "slope_eigenvectors": slope_design.eigenvectors}
     packed = PackedArrays.pack(arrays)
@@ -195,6 +181,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         d = packed.tensors()
         n_cut = data.n_levels - 1
         start = np.linspace(-2, 2, n_cut)
+        # a constant shape (see effects._overall_and_population): the mean cut-point
+        # below would otherwise read the cut dimension's length from a shared variable
+        kappa = pm.Normal("kappa", 0.0, p.cutpoint_sd, dims=("item", "cut"),
+                          shape=(n_items, n_cut),
+                          transform=pm.distributions.transforms.ordered,
+                          initval=np.tile(start, (len(c["item"]), 1)))
         # iid N(0, population_sd) coordinates, drawn as the means of alike contrasts
         # (same impact, same populations asked, same contrast) and deviations from them
         shift = pt.dot(pt.as_tensor_variable(shift_basis), iid_normal_by_group(
@@ -205,19 +197,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             pairs, data.item_impact, n_pop, n_impacts)), shift).reshape((n_pop, n_impacts))
         u_dept = territorial_deviations("u", data.department_region, p.region_sd,
                                         p.department_sd, centred, dims="impact")
-        # the cut-points measured from the respondents' mean intercept per impact (see the
-        # module docstring): kappa = kappa_rel + sum_d share_d u_dept[m, d], unit Jacobian,
-        # with kappa's own N(0, cutpoint_sd) prior. A constant shape (see
-        # effects._overall_and_population): the mean cut-point below would otherwise read
-        # the cut dimension's length from a shared variable
-        kappa_rel = pm.Flat("kappa_rel", dims=("item", "cut"), shape=(n_items, n_cut),
-                            transform=pm.distributions.transforms.ordered,
-                            initval=np.tile(start, (n_items, 1)))
-        intercept = pt.dot(u_dept, d["department_share"])
-        kappa = pm.Deterministic("kappa", kappa_rel + intercept[data.item_impact][:, None],
-                                 dims=("item", "cut"))
-        pm.Potential("cutpoint_prior",
-                     pm.logp(pm.Normal.dist(0.0, p.cutpoint_sd), kappa).sum())
         gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
         trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
