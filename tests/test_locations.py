@@ -17,7 +17,12 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from impactmodel.bayes.locations import (
+    _SIZE_PLACES,
+    DATA,
+    PARAMETERS,
     LocationPredictor,
+    Sizes,
+    _sizes_hold,
     location_sums,
     precision_and_weight,
     respondent_locations,
@@ -192,6 +197,28 @@ def test_sizes_must_be_fixed_agree_and_hold_at_run_time():
         for inputs in (short_covariates, small_precision):
             with pytest.raises(ValueError, match="other sizes than the Op's"):
                 function(*inputs)
+
+
+@pytest.mark.parametrize("size,name,axis",
+                         [(size, name, axis) for size, places in _SIZE_PLACES.items()
+                          for name, axis in places])
+def test_every_sized_axis_is_checked_by_both_backends(size, name, axis):
+    # the numba loops' guard (_sizes_hold) lists its axes by hand: each axis of the table
+    # must be in it, and in the numpy version's check, or a loop reads out of bounds
+    case = _case(0)
+    inputs = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
+    sizes = Sizes(impacts=N_IMPACTS, practices=N_PRACTICES, covariates=N_COVARIATES)
+    def hold(arrays):  # the guard reads every input but the groups
+        return _sizes_hold(N_IMPACTS, N_PRACTICES, N_COVARIATES, *arrays[:6], *arrays[7:])
+    assert hold(inputs)
+    sizes.check(inputs)
+    position = [n for n, _ in PARAMETERS + DATA].index(name)
+    shape = list(np.shape(inputs[position]))
+    shape[axis] += 1
+    inputs[position] = np.ones(shape)
+    assert not hold(inputs)
+    with pytest.raises(ValueError, match=f"got .*{getattr(sizes, size) + 1}"):
+        sizes.check(inputs)
 
 
 def test_locations_with_integrated_department_slopes_have_the_marginal_prior():
