@@ -20,8 +20,9 @@ ones, a path leaving the specification's folder) is reported at once in one
     [priors]       any prior of the outcome's prior set, by name
                    (:class:`~impactmodel.bayes.priors.ScaleScorePriors` or
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
-    [sampler]      sampler, draws, tune, chains, seed, adaptation; target_accept
-                   and max_depth (default: the model's)
+    [sampler]      sampler, draws, tune, chains, seed, adaptation; target_accept,
+                   max_depth and trajectory = "euclidean" | "microcanonical"
+                   (default: the model's)
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
     [weights]      treatment = "none" | "mrp" | "pseudo-posterior"; frame (MRP: the
                    post-stratification frame, :mod:`impactmodel.bayes.mrp`; default the
@@ -60,6 +61,7 @@ from impactmodel.bayes.sampling import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_TARGET_ACCEPT,
     SAMPLERS,
+    TRAJECTORIES,
     SamplerSettings,
     SamplingError,
 )
@@ -546,6 +548,8 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
                                    d.advi_iterations, int, 1),
         "max_depth": (_number(c, table, "max_depth", "sampler", DEFAULT_MAX_DEPTH, int, 1)
                       if "max_depth" in table else None),
+        "trajectory": (c.choice(table["trajectory"], TRAJECTORIES, "sampler.trajectory",
+                                "trajectory") if "trajectory" in table else None),
     }
     try:
         return SamplerSettings(**values)

@@ -222,9 +222,11 @@ def test_model_has_named_coordinates(recovery):
         "citizen", "elected", "business", "association"]
     assert posterior["kappa"].sizes["cut"] == data.n_levels - 1
     assert draws.convergence.divergences == 0
-    # the item model's own tree-depth cap and target acceptance, applied and recorded
+    # the item model's own tree-depth cap, target acceptance and dynamics, applied and
+    # recorded
     assert draws.settings.max_depth == 6
     assert draws.settings.target_accept == 0.72
+    assert draws.settings.trajectory == "microcanonical"
     assert int(draws.idata["sample_stats"]["depth"].max()) <= 6
     table = draws.effects("effect_population")
     assert list(table.columns) == ["practice", "population", "mean", "sd", "low", "high",

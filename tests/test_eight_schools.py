@@ -67,12 +67,15 @@ def exact_posterior() -> dict[str, tuple[float, ...]]:
             "theta": (theta_mean, np.sqrt(theta_sq - theta_mean**2))}
 
 
-@pytest.fixture(scope="module", params=["diag", "low_rank"])
+@pytest.fixture(scope="module", params=[("diag", "euclidean"), ("low_rank", "euclidean"),
+                                        ("diag", "microcanonical")])
 def draws(request):
-    """nutpie with each mass-matrix adaptation the package offers."""
+    """nutpie with each mass-matrix adaptation and each trajectory the package offers."""
+    adaptation, trajectory = request.param
     model = hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS)
     return sample_model(model, SamplerSettings(draws=2000, tune=1000, chains=4, seed=20,
-                                               target_accept=0.95, adaptation=request.param))
+                                               target_accept=0.95, adaptation=adaptation,
+                                               trajectory=trajectory))
 
 
 def test_eight_schools_matches_numerical_integration(draws):
@@ -122,6 +125,35 @@ def test_sampler_settings_are_checked():
         SamplerSettings(sampler="pymc", adaptation="low_rank")
     with pytest.raises(SamplingError, match="draws must be positive"):
         SamplerSettings(draws=0)
+    with pytest.raises(SamplingError, match="unknown trajectory 'riemannian'"):
+        SamplerSettings(trajectory="riemannian")  # type: ignore[arg-type]
+    with pytest.raises(SamplingError, match="'microcanonical' needs the nutpie sampler"):
+        SamplerSettings(sampler="pymc", trajectory="microcanonical")
+
+
+@pytest.mark.parametrize("trajectory", [None, "euclidean", "microcanonical"])
+def test_trajectory_reaches_nutpie(trajectory, monkeypatch):
+    """The chosen dynamics is nutpie's switch, through PyMC's call of nutpie too."""
+    import nutpie
+
+    calls = []
+    original = nutpie.sample
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", recording)
+    model = hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS)
+    draws = sample_model(model, SamplerSettings(draws=20, tune=20, chains=1, seed=3,
+                                                trajectory=trajectory))
+    assert len(calls) == 1
+    assert calls[0].get("microcanonical_trajectory", False) == (trajectory == "microcanonical")
+    # recorded as applied: a plain model's default is the Euclidean one
+    assert draws.settings.trajectory == (trajectory or "euclidean")
+    pymc = sample_model(model, SamplerSettings(sampler="pymc", draws=20, tune=20, chains=1,
+                                               seed=3))
+    assert len(calls) == 1 and pymc.settings.trajectory is None
 
 
 @pytest.mark.parametrize("sampler", ["nutpie", "pymc"])

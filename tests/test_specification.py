@@ -82,6 +82,7 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
         target_accept = 1.5
         adaptation = "dense"
         max_depth = 0
+        trajectory = "riemannian"
         [convergence]
         max_rhat = 0.9
     """))
@@ -93,6 +94,8 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
     accept = found["sampler.target_accept"]
     assert "got: 1.5" in accept and "< 1.0" in accept
     assert "diag, low_rank" in found["sampler.adaptation"]
+    assert "'riemannian'" in found["sampler.trajectory"]
+    assert "euclidean, microcanonical" in found["sampler.trajectory"]
     assert "got: 0.9" in found["convergence.max_rhat"]
     assert "'bad name!'" in found["model.name"]
     # predictors of a design-based estimate are refused (no model uses them)
@@ -178,9 +181,10 @@ def test_fits_follow_the_specification_and_reproduce(example_paths, tmp_path):
     survey = load_survey(*example_paths)
     first = fit_spec(spec, survey)
     assert isinstance(first, ScaleScoreFit)
-    # the specification's settings, with the tree depth the model applied filled in
+    # the specification's settings, with the tree depth and dynamics the model applied
+    # filled in
     assert first.priors.effect_sd == 4.0 and spec.sampler.max_depth is None
-    assert first.settings == replace(spec.sampler, max_depth=10)
+    assert first.settings == replace(spec.sampler, max_depth=10, trajectory="euclidean")
     posterior = first.idata["posterior"]
     assert posterior.sizes["draw"] == 40 and posterior.sizes["chain"] == 2
     assert list(posterior["practice"].values) == ["partners", "maturity"]
@@ -212,6 +216,12 @@ def test_tree_depth_is_the_models_unless_the_specification_says():
     assert parse_spec({"model": {"name": "x"}}).sampler.max_depth is None
     assert parse_spec({"model": {"name": "x"},
                        "sampler": {"max_depth": 7}}).sampler.max_depth == 7
+
+
+def test_trajectory_is_the_models_unless_the_specification_says():
+    assert parse_spec({"model": {"name": "x"}}).sampler.trajectory is None
+    assert parse_spec({"model": {"name": "x"}, "sampler": {
+        "trajectory": "euclidean"}}).sampler.trajectory == "euclidean"
 
 
 def test_target_acceptance_is_the_models_unless_the_specification_says():

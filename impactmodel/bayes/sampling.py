@@ -35,6 +35,8 @@ Sampler = Literal["nutpie", "pymc", "advi"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "advi")
 Adaptation = Literal["diag", "low_rank"]
 ADAPTATIONS: tuple[str, ...] = ("diag", "low_rank")
+Trajectory = Literal["euclidean", "microcanonical"]
+TRAJECTORIES: tuple[str, ...] = ("euclidean", "microcanonical")
 
 
 class SamplingError(ImpactModelError):
@@ -67,6 +69,16 @@ class SamplerSettings:
         Largest NUTS tree depth (at most ``2**max_depth - 1`` leapfrog steps per draw).
         Default: the model's (:attr:`BuiltModel.max_depth`; 10, nutpie's and PyMC's
         default, for a plain ``pm.Model``).
+    trajectory : {"euclidean", "microcanonical"}, optional
+        The dynamics of nutpie's NUTS trajectories: ``euclidean``, the usual leapfrog
+        with Gaussian momenta (Stan's, PyMC's), or ``microcanonical``, isokinetic
+        (ESH) dynamics whose velocity stays on the unit sphere (Ver Steeg & Galstyan 2021;
+        Robnik et al. 2023), its energy error tracked along the tree and the draw chosen
+        from the tree with the same multinomial weights: Metropolis-adjusted, exact as
+        the Euclidean one (Robnik et al. 2025, "Metropolis adjusted microcanonical
+        Hamiltonian Monte Carlo"); nutpie's ``microcanonical_trajectory``. Default:
+        the model's (:attr:`BuiltModel.trajectory`; ``euclidean`` for a plain
+        ``pm.Model``). ``microcanonical`` needs the nutpie sampler.
     advi_iterations : int
     """
 
@@ -78,6 +90,7 @@ class SamplerSettings:
     target_accept: float | None = None
     adaptation: Adaptation = "diag"
     max_depth: int | None = None
+    trajectory: Trajectory | None = None
     advi_iterations: int = 20000
 
     def __post_init__(self) -> None:
@@ -89,6 +102,12 @@ class SamplerSettings:
                                 + ", ".join(ADAPTATIONS))
         if self.adaptation != "diag" and self.sampler != "nutpie":
             raise SamplingError(f"adaptation {self.adaptation!r} needs the nutpie sampler, "
+                                f"not {self.sampler!r}")
+        if self.trajectory is not None and self.trajectory not in TRAJECTORIES:
+            raise SamplingError(f"unknown trajectory {self.trajectory!r}; choose one of "
+                                + ", ".join(TRAJECTORIES))
+        if self.trajectory == "microcanonical" and self.sampler != "nutpie":
+            raise SamplingError(f"trajectory 'microcanonical' needs the nutpie sampler, "
                                 f"not {self.sampler!r}")
         if self.target_accept is not None and not 0.0 < self.target_accept < 1.0:
             raise SamplingError(f"target_accept must be in (0, 1), got {self.target_accept}")
@@ -110,8 +129,9 @@ class BuiltModel:
 
     Two models with equal ``structure`` differ only in the values of ``data`` (the
     ``pm.Data`` containers of the same names), so one compiled model serves both.
-    ``max_depth`` and ``target_accept`` are the model's defaults for the largest NUTS
-    tree depth and the target acceptance (:class:`SamplerSettings` overrides them).
+    ``max_depth``, ``target_accept`` and ``trajectory`` are the model's defaults for the
+    largest NUTS tree depth, the target acceptance and the trajectories' dynamics
+    (:class:`SamplerSettings` overrides them).
     """
 
     model: pm.Model
@@ -119,6 +139,7 @@ class BuiltModel:
     structure: tuple[Any, ...]
     max_depth: int = DEFAULT_MAX_DEPTH
     target_accept: float = DEFAULT_TARGET_ACCEPT
+    trajectory: Trajectory = "euclidean"
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -141,8 +162,9 @@ def _compiled(built: BuiltModel) -> Any:
 class Draws:
     """Posterior draws with their convergence report and the settings as applied.
 
-    ``settings.max_depth`` and ``settings.target_accept`` are the ones the sampler used
-    (the model's defaults when the settings left them out).
+    ``settings.max_depth``, ``settings.target_accept`` and ``settings.trajectory`` are
+    the ones the sampler used (the model's defaults when the settings left them out;
+    ``trajectory`` stays unset for PyMC's NUTS and ADVI).
     """
 
     idata: xr.DataTree
@@ -192,8 +214,13 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     defaults = built if built is not None else BuiltModel(pymc_model, {}, ())
     max_depth = settings.max_depth or defaults.max_depth
     target_accept = settings.target_accept or defaults.target_accept
+    trajectory = (settings.trajectory or defaults.trajectory
+                  if settings.sampler == "nutpie" else None)
     # recorded with the draws
-    applied = replace(settings, max_depth=max_depth, target_accept=target_accept)
+    applied = replace(settings, max_depth=max_depth, target_accept=target_accept,
+                      trajectory=trajectory)
+    # nutpie's own switch (its settings' trajectory kind)
+    dynamics = {"microcanonical_trajectory": True} if trajectory == "microcanonical" else {}
     with pymc_model, warnings.catch_warnings():
         # PyMC warns when draws are few; the convergence report says it instead
         warnings.simplefilter("ignore", UserWarning)
@@ -211,14 +238,16 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                       target_accept=target_accept,
                                       progress_bar=False, save_warmup=False,
                                       adaptation=settings.adaptation, maxdepth=max_depth,
-                                      progress_callback=_nutpie_progress(progress))
+                                      progress_callback=_nutpie_progress(progress),
+                                      **dynamics)
             return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
                                                   thresholds), applied)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
                           compute_convergence_checks=False,
-                          nuts=({"adaptation": settings.adaptation, "maxdepth": max_depth}
+                          nuts=({"adaptation": settings.adaptation, "maxdepth": max_depth,
+                                 **dynamics}
                                 if settings.sampler == "nutpie"
                                 else {"max_treedepth": max_depth}))
     names = var_names or _free_names(pymc_model)
