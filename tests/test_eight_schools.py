@@ -20,7 +20,7 @@ from impactmodel.bayes.hierarchical_normal import (
     HierarchicalNormalPriors,
     hierarchical_normal_model,
 )
-from impactmodel.bayes.sampling import SamplingError
+from impactmodel.bayes.sampling import BuiltModel, SamplingError
 
 # ArviZ's centered_eight data (Rubin 1981): effects and standard errors
 Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
@@ -133,7 +133,9 @@ def test_sampler_settings_are_checked():
 
 @pytest.mark.parametrize("trajectory", [None, "euclidean", "microcanonical"])
 def test_trajectory_reaches_nutpie(trajectory, monkeypatch):
-    """The chosen dynamics is nutpie's switch, through PyMC's call of nutpie too."""
+    """The chosen dynamics is nutpie's switch, whether the package calls nutpie (a
+    ``BuiltModel``, whose own default applies when the settings leave it out) or PyMC
+    does (a plain model, Euclidean by default)."""
     import nutpie
 
     calls = []
@@ -145,15 +147,21 @@ def test_trajectory_reaches_nutpie(trajectory, monkeypatch):
 
     monkeypatch.setattr(nutpie, "sample", recording)
     model = hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS)
-    draws = sample_model(model, SamplerSettings(draws=20, tune=20, chains=1, seed=3,
-                                                trajectory=trajectory))
-    assert len(calls) == 1
-    assert calls[0].get("microcanonical_trajectory", False) == (trajectory == "microcanonical")
-    # recorded as applied: a plain model's default is the Euclidean one
-    assert draws.settings.trajectory == (trajectory or "euclidean")
+    settings = SamplerSettings(draws=20, tune=20, chains=1, seed=3, trajectory=trajectory)
+    built = BuiltModel(model, {}, ("eight schools", "trajectory test"),
+                       trajectory="microcanonical")
+    for target, default in ((model, "euclidean"), (built, "microcanonical")):
+        calls.clear()
+        draws = sample_model(target, settings)
+        applied = trajectory or default
+        assert len(calls) == 1
+        assert calls[0].get("microcanonical_trajectory", False) == (applied == "microcanonical")
+        # recorded as applied
+        assert draws.settings.trajectory == applied
+    calls.clear()
     pymc = sample_model(model, SamplerSettings(sampler="pymc", draws=20, tune=20, chains=1,
                                                seed=3))
-    assert len(calls) == 1 and pymc.settings.trajectory is None
+    assert not calls and pymc.settings.trajectory is None
 
 
 @pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
