@@ -532,11 +532,18 @@ def _number(c: ProblemCollector, table: Mapping[str, Any], key: str, where: str,
 def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
     """``[sampler]`` as :class:`SamplerSettings` (defaults for what is absent)."""
     d = SamplerSettings()
+
+    def pick(key: str, allowed: tuple[str, ...], default: Any) -> Any:
+        # a value outside ``allowed`` is reported here once; the default stands in, so
+        # that SamplerSettings reports only conflicts between valid values
+        if key not in table:
+            return default
+        value = c.choice(table[key], allowed, f"sampler.{key}", key)
+        return value if value in allowed else default
+
     values = {
-        "sampler": c.choice(table.get("sampler", d.sampler), SAMPLERS, "sampler.sampler",
-                            "sampler"),
-        "adaptation": c.choice(table.get("adaptation", d.adaptation), ADAPTATIONS,
-                               "sampler.adaptation", "adaptation"),
+        "sampler": pick("sampler", SAMPLERS, d.sampler),
+        "adaptation": pick("adaptation", ADAPTATIONS, d.adaptation),
         "draws": _number(c, table, "draws", "sampler", d.draws, int, 1),
         "tune": _number(c, table, "tune", "sampler", d.tune, int, 0),
         "chains": _number(c, table, "chains", "sampler", d.chains, int, 1),
@@ -548,8 +555,7 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
                                    d.advi_iterations, int, 1),
         "max_depth": (_number(c, table, "max_depth", "sampler", DEFAULT_MAX_DEPTH, int, 1)
                       if "max_depth" in table else None),
-        "trajectory": (c.choice(table["trajectory"], TRAJECTORIES, "sampler.trajectory",
-                                "trajectory") if "trajectory" in table else None),
+        "trajectory": pick("trajectory", TRAJECTORIES, None),
     }
     try:
         return SamplerSettings(**values)

@@ -96,6 +96,8 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
     assert "diag, low_rank" in found["sampler.adaptation"]
     assert "'riemannian'" in found["sampler.trajectory"]
     assert "euclidean, microcanonical" in found["sampler.trajectory"]
+    # each bad value is reported once, under its own key
+    assert "sampler" not in found
     assert "got: 0.9" in found["convergence.max_rhat"]
     assert "'bad name!'" in found["model.name"]
     # predictors of a design-based estimate are refused (no model uses them)
@@ -222,6 +224,17 @@ def test_trajectory_is_the_models_unless_the_specification_says():
     assert parse_spec({"model": {"name": "x"}}).sampler.trajectory is None
     assert parse_spec({"model": {"name": "x"}, "sampler": {
         "trajectory": "euclidean"}}).sampler.trajectory == "euclidean"
+
+
+def test_settings_that_conflict_are_reported(tmp_path):
+    found = problems(write(tmp_path, """
+        [model]
+        name = "x"
+        [sampler]
+        sampler = "pymc"
+        trajectory = "microcanonical"
+    """))
+    assert "needs the nutpie sampler, not 'pymc'" in found["sampler"]
 
 
 def test_target_acceptance_is_the_models_unless_the_specification_says():
