@@ -25,6 +25,13 @@ answers in memory, so 1,000,000 respondents are the 100,000 survey tiled 10 time
 cost of the sufficient-statistics model depends on the questionnaire and territories,
 not on the rows, which is what that size shows).
 
+``--items-per-respondent k`` simulates a split questionnaire (each respondent asked k of
+their population's items at random, ``SimulationSettings.items_per_respondent``). The
+whole simulated questionnaire gives about 23 answers per respondent; issue 4 states its
+item-model targets at about 12 (10,000 respondents, about 120,000 answers), which
+``--items-per-respondent 13`` gives (13 asked, 4 % left unanswered). Its surveys are
+cached apart (``sim-N-SEED-itemsK``). Each case prints its number of answers.
+
     .venv/bin/python benchmarks/bench_bayes.py --models gaussian --respondents 1000 100000
     .venv/bin/python benchmarks/bench_bayes.py --models ordinal --respondents 1000 \
         --cases package:nutpie naive:pymc
@@ -61,14 +68,17 @@ from impactmodel.bayes.sampling import _compiled
 
 model_name, n, formulation, sampler = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 draws, seed, tile, cache = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
-tune = int(sys.argv[9])
+tune, items_per_respondent = int(sys.argv[9]), int(sys.argv[10]) or None
 PRACTICES = ["partners", "mode_cooperation", "maturity"]
 
 
 def survey_for(sim_seed):
-    folder = os.path.join(cache, f"sim-{n}-{sim_seed}")
+    split = f"-items{items_per_respondent}" if items_per_respondent else ""
+    folder = os.path.join(cache, f"sim-{n}-{sim_seed}{split}")
     if not os.path.exists(os.path.join(folder, "respondents.csv")):
-        write_simulation(simulate(SimulationSettings(seed=sim_seed, respondents=n)), folder)
+        settings = SimulationSettings(seed=sim_seed, respondents=n,
+                                      items_per_respondent=items_per_respondent)
+        write_simulation(simulate(settings), folder)
     return load_survey(os.path.join(folder, "respondents.csv"),
                        os.path.join(folder, "codebook.toml"))
 
@@ -144,7 +154,9 @@ steps = float(result.idata["sample_stats"]["n_steps"].sum())
 workers = 1 if sampler == "nutpie" else 2
 peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         + workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-print(json.dumps({"respondents": respondents, "prepare_s": prepare_s, "compile_s": compile_s,
+answers = len(ITEM_DATA[0].y) if ITEM_DATA else None
+print(json.dumps({"respondents": respondents, "answers": answers, "prepare_s": prepare_s,
+                  "compile_s": compile_s,
                   "sample_s": sample_s, "wall_s": wall_s, "reuse_s": reuse_s,
                   "ess_bulk": c.min_ess_bulk, "ess_tail": c.min_ess_tail,
                   "ess_per_grad": c.min_ess_bulk / steps, "rhat": c.max_rhat,
@@ -162,7 +174,8 @@ def _case_argv(args: argparse.Namespace, model: str, n: int, formulation: str,
                sampler: str, seed: int) -> list[str]:
     """The command line of one case's subprocess."""
     return [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
-            str(seed), str(args.tile), str(args.cache), str(args.tune)]
+            str(seed), str(args.tile), str(args.cache), str(args.tune),
+            str(args.items_per_respondent or 0)]
 
 
 def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sampler: str,
@@ -221,18 +234,24 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=DEFAULT_TUNE,
                         help="tuning steps per chain (default: the package's)")
     parser.add_argument("--tile", type=int, default=1)
+    parser.add_argument("--items-per-respondent", type=int, default=None,
+                        help="simulate a split questionnaire: each respondent asked this "
+                             "many of their population's items (default: all of them)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed per case (a case over it is reported)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/impactmodel-bench"))
     args = parser.parse_args()
     console = Console(width=max(Console().width, 240))
+    split = (f", split questionnaire: {args.items_per_respondent} items per respondent"
+             if args.items_per_respondent else "")
     table = Table(title=f"Bayesian impact models: 4 chains x {args.draws} draws "
-                        f"(+ {args.tune} tuning), medians over seeds {args.seeds}")
+                        f"(+ {args.tune} tuning), medians over seeds {args.seeds}{split}")
     for col in COLUMNS:
         table.add_column(col, justify="right")
     for n in args.respondents:
         subprocess.run([sys.executable, "-c", CASE, "simulate", str(n), "-", "-", "0", "0",
-                        "1", str(args.cache), "0"], check=True, capture_output=True)
+                        "1", str(args.cache), "0", str(args.items_per_respondent or 0)],
+                       check=True, capture_output=True)
     for model in args.models:
         for n in args.respondents:
             summary: dict[str, list[dict[str, float]]] = {}

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from impactmodel import load_survey
 from impactmodel.cli import app
-from impactmodel.simulate import SimulationSettings, write_simulation
+from impactmodel.errors import SpecError
+from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.population import build_finite_population
 from impactmodel.simulate.run import sample_population
 from impactmodel.simulate.sampling import draw_sample, systematic_pps
@@ -170,3 +171,55 @@ def test_designs_give_unbiased_horvitz_thompson_totals(population, finite_popula
     true_total = units["partners"].sum()
     z = (estimates.mean() - true_total) / (estimates.std(ddof=1) / np.sqrt(reps))
     assert abs(z) < 4, (estimates.mean(), true_total)
+
+
+def test_split_questionnaire_draws_each_subset_equally_often():
+    """Matrix sampling: k of the asked items per row, every k-subset equally likely.
+
+    Rows ask 4 of 6 items (NaN elsewhere); with k = 2 each of the C(4, 2) = 6 pairs has
+    probability 1/6 (a chi-square test at the 0.1 % level); rows asking fewer than k
+    items keep them all; values are kept as they are.
+    """
+    from itertools import combinations
+
+    from scipy import stats
+
+    from impactmodel.simulate.run import split_questionnaire
+
+    rows = 6000
+    values = np.tile(np.array([1.0, np.nan, 2.0, 3.0, np.nan, 4.0]), (rows, 1))
+    values[:100, 2:] = np.nan  # these rows ask one item only
+    kept = split_questionnaire(values, 2, np.random.default_rng(3))
+    answered = ~np.isnan(kept)
+    assert np.array_equal(kept[answered], values[answered])
+    assert answered[:100].sum(axis=1).tolist() == [1] * 100
+    assert answered[100:].sum(axis=1).tolist() == [2] * (rows - 100)
+    pairs = [tuple(np.flatnonzero(row)) for row in answered[100:]]
+    counts = [pairs.count(pair) for pair in combinations((0, 2, 3, 5), 2)]
+    assert sum(counts) == rows - 100
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_items_per_respondent_asks_each_respondent_a_subset(small_simulation):
+    """The simulated survey with a split questionnaire: the same respondents (the design
+    draws come first), each answering at most k items, all of them asked of their
+    population, with about k x (1 - item nonresponse) answers on average."""
+    settings = SimulationSettings(seed=11, respondents=1200, items_per_respondent=5)
+    split = simulate(settings).respondents
+    full = small_simulation.respondents
+    columns = [item.column for item in small_simulation.codebook.items]
+    assert split["respondent_id"].equals(full["respondent_id"])
+    split_answers, full_answers = split[columns].notna(), full[columns].notna()
+    asked = np.array([[pop in item.asked for item in small_simulation.codebook.items]
+                      for pop in split["population"]])
+    assert not (split_answers.to_numpy() & ~asked).any()
+    assert split_answers.sum(axis=1).max() <= 5
+    expected = 5 * (1 - settings.item_nonresponse)
+    standard_error = np.sqrt(5 * 0.04 * 0.96 / len(split))
+    assert abs(split_answers.sum(axis=1).mean() - expected) < 4 * standard_error
+    assert full_answers.sum(axis=1).min() > 5
+
+
+def test_items_per_respondent_must_be_positive():
+    with pytest.raises(SpecError, match="items_per_respondent must be at least 1"):
+        SimulationSettings(items_per_respondent=0)

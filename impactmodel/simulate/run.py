@@ -159,11 +159,37 @@ def _respondent_table(fp: FinitePopulation, answers: np.ndarray, codebook: Codeb
     table["maturity"] = np.asarray(MATURITY_LEVELS)[u["maturity"]]
     table["n_partnerships"] = u["n_partnerships"].to_numpy()
     item_values = answers[table["unit"].to_numpy()]
+    if settings.items_per_respondent is not None:  # asked first, then left unanswered
+        item_values = split_questionnaire(item_values, settings.items_per_respondent, rng)
     skipped = rng.random(item_values.shape) < settings.item_nonresponse
     item_values = np.where(skipped, np.nan, item_values)
     for j, item in enumerate(codebook.items):
         table[item.column] = pd.array(item_values[:, j], dtype="Float64").astype("Int64")
     return table, design_log
+
+
+def split_questionnaire(item_values: np.ndarray, items_per_respondent: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Keep, per row, the answers to a random subset of the asked items (matrix sampling).
+
+    Parameters
+    ----------
+    item_values : ndarray, shape (respondents, items)
+        Answers, NaN where the item is not asked of the respondent's population (before
+        any item nonresponse: a NaN counts as not asked).
+    items_per_respondent : int
+        Items asked of each respondent, drawn without replacement, each subset of that
+        size equally likely, among the row's non-NaN entries (all of them when fewer).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray
+        ``item_values`` with the items not drawn set to NaN.
+    """
+    keys = np.where(np.isnan(item_values), np.inf, rng.random(item_values.shape))
+    rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    return np.where(rank < items_per_respondent, item_values, np.nan)
 
 
 def population_frame(fp: FinitePopulation) -> pd.DataFrame:

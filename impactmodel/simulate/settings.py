@@ -38,6 +38,12 @@ class SimulationSettings:
         (small = rural, medium = small town, large = urban); sets the population's size.
     item_nonresponse : float
         Probability that an asked item is left unanswered.
+    items_per_respondent : int, optional
+        A split questionnaire (matrix sampling): each respondent is asked this many
+        items, drawn at random without replacement among those their population is
+        asked (all of them when there are fewer). Items left out are missing by design,
+        completely at random. None (default) asks every respondent the whole
+        questionnaire of their population.
     """
 
     seed: int = 0
@@ -50,6 +56,7 @@ class SimulationSettings:
     item_nonresponse: float = 0.04
     informative_nonresponse: float = 0.0
     spatial_share: float = 0.0
+    items_per_respondent: int | None = None
 
     @property
     def population_scale(self) -> float:
@@ -72,3 +79,6 @@ class SimulationSettings:
             raise SpecError(f"spatial_share must be in [0, 1] (got {self.spatial_share})")
         if not 0 <= self.item_nonresponse < 1:
             raise SpecError(f"item_nonresponse must be in [0, 1) (got {self.item_nonresponse})")
+        if self.items_per_respondent is not None and self.items_per_respondent < 1:
+            raise SpecError("items_per_respondent must be at least 1, or None for the whole "
+                            f"questionnaire (got {self.items_per_respondent})")
