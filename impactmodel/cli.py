@@ -175,6 +175,9 @@ def simulate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
     respondents: Annotated[int, typer.Option(help="Target number of respondents.")] = 4000,
+    items_per_respondent: Annotated[int | None, typer.Option(
+        help="A split questionnaire: ask each respondent this many of their population's "
+             "items, at random (default: all of them).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing files in --out.")] = False,
 ) -> None:
     """Simulate survey files with known truth: respondents, codebook, frame and truth."""
@@ -187,7 +190,8 @@ def simulate(
                   f"{', '.join(p.name for p in existing)}; choose another --out or pass --force")
         raise typer.Exit(EXIT_INVALID_INPUT)
     try:
-        settings = SimulationSettings(seed=seed, respondents=respondents)
+        settings = SimulationSettings(seed=seed, respondents=respondents,
+                                      items_per_respondent=items_per_respondent)
     except ImpactModelError as exc:
         raise _fail(exc) from None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

@@ -223,3 +223,17 @@ def test_items_per_respondent_asks_each_respondent_a_subset(small_simulation):
 def test_items_per_respondent_must_be_positive():
     with pytest.raises(SpecError, match="items_per_respondent must be at least 1"):
         SimulationSettings(items_per_respondent=0)
+
+
+def test_simulate_command_takes_a_split_questionnaire(tmp_path, small_simulation):
+    args = ["simulate", "--seed", "11", "--respondents", "1200", "--out"]
+    done = runner.invoke(app, [*args, str(tmp_path / "split"), "--items-per-respondent", "6"])
+    assert done.exit_code == 0, done.output
+    written = pd.read_csv(tmp_path / "split" / "respondents.csv")
+    columns = [item.column for item in small_simulation.codebook.items]
+    answers = written[columns].notna().sum(axis=1)
+    assert answers.max() <= 6 and answers.mean() > 5
+    bad = runner.invoke(app, [*args, str(tmp_path / "bad"), "--items-per-respondent", "0"])
+    assert bad.exit_code == 2
+    assert "items_per_respondent must be at least 1" in bad.output
+    assert not (tmp_path / "bad" / "respondents.csv").exists()
