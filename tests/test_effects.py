@@ -19,7 +19,12 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from impactmodel.bayes.effects import _overall_and_population, iid_normal_by_group
+from impactmodel.bayes.effects import (
+    _overall_and_population,
+    iid_normal_by_group,
+    practice_effects,
+    zero_sum_part,
+)
 
 DRAWS = 40_000
 COORDS = {"practice": ["p1", "p2"], "population": ["a", "b", "c", "d"]}
@@ -75,3 +80,33 @@ def test_iid_normal_drawn_by_group_keeps_the_iid_prior() -> None:
 def test_iid_normal_by_group_refuses_gaps_in_the_group_codes() -> None:
     with pm.Model(coords={"unit": [0, 1]}), pytest.raises(ValueError, match="without gaps"):
         iid_normal_by_group("alpha", np.array([0, 2]), 0.0, 1.0, dims=("unit",))
+
+
+@pytest.mark.parametrize("centred", [True, False])
+def test_zero_sum_part_has_the_same_prior_centred_or_not(centred: bool) -> None:
+    """Both forms: a zero-sum normal whose elements have covariance ``s^2 (I - 1 1' / K)``
+    given the scale ``s``; the non-centred one is drawn as ``s`` times a standard one."""
+    scale, k = 0.7, 3
+    with pm.Model(coords={"practice": ["p1", "p2"], "lens": ["a", "b", "c"]}) as model:
+        part = zero_sum_part("b_lens", pm.math.constant(scale), ("practice", "lens"),
+                             centred)
+    assert {v.name for v in model.free_RVs} == ({"b_lens"} if centred else {"b_lens_z"})
+    draws = np.asarray(pm.draw(part, draws=DRAWS, random_seed=20261206))
+    np.testing.assert_allclose(draws.sum(axis=-1), 0.0, atol=1e-9)
+    expected = scale**2 * (np.eye(k) - 1.0 / k)
+    for practice in range(2):
+        np.testing.assert_allclose(np.cov(draws[:, practice, :], rowvar=False), expected,
+                                   atol=0.025 * scale**2)
+
+
+def test_cell_parts_centred_or_not_one_by_one() -> None:
+    """``cell_centred`` as a triple chooses the impact, lens and dimension parts' forms."""
+    coords = {"practice": ["p1"], "population": ["a", "b"], "impact": ["i1", "i2"],
+              "lens": ["l1", "l2"], "dimension": ["d1", "d2"], "region": ["r1", "r2"],
+              "department": ["d01", "d02", "d03"]}
+    with pm.Model(coords=coords) as model:
+        practice_effects(np.array([0, 0, 1]), effect_sd=1.0, component_sd=0.5,
+                         centred=True, cell_centred=(True, False, True))
+    free = {v.name for v in model.free_RVs}
+    assert {"b_impact", "b_lens_z", "b_dimension"} <= free
+    assert not {"b_impact_z", "b_lens", "b_dimension_z"} & free

@@ -239,7 +239,7 @@ def _overall_and_population(effect_sd: float, population_sd: float
 
 def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float,
                      component_sd: float, centred: bool,
-                     cell_centred: bool | None = None,
+                     cell_centred: bool | tuple[bool, bool, bool] | None = None,
                      integrated_departments: bool = False) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
@@ -247,17 +247,21 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     ``effect_department`` and ``prob_effect_positive`` (per cell).
 
     ``centred`` chooses the form of the territorial slope deviations and, unless
-    ``cell_centred`` says otherwise, of the impact / lens / dimension parts.
+    ``cell_centred`` says otherwise, of the impact / lens / dimension parts
+    (``cell_centred``: one choice for the three, or a choice for each, in that order).
     ``integrated_departments``: the departments' own slope deviations are left to the
     model to integrate out (:mod:`impactmodel.bayes.department_slopes`, which then
     adds ``effect_department`` to the draws); ``department`` holds the region parts.
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
-    parts_centred = centred if cell_centred is None else cell_centred
-    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), parts_centred)
-    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), parts_centred)
-    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"), parts_centred)
+    chosen = centred if cell_centred is None else cell_centred
+    impact_centred, lens_centred, dimension_centred = (
+        chosen if isinstance(chosen, tuple) else (chosen,) * 3)
+    b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), impact_centred)
+    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), lens_centred)
+    b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"),
+                          dimension_centred)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
                                     centred, dims="practice",
                                     integrated=integrated_departments)

@@ -48,9 +48,19 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
     normal prior) and deviations from them, that direction is one coordinate. Before, a
     shift contrast had the worst R-hat of the fit (1.015; ``benchmarks/README.md``,
     session 12);
-- the cell parts (impact, lens, dimension) centred (``auto``): thousands of answers
+- the cell parts' impact and dimension parts centred (``auto``): thousands of answers
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
+- their lens part non-centred (``auto``): it is the smallest of the three (posterior
+  scale about 0.035 logit against 0.08 and 0.17 on the simulated surveys) and only
+  within-respondent contrasts between lenses inform it. With half the answers per
+  respondent (a split questionnaire of 12.5 answers, the survey size issue 4 states),
+  centred, its scale and values formed a funnel: one seed's fit had 14 divergences and
+  that scale as its slowest parameter (bulk ESS 269), and with Euclidean trajectories a
+  chain stayed at a scale of 0.012 (R-hat 1.38). Non-centred, on seed 1 of that survey:
+  the scale's bulk ESS 558 -> 776, the lens part's 620 -> 1,146, divergences 2 -> 0;
+  with the whole questionnaire the smallest bulk ESS was unchanged (1,056 -> 1,051;
+  ``benchmarks/README.md``, session of 2026-12-06, sixth);
 - the region parts of the slopes non-centred whatever the survey's size (``auto``):
   their variation is barely informed (the slopes vary between respondents, whose
   locations are known to about 0.6 logit), and centred they mixed worst (a department
@@ -159,10 +169,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     priors : OrdinalPriors, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations and effect components. ``auto``: the intercepts'
-        territorial deviations by the size rule, the slopes' region parts non-centred,
-        their cell parts centred (see the module docstring). ``centred`` and
-        ``non-centred`` force every sampled part; the departments' own slope deviations
-        are integrated out whatever the choice.
+        territorial deviations by the size rule, the slopes' region parts and lens part
+        non-centred, their impact and dimension parts centred (see the module
+        docstring). ``centred`` and ``non-centred`` force every sampled part; the
+        departments' own slope deviations are integrated out whatever the choice.
 
     Returns
     -------
@@ -175,7 +185,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
     effects_centred = centred and parametrisation != "auto"
-    cells_centred = parametrisation != "non-centred"
+    # the cell parts (impact, lens, dimension): see the module docstring
+    cells_centred = ((True, False, True) if parametrisation == "auto"
+                     else (parametrisation != "non-centred",) * 3)
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
