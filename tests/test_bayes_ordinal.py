@@ -23,7 +23,11 @@ from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_depa
 from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
-from impactmodel.bayes.ordinal import ordinal_item_model
+from impactmodel.bayes.ordinal import (
+    LENS_CENTRED_FROM,
+    answers_per_location,
+    ordinal_item_model,
+)
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
@@ -257,3 +261,21 @@ def test_item_log_likelihood_loo_and_predictive_check(recovery):
     # replicated answers reproduce the observed mean answer per population x impact
     assert (means["p_value"].between(0.005, 0.995)).all(), means
     assert np.allclose(means["replicated"], means["observed"], atol=0.15)
+
+
+def test_lens_part_form_follows_the_answers_per_respondent(tmp_path):
+    # the whole simulated questionnaire (about 23 answers per respondent, 7.8 per impact):
+    # the lens part centred; 4 items per respondent (about 1.3 per impact): non-centred
+    forms = {}
+    for items in (None, 4):
+        settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=items)
+        paths = write_simulation(simulate(settings), tmp_path / f"items-{items}")
+        data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
+                               ["partners"])
+        free = {v.name for v in ordinal_item_model(data).model.free_RVs}
+        forms[items] = (answers_per_location(data), "b_lens" in free, "b_lens_z" in free)
+    assert forms[None][0] >= LENS_CENTRED_FROM > forms[4][0]
+    assert forms[None][1:] == (True, False)
+    assert forms[4][1:] == (False, True)
+    # a respondent answers at most 4 items, so at most 4 / 3 per impact on average
+    assert forms[4][0] <= 4 / 3

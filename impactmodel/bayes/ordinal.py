@@ -51,16 +51,21 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
 - the cell parts' impact and dimension parts centred (``auto``): thousands of answers
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
-- their lens part non-centred (``auto``): it is the smallest of the three (posterior
-  scale about 0.035 logit against 0.08 and 0.17 on the simulated surveys) and only
-  within-respondent contrasts between lenses inform it. With half the answers per
-  respondent (a split questionnaire of 12.5 answers, the survey size issue 4 states),
-  centred, its scale and values formed a funnel: one seed's fit had 14 divergences and
-  that scale as its slowest parameter (bulk ESS 269), and with Euclidean trajectories a
-  chain stayed at a scale of 0.012 (R-hat 1.38). Non-centred, on seed 1 of that survey:
-  the scale's bulk ESS 558 -> 776, the lens part's 620 -> 1,146, divergences 2 -> 0;
-  with the whole questionnaire the smallest bulk ESS was unchanged (1,056 -> 1,051;
-  ``benchmarks/README.md``, session of 2026-12-06, sixth);
+- their lens part centred or not by the answers per respondent and impact
+  (:data:`LENS_CENTRED_FROM`, 6 on average). It is the smallest of the three parts
+  (posterior scale about 0.035 logit against 0.08 and 0.17 on the simulated surveys), and
+  only contrasts between a respondent's items of different lenses inform it, so how well
+  it is informed depends on how many items each respondent answers. With a split
+  questionnaire (12.5 answers per respondent, 4.2 per impact: the survey size issue 4
+  states), centred, its scale and values formed a funnel: one seed's fit had 14
+  divergences and that scale as its slowest parameter (bulk ESS 269), and with Euclidean
+  trajectories a chain stayed at a scale of 0.012 (R-hat 1.38); non-centred, 3 seeds of
+  3 had no divergence (the scale's bulk ESS on seed 1: 558 -> 776). With the whole
+  questionnaire (23.3 answers per respondent, 7.8 per impact), non-centred, the smallest
+  bulk ESS barely changed (1,051 / 1,049 / 980 on seeds 1-3; 1,056 / 957 / 907 centred)
+  but no fit passed: seeds 2 and 3 had a divergence each, seed 1 an R-hat of 1.012 (at a
+  location); centred, all three passed. The threshold lies between the two surveys
+  measured (``benchmarks/README.md``, session of 2026-12-06, sixth);
 - the region parts of the slopes non-centred whatever the survey's size (``auto``):
   their variation is barely informed (the slopes vary between respondents, whose
   locations are known to about 0.6 logit), and centred they mixed worst (a department
@@ -157,6 +162,14 @@ MAX_DEPTH = 6
 TARGET_ACCEPT = 0.72
 #: the item model's default NUTS dynamics (see the module docstring)
 TRAJECTORY: Trajectory = "microcanonical"
+#: from this many answers per respondent and impact (on average), ``auto`` draws the
+#: slopes' lens part centred; below it, non-centred (see the module docstring)
+LENS_CENTRED_FROM = 6.0
+
+
+def answers_per_location(data: ItemData) -> float:
+    """Mean number of answers per respondent and impact (the locations' information)."""
+    return len(data.y) / (len(data.coords["respondent"]) * len(data.coords["impact"]))
 
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
@@ -169,8 +182,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     priors : OrdinalPriors, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations and effect components. ``auto``: the intercepts'
-        territorial deviations by the size rule, the slopes' region parts and lens part
-        non-centred, their impact and dimension parts centred (see the module
+        territorial deviations by the size rule, the slopes' region parts non-centred,
+        their impact and dimension parts centred, their lens part centred or not by the
+        answers per respondent and impact (:data:`LENS_CENTRED_FROM`; see the module
         docstring). ``centred`` and ``non-centred`` force every sampled part; the
         departments' own slope deviations are integrated out whatever the choice.
 
@@ -186,7 +200,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
     effects_centred = centred and parametrisation != "auto"
     # the cell parts (impact, lens, dimension): see the module docstring
-    cells_centred = ((True, False, True) if parametrisation == "auto"
+    lens_centred = answers_per_location(data) >= LENS_CENTRED_FROM
+    cells_centred = ((True, lens_centred, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
