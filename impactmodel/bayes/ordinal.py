@@ -169,7 +169,7 @@ LENS_CENTRED_FROM = 6.0
 
 def answers_per_location(data: ItemData) -> float:
     """Mean number of answers per respondent and impact (the locations' information)."""
-    return len(data.y) / (len(data.coords["respondent"]) * len(data.coords["impact"]))
+    return len(data.y) / (data.n_respondents * len(data.coords["impact"]))
 
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
