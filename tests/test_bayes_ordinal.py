@@ -24,10 +24,11 @@ from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
 from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import (
-    LENS_CENTRED_FROM,
+    CENTRED_FROM,
     answers_per_location,
     ordinal_item_model,
 )
+from impactmodel.bayes.partial_scaling import LARGEST_EXPONENT
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
@@ -54,7 +55,9 @@ def at_a_point(tmp_path_factory):
     potentials = {p.name: p for p in model.potentials}
     outputs = model.replace_rvs_by_values([potentials["likelihood"],
                                            *(model[n] for n in names)])
-    location_prior = model.logp(vars=[model["person_relative"]])
+    # the density of the locations themselves (the sampler's coordinates are partially
+    # non-centred: partial_scaling), so without the transform's Jacobian
+    location_prior = model.logp(vars=[model["person_relative"]], jacobian=False)
     values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
     parameters = dict(zip(names, values[1:-1], strict=True))
@@ -263,7 +266,7 @@ def test_item_log_likelihood_loo_and_predictive_check(recovery):
     assert np.allclose(means["replicated"], means["observed"], atol=0.15)
 
 
-def test_lens_part_form_follows_the_answers_per_respondent(tmp_path):
+def test_lens_part_and_locations_forms_follow_the_answers_per_respondent(tmp_path):
     # the whole simulated questionnaire (about 23 answers per respondent, 7.8 per impact):
     # the lens part centred; 4 items per respondent (about 1.3 per impact): non-centred
     forms = {}
@@ -272,10 +275,16 @@ def test_lens_part_form_follows_the_answers_per_respondent(tmp_path):
         paths = write_simulation(simulate(settings), tmp_path / f"items-{items}")
         data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
                                ["partners"])
-        free = {v.name for v in ordinal_item_model(data).model.free_RVs}
-        forms[items] = (answers_per_location(data), "b_lens" in free, "b_lens_z" in free)
-    assert forms[None][0] >= LENS_CENTRED_FROM > forms[4][0]
-    assert forms[None][1:] == (True, False)
-    assert forms[4][1:] == (False, True)
+        model = ordinal_item_model(data).model
+        free = {v.name for v in model.free_RVs}
+        transform = model.rvs_to_transforms[model["person_relative"]]
+        forms[items] = (answers_per_location(data), "b_lens" in free, "b_lens_z" in free,
+                        getattr(transform, "exponent", None))
+    assert forms[None][0] >= CENTRED_FROM > forms[4][0]
+    # the whole questionnaire: centred lens part and locations
+    assert forms[None][1:] == (True, False, None)
+    # at most 4 answers per respondent leave each location at least 1 / (1 + 4 x 0.3) of
+    # its prior variance, above the cap: the locations partially non-centred with it
+    assert forms[4][1:] == (False, True, LARGEST_EXPONENT)
     # a respondent answers at most 4 items, so at most 4 / 3 per impact on average
     assert forms[4][0] <= 4 / 3

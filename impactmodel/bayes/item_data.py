@@ -50,6 +50,13 @@ class ItemData:
         """Respondents kept."""
         return len(self.population)
 
+    def answers_per_respondent_and_impact(self) -> NDArray[np.int64]:
+        """Respondents x impacts counts of answers (zero: no answer to that impact)."""
+        n_impacts = len(self.coords["impact"])
+        cells = self.respondent * n_impacts + self.item_impact[self.item]
+        return np.bincount(cells, minlength=self.n_respondents * n_impacts).reshape(
+            self.n_respondents, n_impacts)
+
     def impact_averaging(self) -> NDArray[np.float64]:
         """Impacts x items matrix averaging over each impact's items (zero row: no item)."""
         weights = np.zeros((len(self.coords["impact"]), len(self.item_impact)))

@@ -52,7 +52,7 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   inform them; non-centred, the impact sd, estimated from three impacts, was the slowest
   parameter (bulk ESS 171 in 4,000 draws);
 - their lens part centred or not by the answers per respondent and impact
-  (:data:`LENS_CENTRED_FROM`, 6 on average). It is the smallest of the three parts
+  (:data:`CENTRED_FROM`, 6 on average). It is the smallest of the three parts
   (posterior scale about 0.035 logit against 0.08 and 0.17 on the simulated surveys), and
   only contrasts between a respondent's items of different lenses inform it, so how well
   it is informed depends on how many items each respondent answers. With a split
@@ -66,6 +66,14 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   but no fit passed: seeds 2 and 3 had a divergence each, seed 1 an R-hat of 1.012 (at a
   location); centred, all three passed. The threshold lies between the two surveys
   measured (``benchmarks/README.md``, session of 2026-12-06, sixth);
+- the locations partially non-centred in the traits' covariance when respondents answer
+  few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
+  ``auto``): the sampler draws ``v_i`` with ``l_i = c + Sigma^(w/2) (v_i - c)``
+  (:mod:`impactmodel.bayes.partial_scaling`; ``w`` from the answers, 0.3 on the split
+  questionnaire). Centred, the traits' covariance was the slowest part of that fit (bulk
+  ESS 324-392 in 4,000 draws on seeds 1-3, R-hat 1.014-1.016): it can move only as far
+  as the 27,606 locations move with it. See ``benchmarks/README.md`` (session of
+  2026-12-06, seventh) for the figures with the transform;
 - the region parts of the slopes non-centred whatever the survey's size (``auto``):
   their variation is barely informed (the slopes vary between respondents, whose
   locations are known to about 0.6 logit), and centred they mixed worst (a department
@@ -132,6 +140,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from impactmodel.bayes import partial_scaling
 from impactmodel.bayes.containers import PackedArrays
 from impactmodel.bayes.cumulative_logit import DATA as CUMULATIVE_LOGIT_DATA
 from impactmodel.bayes.cumulative_logit import answer_indices, cumulative_logit_logp
@@ -163,17 +172,19 @@ TARGET_ACCEPT = 0.72
 #: the item model's default NUTS dynamics (see the module docstring)
 TRAJECTORY: Trajectory = "microcanonical"
 #: from this many answers per respondent and impact (on average), ``auto`` draws the
-#: slopes' lens part centred; below it, non-centred (see the module docstring)
-LENS_CENTRED_FROM = 6.0
+#: slopes' lens part and the locations centred; below it, the lens part non-centred and
+#: the locations partially non-centred (see the module docstring)
+CENTRED_FROM = 6.0
 
 
 def answers_per_location(data: ItemData) -> float:
     """Mean number of answers per respondent and impact (the locations' information)."""
-    return len(data.y) / (data.n_respondents * len(data.coords["impact"]))
+    return float(np.mean(data.answers_per_respondent_and_impact()))
 
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
-                       parametrisation: Parametrisation = "auto") -> BuiltModel:
+                       parametrisation: Parametrisation = "auto",
+                       scale_exponent: float | None = None) -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
 
     Parameters
@@ -184,9 +195,15 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         Of the territorial deviations and effect components. ``auto``: the intercepts'
         territorial deviations by the size rule, the slopes' region parts non-centred,
         their impact and dimension parts centred, their lens part centred or not by the
-        answers per respondent and impact (:data:`LENS_CENTRED_FROM`; see the module
+        answers per respondent and impact (:data:`CENTRED_FROM`; see the module
         docstring). ``centred`` and ``non-centred`` force every sampled part; the
         departments' own slope deviations are integrated out whatever the choice.
+    scale_exponent : float, optional
+        ``w`` of the locations' partial non-centring in the traits' covariance
+        (:mod:`impactmodel.bayes.partial_scaling`), in ``[0, 1]``, 0 for the centred
+        form. By default, under ``auto`` with fewer than :data:`CENTRED_FROM` answers per
+        respondent and impact, chosen from those answers
+        (:func:`~impactmodel.bayes.partial_scaling.scale_exponent`); otherwise 0.
 
     Returns
     -------
@@ -199,10 +216,15 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     centred = choose_parametrisation(
         np.bincount(data.department, minlength=len(c["department"])), parametrisation)
     effects_centred = centred and parametrisation != "auto"
-    # the cell parts (impact, lens, dimension): see the module docstring
-    lens_centred = answers_per_location(data) >= LENS_CENTRED_FROM
-    cells_centred = ((True, lens_centred, True) if parametrisation == "auto"
+    # the cell parts (impact, lens, dimension) and the locations: see the module docstring
+    few_answers = parametrisation == "auto" and answers_per_location(data) < CENTRED_FROM
+    cells_centred = ((True, not few_answers, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
+    if scale_exponent is None:
+        scale_exponent = (partial_scaling.scale_exponent(data.answers_per_respondent_and_impact())
+                          if few_answers else 0.0)
+    if not 0.0 <= scale_exponent <= 1.0:
+        raise ValueError(f"the scale exponent must be in [0, 1], got {scale_exponent}")
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
@@ -269,7 +291,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             eigenvalues=d["slope_eigenvalues"], eigenvectors=d["slope_eigenvectors"],
             basis=pt.as_tensor_variable(slope_design.basis))
         relative = respondent_locations("person_relative", predictor, trait_chol,
-                                        dims=("respondent", "impact"), slopes=slopes)
+                                        dims=("respondent", "impact"), slopes=slopes,
+                                        scale_exponent=scale_exponent)
         # reported, not in the gradient: the departments' own slope deviations' conditional
         # mean and w (department_slopes draws them back from these)
         precision, weight = precision_and_weight(trait_chol)
@@ -302,7 +325,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred, effects_centred,
-        cells_centred,
+        cells_centred, scale_exponent,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),

@@ -1,0 +1,136 @@
+"""Respondents' locations sampled partially non-centred in the traits' covariance.
+
+The item model (:mod:`impactmodel.bayes.ordinal`) samples each respondent's location per
+impact around its predictor, with the traits' covariance ``Sigma`` as its spread (the
+hierarchically *centred* form, :func:`~impactmodel.bayes.locations.respondent_locations`).
+When each respondent answers few items per impact, a location's posterior is almost as
+wide as its prior, and ``Sigma`` can move only as far as all the locations move with it:
+the centred form's funnel. Sampling instead ``v`` with, for each respondent ``i``,
+
+    l_i = c + Sigma^(w/2) (v_i - c)
+
+(``c`` a per-impact centre, ``w`` in ``[0, 1]``, ``Sigma^(w/2)`` the symmetric power:
+``V diag(lambda^(w/2)) V'`` from the eigen-decomposition ``Sigma = V diag(lambda) V'``)
+lets a move of ``Sigma`` stretch and turn the locations' cloud by ``Sigma^(w/2)`` on its
+own: ``w = 0`` is the centred form, ``w = 1`` a non-centred one (with the symmetric
+square root for the Cholesky factor). The log-determinant of ``dl / dv`` is
+``n (w / 2) log det Sigma`` for ``n`` respondents. Papaspiliopoulos, Roberts and Sköld
+(2007, *Statistical Science* 22(1), 59-73) show such partially non-centred
+parametrisations beat both ends when the data inform each latent variable about as much
+as its prior; their weight for a normal latent variable is the share of its prior
+variance that the data leave, ``1 / (1 + prior variance x data precision)``
+(:func:`scale_exponent`). Every ``w`` gives the same posterior of the locations: the
+transform is a bijection and its Jacobian enters the density.
+
+Why the whole covariance and not only the standard deviations (``l = c + sd^w (v -
+c)`` per impact): on the split questionnaire of issue 4 (9,202 respondents, 4.2 answers
+per respondent and impact), the traits' covariance was the slowest part of the fit
+(bulk ESS 324-392 in 4,000 draws, seeds 1-3). Scaling by the standard deviations alone
+left it there (375, seed 1); with the whole covariance its bulk ESS was 1,033 on seed 1
+(``benchmarks/README.md``, sessions of 2026-12-06, sixth and seventh).
+
+:class:`PartialScaling` is the PyMC transform. The eigen-decomposition is of a 3 x 3
+matrix, once per gradient; the rest is two products of the ``n x 3`` values by a 3 x 3
+matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+from numpy.typing import NDArray
+from pymc.logprob.transforms import Transform
+
+#: Fisher information about a location carried by one answer, used by
+#: :func:`scale_exponent`: ``sum_k p_k'^2 / p_k`` is 0.29-0.32 for five categories with
+#: cut-points 1 to 2 logits apart and the location within 2 logits of their middle (and
+#: at most 1/3, a continuous logistic's)
+INFORMATION_PER_ANSWER = 0.3
+#: the largest ``w`` that :func:`scale_exponent` gives: the one measured at the issue's
+#: survey size, where the rule's share is 0.44 (see ``benchmarks/README.md``)
+LARGEST_EXPONENT = 0.3
+
+
+def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) -> float:
+    """``w`` for a survey: the share of a location's prior variance its answers leave.
+
+    Rounded to a multiple of 0.05 (so that surveys alike share a compiled model) and at
+    most :data:`LARGEST_EXPONENT`.
+
+    Parameters
+    ----------
+    answers : ndarray of int, shape (respondents, impacts)
+        Answers per respondent and impact.
+    prior_variance : float, optional
+        The traits' variance assumed (1: the simulated surveys' and the default prior's
+        scale).
+
+    Returns
+    -------
+    float
+        The mean over respondents and impacts of ``1 / (1 + prior_variance x answers x
+        INFORMATION_PER_ANSWER)``, rounded, capped.
+    """
+    precision = np.asarray(answers, dtype=np.float64) * INFORMATION_PER_ANSWER
+    share = float(np.mean(1.0 / (1.0 + prior_variance * precision)))
+    return min(LARGEST_EXPONENT, round(share * 20) / 20)
+
+
+class PartialScaling(Transform):
+    """The locations ``l_i = c + Sigma^(w/2) (v_i - c)`` from the sampler's ``v``.
+
+    ``Sigma`` is ``chol chol'`` (the traits' covariance) and ``c`` the mean over groups of
+    the group part of the locations' predictor, both read from the locations'
+    distribution parameters (:func:`~impactmodel.bayes.locations.respondent_locations`).
+    See the module docstring.
+
+    Parameters
+    ----------
+    exponent : float
+        ``w``, in ``(0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        When ``exponent`` is outside ``(0, 1]``.
+    """
+
+    name = "partial_scaling"
+
+    def __init__(self, exponent: float) -> None:
+        if not 0.0 < exponent <= 1.0:
+            raise ValueError(f"the scale exponent must be in (0, 1], got {exponent}")
+        self.exponent = float(exponent)
+
+    def _parts(self, inputs: Sequence[Any]) -> tuple[Any, Any, Any]:
+        """Return the centre ``c``, and ``Sigma``'s eigenvalues and eigenvectors."""
+        group_mean, chol = inputs[2], inputs[5]  # after the rng and size inputs
+        eigenvalues, eigenvectors = pt.linalg.eigh(pt.dot(chol, chol.T))
+        return pt.mean(group_mean, axis=0), eigenvalues, eigenvectors
+
+    def _power(self, inputs: Sequence[Any], sign: float) -> tuple[Any, Any]:
+        """Return the centre and ``Sigma^(sign w / 2)`` (symmetric)."""
+        centre, eigenvalues, eigenvectors = self._parts(inputs)
+        scaled = eigenvectors * (eigenvalues ** (sign * self.exponent / 2))[None, :]
+        return centre, pt.dot(scaled, eigenvectors.T)
+
+    def backward(self, value: Any, *inputs: Any) -> Any:
+        """``l_i = c + Sigma^(w/2) (v_i - c)``, row by row."""
+        centre, power = self._power(inputs, 1.0)
+        return centre + pt.dot(value - centre, power)  # the power is symmetric
+
+    def forward(self, value: Any, *inputs: Any) -> Any:
+        """``v_i = c + Sigma^(-w/2) (l_i - c)``, row by row."""
+        centre, power = self._power(inputs, -1.0)
+        return centre + pt.dot(value - centre, power)
+
+    def log_jac_det(self, value: Any, *inputs: Any) -> Any:
+        """``n (w / 2) log det Sigma``: the log-determinant of ``dl / dv``."""
+        _, eigenvalues, _ = self._parts(inputs)
+        return value.shape[0] * (self.exponent / 2) * pt.sum(pt.log(eigenvalues))
+
+
+__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "PartialScaling", "scale_exponent"]
