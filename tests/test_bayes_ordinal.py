@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from conftest import potential_at_draw
@@ -288,3 +289,33 @@ def test_lens_part_and_locations_forms_follow_the_answers_per_respondent(tmp_pat
     assert forms[4][1:] == (False, True, LARGEST_EXPONENT)
     # a respondent answers at most 4 items, so at most 4 / 3 per impact on average
     assert forms[4][0] <= 4 / 3
+
+
+def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
+    """On a split questionnaire, the model's log-density in the sampler's coordinates is
+    the centred model's at the same locations plus ``n (w / 2) log det Sigma``."""
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]), ["partners"])
+    partial = ordinal_item_model(data).model
+    centred = ordinal_item_model(data, scale_exponent=0.0).model
+    rv = partial["person_relative"]
+    transform = partial.rvs_to_transforms[rv]
+    assert centred.rvs_to_transforms[centred["person_relative"]] is None
+    rng = np.random.default_rng(8)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in centred.initial_point().items()}
+    locations = point.pop("person_relative")
+    # the sampler's coordinates of those locations, given the other values
+    forward = partial.replace_rvs_by_values([transform.forward(pt.as_tensor(locations),
+                                                               *rv.owner.inputs)])[0]
+    value_name = partial.rvs_to_values[rv].name
+    others = [v for v in partial.value_vars if v.name != value_name]
+    sampler_values = partial.compile_fn(forward, inputs=others, on_unused_input="ignore")(point)
+    chol = centred.compile_fn(centred.replace_rvs_by_values([centred["trait_chol"]])[0],
+                              inputs=centred.value_vars,
+                              on_unused_input="ignore")({**point, "person_relative": locations})
+    jacobian = data.n_respondents * transform.exponent / 2 * np.log(np.linalg.det(chol @ chol.T))
+    logp_partial = partial.compile_logp()({**point, value_name: sampler_values})
+    logp_centred = centred.compile_logp()({**point, "person_relative": locations})
+    assert logp_partial == pytest.approx(logp_centred + jacobian, rel=1e-10, abs=1e-8)
+    assert abs(jacobian) > 1.0  # the check is not trivial

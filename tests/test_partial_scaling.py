@@ -1,8 +1,9 @@
 """The locations' partial non-centring in the traits' covariance (bayes.partial_scaling).
 
-Expected values come from scipy's fractional matrix power (the transform), from finite
-differences (gradients, the Jacobian's determinant) and, for the sampled posterior, from
-quadrature over the covariance's three parameters in a bivariate normal-normal model.
+Expected values come from the formula written out with numpy and scipy's fractional
+matrix power (the transform), from finite differences (gradients, the Jacobian's
+determinant) and, for the sampled posterior, from quadrature over the covariance's three
+parameters in a bivariate normal-normal model.
 """
 
 from __future__ import annotations
@@ -29,25 +30,37 @@ from impactmodel.bayes.sampling import BuiltModel
 CHOL = np.array([[1.2, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.5]])
 
 
-def _inputs(group_mean, chol):  # type: ignore[no-untyped-def]
-    """The locations' distribution inputs the transform reads (rng, size: unused)."""
-    return (None, None, pt.as_tensor(group_mean), None, None, pt.as_tensor(chol))
+def _predictor(rng, n=7, groups=3):  # type: ignore[no-untyped-def]
+    """G, S, C, group, w, x of a small predictor (3 impacts, 2 practices, 4 covariates)."""
+    return (rng.normal(size=(groups, 3)), rng.normal(size=(groups, 2)),
+            rng.normal(size=(3, 4)), rng.integers(0, groups, n), rng.normal(size=(n, 4)),
+            rng.normal(size=(n, 2)))
+
+
+def _mu(g_mean, g_slope, coef, group, w, x):  # type: ignore[no-untyped-def]
+    """mu_i = G[g_i] + C w_i + (x_i . S[g_i]) 1, one respondent at a time."""
+    return np.array([g_mean[g] + coef @ w[i] + x[i] @ g_slope[g]
+                     for i, g in enumerate(group)])
+
+
+def _inputs(rng, chol):  # type: ignore[no-untyped-def]
+    """The locations' distribution inputs the transform reads (rng and size unused)."""
+    g_mean, g_slope, coef, group, w, x = _predictor(rng, n=2)
+    return (None, None, *map(pt.as_tensor, (g_mean, g_slope, coef, chol, group, w, x)))
 
 
 def test_transform_is_the_fractional_power_inverts_and_its_log_jacobian_is_the_determinant():
     rng = np.random.default_rng(3)
-    group_mean = rng.normal(size=(4, 3))
     transform = PartialScaling(0.4)
     v = pt.matrix()
-    inputs = _inputs(group_mean, CHOL)
+    inputs = _inputs(rng, CHOL)
     backward = pytensor.function([v], transform.backward(v, *inputs))
     forward = pytensor.function([v], transform.forward(v, *inputs))
     log_jac = pytensor.function([v], transform.log_jac_det(v, *inputs))
     point = rng.normal(size=(2, 3))
-    centre = group_mean.mean(axis=0)
+    mu = _mu(*(t.eval() for t in inputs[2:5]), *(t.eval() for t in inputs[6:]))
     power = linalg.fractional_matrix_power(CHOL @ CHOL.T, 0.2).real
-    np.testing.assert_allclose(backward(point), centre + (point - centre) @ power.T,
-                               rtol=1e-12)
+    np.testing.assert_allclose(backward(point), mu + (point - mu) @ power.T, rtol=1e-12)
     np.testing.assert_allclose(forward(backward(point)), point, rtol=1e-12)
     step = 1e-6
     jacobian = np.column_stack([
@@ -56,18 +69,19 @@ def test_transform_is_the_fractional_power_inverts_and_its_log_jacobian_is_the_d
     assert log_jac(point) == pytest.approx(np.log(abs(np.linalg.det(jacobian))), rel=1e-7)
 
 
-def test_gradients_through_the_eigen_decomposition():
-    """The values', centre's and factor's derivatives agree with finite differences."""
+def test_gradients_agree_with_finite_differences():
+    """In the values, the predictor's parameters and (through eigh) the covariance factor."""
     rng = np.random.default_rng(5)
     transform = PartialScaling(0.3)
+    _, _, g_mean, g_slope, coef, _, *data = _inputs(rng, CHOL)
 
-    def term(value, group_mean, chol):  # type: ignore[no-untyped-def]
-        inputs = (None, None, group_mean, None, None, chol)
-        return (pt.sum(pt.sin(transform.backward(value, *inputs)))
-                + transform.log_jac_det(value, *inputs))
+    def term(value, *parameters):  # type: ignore[no-untyped-def]
+        parts = (None, None, *parameters, *data)
+        return (pt.sum(pt.sin(transform.backward(value, *parts)))
+                + transform.log_jac_det(value, *parts))
 
-    verify_grad(term, [rng.normal(size=(5, 3)), rng.normal(size=(2, 3)), CHOL],
-                rng=np.random.default_rng(6))
+    verify_grad(term, [rng.normal(size=(2, 3)), *(t.eval() for t in (g_mean, g_slope, coef)),
+                       CHOL], rng=np.random.default_rng(6))
 
 
 def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
@@ -124,7 +138,7 @@ def _normal_normal(exponent: float) -> BuiltModel:
             pt.as_tensor(np.zeros((N, 1))))
         location = respondent_locations("location", predictor, chol,
                                         dims=("respondent", "impact"),
-                                        scale_exponent=exponent)
+                                        transform=PartialScaling(exponent))
         pm.Normal("y", location, S, observed=Y)
     return BuiltModel(model, {}, ("test_partial_scaling", exponent))
 

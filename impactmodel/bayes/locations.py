@@ -48,6 +48,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import NDArray
+from pymc.logprob.transforms import Transform
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
@@ -55,7 +56,6 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
 from impactmodel.bayes.department_slopes import slope_integral
-from impactmodel.bayes.partial_scaling import PartialScaling
 
 #: differentiable inputs (and their ranks), in order
 PARAMETERS = (("value", 2), ("group_mean", 2), ("group_slope", 2), ("coefficients", 2),
@@ -438,7 +438,7 @@ def _locations_support_point(rv: Any, size: Any, *params: Any) -> Any:
 def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
                          dims: tuple[str, str],
                          slopes: IntegratedSlopes | None = None,
-                         scale_exponent: float = 0.0) -> pt.TensorVariable:
+                         transform: Transform | None = None) -> pt.TensorVariable:
     """Declare each respondent's location per impact: ``MvNormal(mu_i, chol chol')``.
 
     The trait is the location minus its mean (``trait_i = location_i - mu_i``, with
@@ -461,11 +461,10 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
         Lower-triangular factor of the traits' covariance.
     dims : tuple of str
     slopes : IntegratedSlopes, optional
-    scale_exponent : float, optional
-        ``w`` of :class:`~impactmodel.bayes.partial_scaling.PartialScaling`: 0 (default)
-        samples the locations themselves; above 0 the sampler's coordinates are
-        partially non-centred in the traits' covariance (the free variable's value is still
-        the locations).
+    transform : pymc Transform, optional
+        Of the sampler's coordinates (none: the locations themselves; the item model's
+        :class:`~impactmodel.bayes.partial_scaling.PartialScaling`); the free variable's
+        value is still the locations.
 
     Returns
     -------
@@ -477,7 +476,6 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
     if slopes is not None:
         signature += ",(),(g),(k),(k,k),(d,c)"
         params += list(slopes.parts())
-    transform = PartialScaling(scale_exponent) if scale_exponent > 0 else None
     return pm.CustomDist(name, *params, logp=_locations_logp, random=_locations_random,
                          support_point=_locations_support_point,
                          signature=signature + "->(n,m)", dims=dims,

@@ -68,7 +68,7 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   measured (``benchmarks/README.md``, session of 2026-12-06, sixth);
 - the locations partially non-centred in the traits' covariance when respondents answer
   few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
-  ``auto``): the sampler draws ``v_i`` with ``l_i = c + Sigma^(w/2) (v_i - c)``
+  ``auto``): the sampler draws ``v_i`` with ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``
   (:mod:`impactmodel.bayes.partial_scaling`; ``w`` from the answers, 0.3 on the split
   questionnaire). Centred, the traits' covariance was the slowest part of that fit (bulk
   ESS 324-392 in 4,000 draws on seeds 1-3, R-hat 1.014-1.016): it can move only as far
@@ -292,7 +292,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             basis=pt.as_tensor_variable(slope_design.basis))
         relative = respondent_locations("person_relative", predictor, trait_chol,
                                         dims=("respondent", "impact"), slopes=slopes,
-                                        scale_exponent=scale_exponent)
+                                        transform=(partial_scaling.PartialScaling(
+                                            scale_exponent) if scale_exponent > 0 else None))
         # reported, not in the gradient: the departments' own slope deviations' conditional
         # mean and w (department_slopes draws them back from these)
         precision, weight = precision_and_weight(trait_chol)

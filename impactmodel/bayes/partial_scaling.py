@@ -7,31 +7,42 @@ When each respondent answers few items per impact, a location's posterior is alm
 wide as its prior, and ``Sigma`` can move only as far as all the locations move with it:
 the centred form's funnel. Sampling instead ``v`` with, for each respondent ``i``,
 
-    l_i = c + Sigma^(w/2) (v_i - c)
+    l_i = mu_i + Sigma^(w/2) (v_i - mu_i)
 
-(``c`` a per-impact centre, ``w`` in ``[0, 1]``, ``Sigma^(w/2)`` the symmetric power:
-``V diag(lambda^(w/2)) V'`` from the eigen-decomposition ``Sigma = V diag(lambda) V'``)
-lets a move of ``Sigma`` stretch and turn the locations' cloud by ``Sigma^(w/2)`` on its
-own: ``w = 0`` is the centred form, ``w = 1`` a non-centred one (with the symmetric
-square root for the Cholesky factor). The log-determinant of ``dl / dv`` is
-``n (w / 2) log det Sigma`` for ``n`` respondents. Papaspiliopoulos, Roberts and Sköld
-(2007, *Statistical Science* 22(1), 59-73) show such partially non-centred
-parametrisations beat both ends when the data inform each latent variable about as much
-as its prior; their weight for a normal latent variable is the share of its prior
-variance that the data leave, ``1 / (1 + prior variance x data precision)``
-(:func:`scale_exponent`). Every ``w`` gives the same posterior of the locations: the
-transform is a bijection and its Jacobian enters the density.
+(``mu_i`` the location's predictor, its prior mean; ``w`` in ``[0, 1]``; ``Sigma^(w/2)``
+the symmetric power ``V diag(lambda^(w/2)) V'`` from the eigen-decomposition ``Sigma =
+V diag(lambda) V'``) lets a move of ``Sigma`` stretch and turn each location's deviation
+from its mean by ``Sigma^(w/2)`` on its own: ``w = 0`` is the centred form, ``w = 1`` a
+non-centred one (with the symmetric square root for the Cholesky factor). The
+log-determinant of ``dl / dv`` is ``n (w / 2) log det Sigma`` for ``n`` respondents.
+Papaspiliopoulos, Roberts and Sköld (2007, *Statistical Science* 22(1), 59-73) show such
+partially non-centred parametrisations beat both ends when the data inform each latent
+variable about as much as its prior; their weight for a normal latent variable is the
+share of its prior variance that the data leave, ``1 / (1 + prior variance x data
+precision)`` (:func:`scale_exponent`). Every ``w`` gives the same posterior of the
+locations: the transform is a bijection and its Jacobian enters the density.
 
-Why the whole covariance and not only the standard deviations (``l = c + sd^w (v -
-c)`` per impact): on the split questionnaire of issue 4 (9,202 respondents, 4.2 answers
-per respondent and impact), the traits' covariance was the slowest part of the fit
-(bulk ESS 324-392 in 4,000 draws, seeds 1-3). Scaling by the standard deviations alone
-left it there (375, seed 1); with the whole covariance its bulk ESS was 1,033 on seed 1
+Why the whole covariance and not only the standard deviations (``sd^w`` per impact): on
+the split questionnaire of issue 4 (9,202 respondents, 4.2 answers per respondent and
+impact), the traits' covariance was the slowest part of the fit (bulk ESS 324-392 in
+4,000 draws, seeds 1-3). Scaling by the standard deviations alone left it there (375,
+seed 1); with the whole covariance its bulk ESS was 1,033 on seed 1
 (``benchmarks/README.md``, sessions of 2026-12-06, sixth and seventh).
 
-:class:`PartialScaling` is the PyMC transform. The eigen-decomposition is of a 3 x 3
-matrix, once per gradient; the rest is two products of the ``n x 3`` values by a 3 x 3
-matrix.
+Why around each location's own mean ``mu_i`` and not one centre ``c`` for all: scaled
+around ``c``, a move of ``Sigma`` also shifted every location by ``(Sigma'^(w/2) -
+Sigma^(w/2)) (mu_i - c)``, tying the traits' covariance to whatever sets ``mu_i``; on
+the same survey, seed 1, the region intercepts (R-hat 1.017) and the covariates'
+coefficients (1.023) then mixed slowest, and two chains of four adapted a step a third
+smaller. Around ``mu_i`` the same seed passed (smallest bulk ESS 741, R-hat 1.0099; all
+four step sizes 0.20-0.22).
+
+:class:`PartialScaling` is the PyMC transform, written with PyTensor's operations. The
+eigen-decomposition is of a 3 x 3 matrix, once per gradient. Computing ``mu_i`` (gathers
+by group and their scatter-add gradients) is what the transform costs: about 0.4 ms of a
+leapfrog step at 9,202 respondents; a numba loop for it (one pass, like
+:mod:`impactmodel.bayes.locations`'s) took 0.6 ms and was not kept
+(``benchmarks/README.md``, session of 2026-12-06, seventh).
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ import numpy as np
 import pytensor.tensor as pt
 from numpy.typing import NDArray
 from pymc.logprob.transforms import Transform
+
+from impactmodel.bayes.locations import predictor_mean
 
 #: Fisher information about a location carried by one answer, used by
 #: :func:`scale_exponent`: ``sum_k p_k'^2 / p_k`` is 0.29-0.32 for five categories with
@@ -80,12 +93,12 @@ def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) ->
 
 
 class PartialScaling(Transform):
-    """The locations ``l_i = c + Sigma^(w/2) (v_i - c)`` from the sampler's ``v``.
+    """The locations ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)`` from the sampler's ``v``.
 
-    ``Sigma`` is ``chol chol'`` (the traits' covariance) and ``c`` the mean over groups of
-    the group part of the locations' predictor, both read from the locations'
-    distribution parameters (:func:`~impactmodel.bayes.locations.respondent_locations`).
-    See the module docstring.
+    ``Sigma`` is ``chol chol'`` (the traits' covariance) and ``mu_i`` the locations'
+    predictor, both read from the locations' distribution parameters
+    (:func:`~impactmodel.bayes.locations.respondent_locations`). See the module
+    docstring.
 
     Parameters
     ----------
@@ -105,31 +118,34 @@ class PartialScaling(Transform):
             raise ValueError(f"the scale exponent must be in (0, 1], got {exponent}")
         self.exponent = float(exponent)
 
-    def _parts(self, inputs: Sequence[Any]) -> tuple[Any, Any, Any]:
-        """Return the centre ``c``, and ``Sigma``'s eigenvalues and eigenvectors."""
-        group_mean, chol = inputs[2], inputs[5]  # after the rng and size inputs
+    @staticmethod
+    def _eigen(inputs: Sequence[Any]) -> tuple[Any, Any]:
+        """Return ``Sigma``'s eigenvalues and eigenvectors."""
+        chol = inputs[5]  # after the rng and size inputs and G, S, C
         eigenvalues, eigenvectors = pt.linalg.eigh(pt.dot(chol, chol.T))
-        return pt.mean(group_mean, axis=0), eigenvalues, eigenvectors
+        return eigenvalues, eigenvectors
 
-    def _power(self, inputs: Sequence[Any], sign: float) -> tuple[Any, Any]:
-        """Return the centre and ``Sigma^(sign w / 2)`` (symmetric)."""
-        centre, eigenvalues, eigenvectors = self._parts(inputs)
+    def _scaled(self, value: Any, inputs: Sequence[Any], sign: float) -> Any:
+        """Return ``mu_i + Sigma^(sign w / 2) (value_i - mu_i)``."""
+        eigenvalues, eigenvectors = self._eigen(inputs)
         scaled = eigenvectors * (eigenvalues ** (sign * self.exponent / 2))[None, :]
-        return centre, pt.dot(scaled, eigenvectors.T)
+        power = pt.dot(scaled, eigenvectors.T)
+        group_mean, group_slope, coefficients, _, group, covariates, practices = inputs[2:9]
+        mu = predictor_mean(group_mean, group_slope, coefficients, group, covariates,
+                            practices)
+        return mu + pt.dot(value - mu, power)  # the power is symmetric
 
     def backward(self, value: Any, *inputs: Any) -> Any:
-        """``l_i = c + Sigma^(w/2) (v_i - c)``, row by row."""
-        centre, power = self._power(inputs, 1.0)
-        return centre + pt.dot(value - centre, power)  # the power is symmetric
+        """``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``."""
+        return self._scaled(value, inputs, 1.0)
 
     def forward(self, value: Any, *inputs: Any) -> Any:
-        """``v_i = c + Sigma^(-w/2) (l_i - c)``, row by row."""
-        centre, power = self._power(inputs, -1.0)
-        return centre + pt.dot(value - centre, power)
+        """``v_i = mu_i + Sigma^(-w/2) (l_i - mu_i)``."""
+        return self._scaled(value, inputs, -1.0)
 
     def log_jac_det(self, value: Any, *inputs: Any) -> Any:
         """``n (w / 2) log det Sigma``: the log-determinant of ``dl / dv``."""
-        _, eigenvalues, _ = self._parts(inputs)
+        eigenvalues, _ = self._eigen(inputs)
         return value.shape[0] * (self.exponent / 2) * pt.sum(pt.log(eigenvalues))
 
 
