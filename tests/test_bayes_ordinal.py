@@ -319,3 +319,5 @@ def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
     logp_centred = centred.compile_logp()({**point, "person_relative": locations})
     assert logp_partial == pytest.approx(logp_centred + jacobian, rel=1e-10, abs=1e-8)
     assert abs(jacobian) > 1.0  # the check is not trivial
+    with pytest.raises(ValueError, match=r"scale exponent must be in \[0, 1\], got 1.5"):
+        ordinal_item_model(data, scale_exponent=1.5)
