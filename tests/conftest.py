@@ -76,16 +76,9 @@ def potential_at_draw(model, posterior, chain: int, draw: int) -> float:
     for rv, value in zip(model.free_RVs, model.value_vars, strict=True):
         raw = posterior[rv.name].isel(chain=chain, draw=draw).values
         transform = model.rvs_to_transforms[rv]
-        if transform is None:
-            point[value.name] = raw
-            continue
-        # the transform may read other variables: earlier ones, whose values are in the
-        # point already (the later ones' starting values only fill the function's inputs)
-        forward = model.replace_rvs_by_values(
-            [transform.forward(pt.as_tensor_variable(raw), *rv.owner.inputs)])[0]
-        point[value.name] = model.compile_fn(forward, inputs=model.value_vars,
-                                             on_unused_input="ignore")(
-            {**model.initial_point(), **point})
+        point[value.name] = (raw if transform is None else
+                             transform.forward(pt.as_tensor_variable(raw),
+                                               *rv.owner.inputs).eval())
     likelihood = next(p for p in model.potentials if p.name == "likelihood")
     potential = model.compile_fn(model.replace_rvs_by_values([likelihood])[0],
                                  inputs=model.value_vars, on_unused_input="ignore")

@@ -56,9 +56,7 @@ def at_a_point(tmp_path_factory):
     potentials = {p.name: p for p in model.potentials}
     outputs = model.replace_rvs_by_values([potentials["likelihood"],
                                            *(model[n] for n in names)])
-    # the density of the locations themselves (the sampler's coordinates are partially
-    # non-centred: partial_scaling), so without the transform's Jacobian
-    location_prior = model.logp(vars=[model["person_relative"]], jacobian=False)
+    location_prior = model.logp(vars=[model["person_relative"]])
     values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
     parameters = dict(zip(names, values[1:-1], strict=True))
