@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from conftest import potential_at_draw
+from scipy import linalg
 from scipy.special import expit
 from scipy.stats import multivariate_normal
 
@@ -29,7 +29,7 @@ from impactmodel.bayes.ordinal import (
     answers_per_location,
     ordinal_item_model,
 )
-from impactmodel.bayes.partial_scaling import LARGEST_EXPONENT
+from impactmodel.bayes.partial_scaling import LARGEST_EXPONENT, scale_exponent
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
@@ -276,9 +276,12 @@ def test_lens_part_and_locations_forms_follow_the_answers_per_respondent(tmp_pat
                                ["partners"])
         model = ordinal_item_model(data).model
         free = {v.name for v in model.free_RVs}
-        transform = model.rvs_to_transforms[model["person_relative"]]
+        # partially non-centred: the sampler draws v (with the rule's w, which the
+        # log-density test below checks the model uses), the locations are deterministic
+        exponent = (scale_exponent(data.answers_per_respondent_and_impact())
+                    if "person_relative_scaled" in free else None)
         forms[items] = (answers_per_location(data), "b_lens" in free, "b_lens_z" in free,
-                        getattr(transform, "exponent", None))
+                        exponent)
     assert forms[None][0] >= CENTRED_FROM > forms[4][0]
     # the whole questionnaire: centred lens part and locations
     assert forms[None][1:] == (True, False, None)
@@ -295,25 +298,29 @@ def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
     settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
     paths = write_simulation(simulate(settings), tmp_path)
     data = build_item_data(load_survey(paths["respondents"], paths["codebook"]), ["partners"])
-    partial = ordinal_item_model(data).model
-    centred = ordinal_item_model(data, scale_exponent=0.0).model
-    rv = partial["person_relative"]
-    transform = partial.rvs_to_transforms[rv]
-    assert centred.rvs_to_transforms[centred["person_relative"]] is None
+    built = ordinal_item_model(data)
+    partial, centred = built.model, ordinal_item_model(data, scale_exponent=0.0).model
+    assert built.stand_ins == (("person_relative_scaled", "person_relative"),)
+    assert "person_relative" in [v.name for v in centred.free_RVs]
+    assert "person_relative" in [v.name for v in partial.deterministics]
     rng = np.random.default_rng(8)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in centred.initial_point().items()}
     locations = point.pop("person_relative")
-    # the sampler's coordinates of those locations, given the other values
-    forward = partial.replace_rvs_by_values([transform.forward(pt.as_tensor(locations),
-                                                               *rv.owner.inputs)])[0]
-    value_name = partial.rvs_to_values[rv].name
-    others = [v for v in partial.value_vars if v.name != value_name]
-    sampler_values = partial.compile_fn(forward, inputs=others, on_unused_input="ignore")(point)
     chol = centred.compile_fn(centred.replace_rvs_by_values([centred["trait_chol"]])[0],
                               inputs=centred.value_vars,
                               on_unused_input="ignore")({**point, "person_relative": locations})
-    jacobian = data.n_respondents * transform.exponent / 2 * np.log(np.linalg.det(chol @ chol.T))
-    logp_partial = partial.compile_logp()({**point, value_name: sampler_values})
+    # the sampler's coordinates v of those locations: l(v) = l(0) + v K' with K =
+    # Sigma^(w/2) (scipy's fractional power), l(0) from the partial model at v = 0
+    exponent = scale_exponent(data.answers_per_respondent_and_impact())
+    located = partial.compile_fn(partial.replace_rvs_by_values([partial["person_relative"]])[0],
+                                 inputs=partial.value_vars, on_unused_input="ignore")
+    at_zero = located({**point, "person_relative_scaled": np.zeros_like(locations)})
+    power = linalg.fractional_matrix_power(chol @ chol.T, exponent / 2).real
+    sampler_values = (locations - at_zero) @ np.linalg.inv(power.T)
+    np.testing.assert_allclose(located({**point, "person_relative_scaled": sampler_values}),
+                               locations, rtol=1e-9, atol=1e-9)
+    jacobian = data.n_respondents * exponent / 2 * np.log(np.linalg.det(chol @ chol.T))
+    logp_partial = partial.compile_logp()({**point, "person_relative_scaled": sampler_values})
     logp_centred = centred.compile_logp()({**point, "person_relative": locations})
     assert logp_partial == pytest.approx(logp_centred + jacobian, rel=1e-10, abs=1e-8)
     assert abs(jacobian) > 1.0  # the check is not trivial

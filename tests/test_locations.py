@@ -55,45 +55,59 @@ def _mean_term_by_term(case: dict[str, np.ndarray]) -> np.ndarray:
     return mean
 
 
-def _function(mode: str, b_weights: np.ndarray) -> pytensor.compile.Function:
-    """``Q, H, a Q + sum(B * H)`` and the latter's gradient w.r.t. every parameter."""
+def _function(mode: str, b_weights: np.ndarray,
+              c_weights: np.ndarray | None = None) -> pytensor.compile.Function:
+    """``Q, H, l, a Q + sum(B * H) + sum(C * l)`` and the latter's gradient w.r.t. every
+    parameter (``C`` zero when left out)."""
     # the loops are built for the sizes the static shapes fix (locations.Sizes)
     shapes = {"value": (None, N_IMPACTS), "group_mean": (None, N_IMPACTS),
               "group_slope": (None, N_PRACTICES), "coefficients": (None, N_COVARIATES),
               "precision": (None, None)}
     parameters = ([pt.tensor(n, dtype="float64", shape=shape) for n, shape in shapes.items()]
-                  + [pt.dvector("weight")])
+                  + [pt.dvector("weight"), pt.dmatrix("scaling")])
     data = [pt.lvector("group"), pt.dmatrix("covariates"), pt.dmatrix("practices")]
     predictor = LocationPredictor(parameters[1], parameters[2], parameters[3], *data)
-    quadratic, by_group = location_sums(parameters[0], predictor, parameters[4],
-                                        parameters[5])
+    quadratic, by_group, located = location_sums(parameters[0], predictor, parameters[4],
+                                                 parameters[5], parameters[6])
     total = 0.7 * quadratic + pt.sum(pt.as_tensor_variable(b_weights) * by_group)
+    if c_weights is not None:
+        total = total + pt.sum(pt.as_tensor_variable(c_weights) * located)
     return pytensor.function(parameters + data,
-                             [quadratic, by_group, total, *pytensor.grad(total, parameters)],
+                             [quadratic, by_group, located, total,
+                              *pytensor.grad(total, parameters)],
                              mode=mode)
 
 
-def _inputs(case: dict[str, np.ndarray], precision: np.ndarray, weight: np.ndarray
-            ) -> list[np.ndarray]:
+def _inputs(case: dict[str, np.ndarray], precision: np.ndarray, weight: np.ndarray,
+            scaling: np.ndarray | None = None) -> list[np.ndarray]:
     return [case["value"], case["group_mean"], case["group_slope"], case["coefficients"],
-            precision, weight, case["group"], case["covariates"], case["practices"]]
+            precision, weight, np.eye(N_IMPACTS) if scaling is None else scaling,
+            case["group"], case["covariates"], case["practices"]]
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode):
+@pytest.mark.parametrize("scaled", [False, True])
+def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode, scaled):
+    # with a scaling K (general, not symmetric), l_i = mu_i + K (v_i - mu_i) and the sums
+    # are of r_i = l_i - mu_i; without, the value is the locations
     case = _case(0)
     rng = np.random.default_rng(1)
     precision = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS))  # not symmetric: general P
     weight = rng.normal(0, 1, N_IMPACTS)
-    r = case["value"] - _mean_term_by_term(case)
+    scaling = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)) if scaled else np.eye(N_IMPACTS)
+    mean = _mean_term_by_term(case)
+    located = np.array([mean[i] + scaling @ (case["value"][i] - mean[i])
+                        for i in range(N_RESP)])
+    r = located - mean
     expected_q = sum(r[i] @ precision @ r[i] for i in range(N_RESP))
     expected_h = np.zeros((N_GROUPS, N_PRACTICES))
     for i, g in enumerate(case["group"]):
         expected_h[g] += (weight @ r[i]) * case["practices"][i]
     out = _function(mode, np.zeros((N_GROUPS, N_PRACTICES)))(
-        *_inputs(case, precision, weight))
+        *_inputs(case, precision, weight, scaling))
     assert out[0] == pytest.approx(expected_q, rel=1e-12)
     np.testing.assert_allclose(out[1], expected_h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[2], located, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
@@ -101,18 +115,19 @@ def test_derivatives_equal_finite_differences(mode):
     case = _case(2)
     rng = np.random.default_rng(3)
     precision, weight = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)), rng.normal(0, 1, N_IMPACTS)
+    scaling = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS))
     b_weights = rng.normal(0, 1, (N_GROUPS, N_PRACTICES))
-    f = _function(mode, b_weights)
-    inputs = _inputs(case, precision, weight)
-    gradients = f(*inputs)[3:]
+    f = _function(mode, b_weights, rng.normal(0, 1, (N_RESP, N_IMPACTS)))
+    inputs = _inputs(case, precision, weight, scaling)
+    gradients = f(*inputs)[4:]
     step = 1e-6
-    for which in range(6):
+    for which in range(7):
         assert gradients[which].shape == inputs[which].shape
         for position in np.ndindex(inputs[which].shape):
             up, down = [v.copy() for v in inputs], [v.copy() for v in inputs]
             up[which][position] += step
             down[which][position] -= step
-            numeric = (f(*up)[2] - f(*down)[2]) / (2 * step)
+            numeric = (f(*up)[3] - f(*down)[3]) / (2 * step)
             np.testing.assert_allclose(gradients[which][position], numeric, rtol=1e-6,
                                        atol=1e-7, err_msg=f"input {which} {position}")
 
@@ -122,9 +137,10 @@ def test_numba_and_numpy_agree_on_a_larger_case():
     rng = np.random.default_rng(5)
     precision, weight = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)), rng.normal(0, 1, N_IMPACTS)
     b_weights = rng.normal(0, 1, (N_GROUPS, N_PRACTICES))
-    inputs = _inputs(case, precision, weight)
-    numba_out = _function("NUMBA", b_weights)(*inputs)
-    numpy_out = _function("FAST_COMPILE", b_weights)(*inputs)
+    c_weights = rng.normal(0, 1, (3000, N_IMPACTS))
+    inputs = _inputs(case, precision, weight, rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)))
+    numba_out = _function("NUMBA", b_weights, c_weights)(*inputs)
+    numpy_out = _function("FAST_COMPILE", b_weights, c_weights)(*inputs)
     for a, b in zip(numba_out, numpy_out, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
@@ -190,7 +206,7 @@ def test_sizes_must_be_fixed_agree_and_hold_at_run_time():
         location_sums(case["value"], disagreeing, np.eye(3), np.ones(3))
     rng = np.random.default_rng(2)
     short_covariates = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
-    short_covariates[7] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # a column short
+    short_covariates[8] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # a column short
     small_precision = _inputs(case, np.eye(N_IMPACTS - 1), np.ones(N_IMPACTS))
     for mode in ("NUMBA", "FAST_COMPILE"):
         function = _function(mode, rng.normal(0, 1, (N_GROUPS, N_PRACTICES)))
@@ -209,7 +225,7 @@ def test_every_sized_axis_is_checked_by_both_backends(size, name, axis):
     inputs = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
     sizes = Sizes(impacts=N_IMPACTS, practices=N_PRACTICES, covariates=N_COVARIATES)
     def hold(arrays):  # the guard reads every input but the groups
-        return _sizes_hold(N_IMPACTS, N_PRACTICES, N_COVARIATES, *arrays[:6], *arrays[7:])
+        return _sizes_hold(N_IMPACTS, N_PRACTICES, N_COVARIATES, *arrays[:7], *arrays[8:])
     assert hold(inputs)
     sizes.check(inputs)
     position = [n for n, _ in PARAMETERS + DATA].index(name)

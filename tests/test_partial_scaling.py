@@ -1,8 +1,9 @@
 """The locations' partial non-centring in the traits' covariance (bayes.partial_scaling).
 
 Expected values come from the formula written out with numpy and scipy's fractional
-matrix power (the transform), from finite differences (gradients, the Jacobian's
-determinant) and, for the sampled posterior, from quadrature over the covariance's three
+matrix power (the locations), scipy's multivariate normal density with the Jacobian's
+determinant from finite differences (the sampler's density), finite differences
+(gradients) and, for the sampled posterior, quadrature over the covariance's three
 parameters in a bivariate normal-normal model.
 """
 
@@ -14,18 +15,21 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from pytensor.gradient import verify_grad
 from scipy import linalg, stats
 
 from impactmodel.bayes import SamplerSettings, sample_model
 from impactmodel.bayes.effects import trait_covariance
-from impactmodel.bayes.locations import LocationPredictor, respondent_locations
+from impactmodel.bayes.locations import (
+    LocationPredictor,
+    respondent_locations,
+    scaled_locations,
+)
 from impactmodel.bayes.partial_scaling import (
     LARGEST_EXPONENT,
-    PartialScaling,
     scale_exponent,
+    scaling_power,
 )
-from impactmodel.bayes.sampling import BuiltModel
+from impactmodel.bayes.sampling import BuiltModel, _free_names
 
 CHOL = np.array([[1.2, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.5]])
 
@@ -43,45 +47,67 @@ def _mu(g_mean, g_slope, coef, group, w, x):  # type: ignore[no-untyped-def]
                      for i, g in enumerate(group)])
 
 
-def _inputs(rng, chol):  # type: ignore[no-untyped-def]
-    """The locations' distribution inputs the transform reads (rng and size unused)."""
-    g_mean, g_slope, coef, group, w, x = _predictor(rng, n=2)
-    return (None, None, *map(pt.as_tensor, (g_mean, g_slope, coef, chol, group, w, x)))
+def _located_and_density(rng, exponent):  # type: ignore[no-untyped-def]
+    """Functions of (v, G, S, C, chol) giving l and v's density, for a small predictor."""
+    g_mean, g_slope, coef, group, w, x = _predictor(rng)
+    value, chol = pt.matrix("v", shape=(None, 3)), pt.matrix("chol", shape=(3, 3))
+    parameters = [pt.matrix(n, shape=(None, k)) for n, k in
+                  (("G", 3), ("S", 2), ("C", 4))]
+    predictor = LocationPredictor(*parameters, *map(pt.as_tensor, (group, w, x)))
+    density, located = scaled_locations(value, predictor, chol, exponent=exponent)
+    return ([value, *parameters, chol], density, located,
+            (g_mean, g_slope, coef), (group, w, x))
 
 
-def test_transform_is_the_fractional_power_inverts_and_its_log_jacobian_is_the_determinant():
+def test_scaling_power_is_the_symmetric_fractional_power():
+    power = pytensor.function([], scaling_power(pt.as_tensor(CHOL), 0.4))()
+    np.testing.assert_allclose(
+        power, linalg.fractional_matrix_power(CHOL @ CHOL.T, 0.2).real, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
+def test_locations_and_density_are_the_formula_plus_the_log_jacobian(mode):
+    """l = mu + Sigma^(w/2) (v - mu); v's density is the locations' multivariate normal
+    (scipy) at l plus log |det dl/dv| (finite differences)."""
     rng = np.random.default_rng(3)
-    transform = PartialScaling(0.4)
-    v = pt.matrix()
-    inputs = _inputs(rng, CHOL)
-    backward = pytensor.function([v], transform.backward(v, *inputs))
-    forward = pytensor.function([v], transform.forward(v, *inputs))
-    log_jac = pytensor.function([v], transform.log_jac_det(v, *inputs))
-    point = rng.normal(size=(2, 3))
-    mu = _mu(*(t.eval() for t in inputs[2:5]), *(t.eval() for t in inputs[6:]))
+    inputs, density, located, parameters, data = _located_and_density(rng, 0.4)
+    f = pytensor.function(inputs, [density, located], mode=mode)
+    point = rng.normal(size=(7, 3))
+    mu = _mu(*parameters, *data)
+    got_density, got_located = f(point, *parameters, CHOL)
     power = linalg.fractional_matrix_power(CHOL @ CHOL.T, 0.2).real
-    np.testing.assert_allclose(backward(point), mu + (point - mu) @ power.T, rtol=1e-12)
-    np.testing.assert_allclose(forward(backward(point)), point, rtol=1e-12)
+    np.testing.assert_allclose(got_located, mu + (point - mu) @ power.T, rtol=1e-12,
+                               atol=1e-12)
     step = 1e-6
     jacobian = np.column_stack([
-        (backward(point + step * e.reshape(2, 3)) - backward(point - step * e.reshape(2, 3))
-         ).ravel() / (2 * step) for e in np.eye(6)])
-    assert log_jac(point) == pytest.approx(np.log(abs(np.linalg.det(jacobian))), rel=1e-7)
+        (f(point + step * e.reshape(7, 3), *parameters, CHOL)[1]
+         - f(point - step * e.reshape(7, 3), *parameters, CHOL)[1]).ravel() / (2 * step)
+        for e in np.eye(21)])
+    normal = sum(stats.multivariate_normal(mu[i], CHOL @ CHOL.T).logpdf(got_located[i])
+                 for i in range(7))
+    assert got_density == pytest.approx(
+        normal + np.log(abs(np.linalg.det(jacobian))), rel=1e-9)
 
 
 def test_gradients_agree_with_finite_differences():
-    """In the values, the predictor's parameters and (through eigh) the covariance factor."""
+    """Through the one pass's locations and density, in the values, the predictor's
+    parameters and (through eigh) the covariance factor."""
     rng = np.random.default_rng(5)
-    transform = PartialScaling(0.3)
-    _, _, g_mean, g_slope, coef, _, *data = _inputs(rng, CHOL)
-
-    def term(value, *parameters):  # type: ignore[no-untyped-def]
-        parts = (None, None, *parameters, *data)
-        return (pt.sum(pt.sin(transform.backward(value, *parts)))
-                + transform.log_jac_det(value, *parts))
-
-    verify_grad(term, [rng.normal(size=(2, 3)), *(t.eval() for t in (g_mean, g_slope, coef)),
-                       CHOL], rng=np.random.default_rng(6))
+    inputs, density, located, parameters, _ = _located_and_density(rng, 0.3)
+    term = pytensor.function(inputs, density + pt.sum(pt.sin(located)), mode="NUMBA")
+    gradient = pytensor.function(
+        inputs, pytensor.grad(density + pt.sum(pt.sin(located)), inputs), mode="NUMBA")
+    point = [rng.normal(size=(7, 3)), *parameters, CHOL]
+    step = 1e-6
+    for which, analytic in enumerate(gradient(*point)):
+        for position in np.ndindex(np.shape(point[which])):
+            up, down = [np.array(v, dtype=float) for v in point], [
+                np.array(v, dtype=float) for v in point]
+            up[which][position] += step
+            down[which][position] -= step
+            numeric = (term(*up) - term(*down)) / (2 * step)
+            np.testing.assert_allclose(analytic[position], numeric, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"input {which} {position}")
 
 
 def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
@@ -90,10 +116,11 @@ def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
     assert scale_exponent(np.array([[2, 2], [2, 2]])) == LARGEST_EXPONENT
     # mean of 1/(1 + 0.3 n) over n = 10, 20: (0.25 + 1/7) / 2 = 0.196 -> 0.2
     assert scale_exponent(np.array([10, 20])) == pytest.approx(0.2)
-    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
-        PartialScaling(1.5)
-    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
-        PartialScaling(0.0)
+    rng = np.random.default_rng(0)
+    predictor = LocationPredictor(*map(pt.as_tensor, _predictor(rng)))
+    with pm.Model(), pytest.raises(ValueError, match=r"in \[0, 1\], got 1.5"):
+        respondent_locations("l", predictor, pt.as_tensor(CHOL), dims=("r", "m"),
+                             exponent=1.5)
 
 
 # a bivariate normal-normal model: l_i ~ N(G, Sigma), y_i ~ N(l_i, S^2 I), Sigma with
@@ -137,19 +164,23 @@ def _normal_normal(exponent: float) -> BuiltModel:
             pt.as_tensor(np.zeros(N, dtype=np.int64)), pt.as_tensor(np.zeros((N, 1))),
             pt.as_tensor(np.zeros((N, 1))))
         location = respondent_locations("location", predictor, chol,
-                                        dims=("respondent", "impact"),
-                                        transform=PartialScaling(exponent))
+                                        dims=("respondent", "impact"), exponent=exponent)
         pm.Normal("y", location, S, observed=Y)
-    return BuiltModel(model, {}, ("test_partial_scaling", exponent))
+    return BuiltModel(model, {}, ("test_partial_scaling", exponent),
+                      stand_ins=(("location_scaled", "location"),))
 
 
 @pytest.mark.parametrize("exponent", [0.3, 1.0])
 def test_sampled_posterior_matches_quadrature(exponent):
     """The same posterior whatever w: within 4 Monte Carlo SEs (+ 0.005) of quadrature."""
     built = _normal_normal(exponent)
-    assert isinstance(built.model.rvs_to_transforms[built.model["location"]], PartialScaling)
+    assert "location_scaled" in [v.name for v in built.model.free_RVs]
     fit = sample_model(built, SamplerSettings(draws=1000, tune=500, chains=4, seed=7))
     posterior = fit.idata["posterior"]
+    # the sampler's coordinates are left out of the draws, the locations checked instead
+    assert "location_scaled" not in posterior.data_vars
+    checked = _free_names(built.model, built.stand_ins)
+    assert "location" in checked and "location_scaled" not in checked
     draws = {"sd_1": posterior["trait_sd"].isel(impact=0),
              "sd_2": posterior["trait_sd"].isel(impact=1),
              "rho": posterior["trait_correlation"].isel(impact=0, impact_bis=1),

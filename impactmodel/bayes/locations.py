@@ -9,25 +9,35 @@ around the respondent-level predictor
 with ``g_i`` the respondent's group (department x population), ``G`` the groups' part
 per impact (intercepts, shifts), ``S`` the groups' slopes of the practices ``x_i`` (the
 same for every impact), ``C`` the coefficients per impact of the respondent's
-covariates and practices ``w_i``. With ``r_i = l_i - mu_i``, ``P = Sigma^-1`` and a
-weight vector ``u`` (``P 1`` in the model), :class:`LocationSums` computes
+covariates and practices ``w_i``. The sampler's value ``v_i`` gives the location
+``l_i = mu_i + K (v_i - mu_i)`` for a matrix ``K`` (the identity when the sampler draws
+the locations themselves; ``Sigma^(w/2)`` when it draws them partially non-centred,
+:mod:`impactmodel.bayes.partial_scaling`). With ``s_i = v_i - mu_i``, ``r_i = K s_i =
+l_i - mu_i``, ``P = Sigma^-1`` and a weight vector ``u`` (``P 1`` in the model),
+:class:`LocationSums` computes
 
-    Q = sum_i r_i' P r_i,        H[g] = sum_{i in g} (u . r_i) x_i
+    Q = sum_i r_i' P r_i,        H[g] = sum_{i in g} (u . r_i) x_i,        l_i
 
-(the quadratic form of the prior, and the per-group sums that the integral over the
-departments' own slope deviations needs: :mod:`impactmodel.bayes.department_slopes`).
-:class:`LocationSumsGradient` computes, for cotangents ``a`` (of ``Q``) and ``B`` (of
-``H``), with ``e_i = a (P + P') r_i + u (B[g_i] . x_i)``::
+(the quadratic form of the prior, the per-group sums that the integral over the
+departments' own slope deviations needs, :mod:`impactmodel.bayes.department_slopes`,
+and the locations). :class:`LocationSumsGradient` computes, for cotangents ``a`` (of
+``Q``), ``B`` (of ``H``) and ``c_i`` (of ``l_i``), with ``e_i = a (P + P') r_i +
+u (B[g_i] . x_i) + c_i`` and ``t_i = K' e_i``::
 
-    dl_i = e_i,   dG[g] = -sum_{i in g} e_i,   dS[g] = -sum_{i in g} (1' e_i) x_i,
-    dC = -sum_i e_i w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i
+    dv_i = t_i,   dG[g] = sum_{i in g} (c_i - t_i),   dS[g] = sum_{i in g} (1' (c_i - t_i)) x_i,
+    dC = sum_i (c_i - t_i) w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i,
+    dK = sum_i e_i s_i'
 
 Why an ``Op``: written as PyTensor operations, the gathers of ``G`` and ``S`` by
 respondent, their scatter-add gradients, the triangular solve and a dozen
 respondent-sized temporaries cost about 1.4 ms of the item model's 3.4 ms gradient at
 9,202 respondents (``benchmarks/README.md``, session 15). Each loop here makes one pass
 over the respondents. numba implements both (nutpie's backend); numpy implements them
-too (every other backend, and the independent check of the loops in the tests).
+too (every other backend, and the independent check of the loops in the tests). Giving
+the locations ``l_i`` from the same pass means that the partially non-centred form
+computes ``mu_i`` once per gradient: as PyTensor operations before this pass, ``mu_i``
+and its scatter-add gradients cost 0.54 of 1.81 ms per gradient at 9,202 respondents
+(``benchmarks/README.md``, session of 2026-12-06, eighth).
 
 The numbers of impacts, practices and covariates are part of each Op (its sizes, read
 from the inputs' static shapes): the numba loops are compiled with them as constants,
@@ -48,7 +58,6 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 from numpy.typing import NDArray
-from pymc.logprob.transforms import Transform
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
@@ -56,10 +65,11 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
 from impactmodel.bayes.department_slopes import slope_integral
+from impactmodel.bayes.partial_scaling import scaling_power
 
 #: differentiable inputs (and their ranks), in order
 PARAMETERS = (("value", 2), ("group_mean", 2), ("group_slope", 2), ("coefficients", 2),
-              ("precision", 2), ("weight", 1))
+              ("precision", 2), ("weight", 1), ("scaling", 2))
 #: data inputs (and their ranks): group per respondent, covariates w, practices x
 DATA = (("group", 1), ("covariates", 2), ("practices", 2))
 
@@ -151,7 +161,8 @@ class Sizes:
 
 #: where each size shows in the inputs' shapes: (input name, axis)
 _SIZE_PLACES = {"impacts": (("value", 1), ("group_mean", 1), ("coefficients", 0),
-                            ("precision", 0), ("precision", 1), ("weight", 0)),
+                            ("precision", 0), ("precision", 1), ("weight", 0),
+                            ("scaling", 0), ("scaling", 1)),
                 "practices": (("group_slope", 1), ("practices", 1)),
                 "covariates": (("coefficients", 1), ("covariates", 1))}
 
@@ -171,11 +182,12 @@ def _static_sizes(tensors: Sequence[Any]) -> dict[str, set[int]]:
 @numba.njit(cache=True)
 def _sizes_hold(m: int, n_slopes: int, n_covariates: int, value: Any, group_mean: Any,
                 group_slope: Any, coefficients: Any, precision: Any, weight: Any,
-                covariates: Any, practices: Any) -> bool:
+                scaling: Any, covariates: Any, practices: Any) -> bool:
     """Whether every axis the loops index has the size they are compiled for."""
     return (value.shape[1] == m and group_mean.shape[1] == m
             and coefficients.shape[0] == m and precision.shape[0] == m
             and precision.shape[1] == m and weight.shape[0] == m
+            and scaling.shape[0] == m and scaling.shape[1] == m
             and group_slope.shape[1] == n_slopes and practices.shape[1] == n_slopes
             and coefficients.shape[1] == n_covariates
             and covariates.shape[1] == n_covariates)
@@ -196,10 +208,10 @@ class _SizedOp(Op):
 
 
 class LocationSums(_SizedOp):
-    """``Q`` and ``H`` (see the module docstring).
+    """``Q``, ``H`` and the locations ``l`` (see the module docstring).
 
-    Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar) and ``H``
-    (groups x practices).
+    Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar), ``H``
+    (groups x practices) and ``l`` (respondents x impacts).
     """
 
     def make_node(self, *inputs: Any) -> Apply:
@@ -207,69 +219,75 @@ class LocationSums(_SizedOp):
         tensors = _checked(inputs, self.sizes)
         h = pt.matrix(dtype="float64", shape=(tensors[1].type.shape[0],
                                               tensors[2].type.shape[1]))
-        return Apply(self, tensors, [pt.dscalar(), h])
+        return Apply(self, tensors, [pt.dscalar(), h, tensors[0].type()])
 
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
         self.sizes.check(inputs)
-        value, g_mean, g_slope, coef, precision, weight, group, w, x = inputs
-        r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x = inputs
+        mean = predictor_mean(g_mean, g_slope, coef, group, w, x)
+        r = (value - mean) @ scaling.T
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
         np.add.at(h, group, (r @ weight)[:, None] * x)
         output_storage[1][0] = h
+        output_storage[2][0] = mean + r
 
     def pullback(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  output_grads: Sequence[Variable]) -> list[Variable]:
         """Apply the gradient Op, with a disconnected output's cotangent as zero."""
-        a, b = output_grads
+        a, b, c = output_grads
         a = pt.zeros(()) if isinstance(a.type, DisconnectedType) else a
         b = pt.zeros_like(outputs[1]) if isinstance(b.type, DisconnectedType) else b
-        grads = LocationSumsGradient(self.sizes)(*inputs, a, b)
+        c = pt.zeros_like(outputs[2]) if isinstance(c.type, DisconnectedType) else c
+        grads = LocationSumsGradient(self.sizes)(*inputs, a, b, c)
         assert isinstance(grads, list)
         return list(grads) + [disconnected_type() for _ in DATA]
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
-        """Both outputs depend on the parameters; none on the data."""
-        return [[True, True] for _ in PARAMETERS] + [[False, False] for _ in DATA]
+        """Every output depends on the parameters; none on the data."""
+        return [[True] * 3 for _ in PARAMETERS] + [[False] * 3 for _ in DATA]
 
 
 class LocationSumsGradient(_SizedOp):
-    """The derivatives of ``a Q + sum(B * H)`` with respect to :data:`PARAMETERS`.
+    """The derivatives of ``a Q + sum(B * H) + sum(c * l)`` w.r.t. :data:`PARAMETERS`.
 
-    Inputs: those of :class:`LocationSums`, then ``a`` (a scalar) and ``B`` (groups x
-    practices). Not differentiable itself.
+    Inputs: those of :class:`LocationSums`, then ``a`` (a scalar), ``B`` (groups x
+    practices) and ``c`` (respondents x impacts). Not differentiable itself.
     """
 
     def make_node(self, *inputs: Any) -> Apply:
         """Check the inputs' kinds, ranks and sizes."""
-        if len(inputs) != len(PARAMETERS) + len(DATA) + 2:
-            raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + 2} inputs, "
+        if len(inputs) != len(PARAMETERS) + len(DATA) + 3:
+            raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + 3} inputs, "
                             f"got {len(inputs)}")
-        tensors = _checked(inputs[:-2], self.sizes)
-        a = pt.as_tensor_variable(inputs[-2]).astype("float64")
-        b = pt.as_tensor_variable(inputs[-1]).astype("float64")
-        if a.ndim != 0 or b.ndim != 2:
-            raise TypeError("the cotangents must be a scalar and a matrix")
+        tensors = _checked(inputs[:-3], self.sizes)
+        a, b, c = (pt.as_tensor_variable(v).astype("float64") for v in inputs[-3:])
+        if a.ndim != 0 or b.ndim != 2 or c.ndim != 2:
+            raise TypeError("the cotangents must be a scalar and two matrices")
         outputs = [v.type() for v in tensors[:len(PARAMETERS)]]
-        return Apply(self, [*tensors, a, b], outputs)
+        return Apply(self, [*tensors, a, b, c], outputs)
 
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
-        self.sizes.check(inputs[:-2])
-        value, g_mean, g_slope, coef, precision, weight, group, w, x, a, b = inputs
-        if b.shape[1] != self.sizes.practices:
-            raise ValueError(f"locations: B has {b.shape[1]} columns, the Op's practices "
-                             f"are {self.sizes.practices}")
-        r = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        self.sizes.check(inputs[:-3])
+        value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x, a, b, c = inputs
+        if b.shape[1] != self.sizes.practices or c.shape != value.shape:
+            raise ValueError(f"locations: cotangents of shapes {b.shape} and {c.shape}, "
+                             f"the Op's H and l are (groups, {self.sizes.practices}) and "
+                             f"{value.shape}")
+        s = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        r = s @ scaling.T
         bx = np.sum(b[group] * x, axis=1)
-        e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :]
+        e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :] + c
+        t = e @ scaling
+        d_mu = c - t
         d_mean, d_slope = np.zeros(g_mean.shape), np.zeros(g_slope.shape)
-        np.add.at(d_mean, group, -e)
-        np.add.at(d_slope, group, -e.sum(axis=1)[:, None] * x)
-        values = [e, d_mean, d_slope, -e.T @ w, a * r.T @ r, r.T @ bx]
+        np.add.at(d_mean, group, d_mu)
+        np.add.at(d_slope, group, d_mu.sum(axis=1)[:, None] * x)
+        values = [t, d_mean, d_slope, d_mu.T @ w, a * r.T @ r, r.T @ bx, e.T @ s]
         for storage, v in zip(output_storage, values, strict=True):
             storage[0] = np.asarray(v, dtype=np.float64)
 
@@ -299,23 +317,26 @@ def _checked(inputs: Sequence[Any], sizes: Sizes | None = None) -> list[Any]:
     return tensors
 
 
-def location_sums(value: Any, predictor: LocationPredictor, precision: Any,
-                  weight: Any) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """``Q`` and ``H`` of the locations ``value`` (see the module docstring).
+def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weight: Any,
+                  scaling: Any = None) -> tuple[pt.TensorVariable, ...]:
+    """``Q``, ``H`` and the locations ``l`` of the sampler's ``value`` (module docstring).
 
     Parameters
     ----------
     value : TensorVariable, shape (respondents, impacts)
+        ``v``: the locations themselves when ``scaling`` is left out.
     predictor : LocationPredictor
     precision : TensorVariable, shape (impacts, impacts)
         ``P``.
     weight : TensorVariable, shape (impacts,)
         ``u``.
+    scaling : TensorVariable, shape (impacts, impacts), optional
+        ``K`` (default: the identity).
 
     Returns
     -------
     tuple of TensorVariable
-        ``Q`` (a scalar) and ``H`` (groups x practices).
+        ``Q`` (a scalar), ``H`` (groups x practices) and ``l`` (respondents x impacts).
 
     Raises
     ------
@@ -324,11 +345,14 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any,
         covariates (:class:`Sizes`).
     """
     p = predictor
-    inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight,
+    if scaling is None:
+        impacts = pt.as_tensor_variable(value).type.shape[1]
+        scaling = pt.eye(impacts if impacts is not None else value.shape[1])
+    inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight, scaling,
               p.group, p.covariates, p.practices]
     outputs = LocationSums(Sizes.of(_checked(inputs)))(*inputs)
     assert isinstance(outputs, list)
-    return pt.as_tensor_variable(outputs[0]), pt.as_tensor_variable(outputs[1])
+    return tuple(pt.as_tensor_variable(v) for v in outputs)
 
 
 def precision_and_weight(chol: Any) -> tuple[pt.TensorVariable, pt.TensorVariable]:
@@ -380,17 +404,37 @@ def locations_logp(value: Any, predictor: LocationPredictor, chol: Any,
     (:func:`~impactmodel.bayes.department_slopes.slope_integral`). One Op gives both
     sums, so one pass of :class:`LocationSumsGradient` gives the derivatives.
     """
+    return scaled_locations(value, predictor, chol, slopes)[0]
+
+
+def scaled_locations(value: Any, predictor: LocationPredictor, chol: Any,
+                     slopes: IntegratedSlopes | None = None, exponent: float = 0.0
+                     ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Return the density of the sampler's ``v`` and the locations ``l``, from one pass.
+
+    ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)`` for the ``exponent`` ``w``
+    (:func:`~impactmodel.bayes.partial_scaling.scaling_power`; ``w = 0``: ``v`` is the
+    locations). The density is :func:`locations_logp`'s at ``l`` plus the log-determinant
+    of ``dl / dv``, ``n (w / 2) log det Sigma``.
+
+    Returns
+    -------
+    tuple of TensorVariable
+        The log-density (a scalar) and the locations (respondents x impacts).
+    """
     precision, weight = precision_and_weight(chol)
-    quadratic, by_group = location_sums(value, predictor, precision, weight)
+    scaling = scaling_power(chol, exponent) if exponent > 0 else None
+    quadratic, by_group, located = location_sums(value, predictor, precision, weight, scaling)
     n_rows, n = value.shape[0], value.shape[1]
-    normal = (-0.5 * quadratic - n_rows * pt.sum(pt.log(pt.diag(chol)))
+    # log det Sigma = 2 sum log chol_kk, less w / 2 of it per respondent for dl / dv
+    normal = (-0.5 * quadratic - n_rows * (1.0 - exponent) * pt.sum(pt.log(pt.diag(chol)))
               - 0.5 * n_rows * n * np.log(2 * np.pi))
     if slopes is None:
-        return normal
+        return normal, located
     log_integral, _ = slope_integral(
         by_department(by_group, slopes), pt.sum(weight), slopes.eigenvalues,
         slopes.eigenvectors, slopes.basis, slopes.scale)
-    return normal + log_integral
+    return normal + log_integral, located
 
 
 def by_department(by_group: Any, slopes: IntegratedSlopes) -> pt.TensorVariable:
@@ -438,7 +482,7 @@ def _locations_support_point(rv: Any, size: Any, *params: Any) -> Any:
 def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
                          dims: tuple[str, str],
                          slopes: IntegratedSlopes | None = None,
-                         transform: Transform | None = None) -> pt.TensorVariable:
+                         exponent: float = 0.0) -> pt.TensorVariable:
     """Declare each respondent's location per impact: ``MvNormal(mu_i, chol chol')``.
 
     The trait is the location minus its mean (``trait_i = location_i - mu_i``, with
@@ -461,28 +505,72 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
         Lower-triangular factor of the traits' covariance.
     dims : tuple of str
     slopes : IntegratedSlopes, optional
-    transform : pymc Transform, optional
-        Of the sampler's coordinates (none: the locations themselves; the item model's
-        :class:`~impactmodel.bayes.partial_scaling.PartialScaling`); the free variable's
-        value is still the locations.
+    exponent : float, optional
+        ``w`` in ``[0, 1]``. 0: the free variable is the locations themselves. Above 0:
+        the free variable, ``name + "_scaled"``, is ``v`` with ``l_i = mu_i + Sigma^(w/2)
+        (v_i - mu_i)`` (:mod:`~impactmodel.bayes.partial_scaling`); it is declared flat,
+        with its density as the potential ``name + "_prior"``, and the locations are the
+        deterministic ``name``: the density and the locations come from one pass of
+        :class:`LocationSums`, in the model's graph (a distribution's density is built
+        from a rewritten copy of its parameters' graph, which PyTensor cannot merge with
+        the likelihood's, so the pass would run twice). Such locations have no prior
+        draws.
 
     Returns
     -------
     TensorVariable
-        The locations (a free variable), respondents x impacts.
+        The locations, respondents x impacts.
+
+    Raises
+    ------
+    ValueError
+        When ``exponent`` is outside ``[0, 1]``.
     """
+    if not 0.0 <= exponent <= 1.0:
+        raise ValueError(f"the scale exponent must be in [0, 1], got {exponent}")
     signature = "(g,m),(g,s),(m,w),(m,m),(n),(n,w),(n,s)"
     params = [*predictor.parts()[:3], chol, *predictor.parts()[3:]]
     if slopes is not None:
         signature += ",(),(g),(k),(k,k),(d,c)"
         params += list(slopes.parts())
-    return pm.CustomDist(name, *params, logp=_locations_logp, random=_locations_random,
-                         support_point=_locations_support_point,
-                         signature=signature + "->(n,m)", dims=dims,
-                         default_transform=transform)
+    if exponent == 0:
+        return pm.CustomDist(name, *params, logp=_locations_logp, random=_locations_random,
+                             support_point=_locations_support_point,
+                             signature=signature + "->(n,m)", dims=dims)
+    sampled = pm.Flat(f"{name}_scaled", dims=dims)
+    density, located = scaled_locations(sampled, predictor, chol, slopes, exponent)
+    pm.Potential(f"{name}_prior", density)
+    return pm.Deterministic(name, located, dims=dims)
 
 
 _SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _residuals_loop(m: int, n_slopes: int, n_covariates: int) -> Any:
+    """Respondent ``i``'s ``mu_i``, ``s_i = v_i - mu_i`` and ``r_i = K s_i``, for the sizes.
+
+    Compiled with the sizes as constants, for both loops.
+    """
+
+    @numba_basic.numba_njit(boundscheck=False)
+    def residuals(i, g, value, group_mean, group_slope, coefficients, scaling, covariates,
+                  practices, mean, offset, r):  # type: ignore[no-untyped-def]
+        slope_term = 0.0
+        for s in range(n_slopes):
+            slope_term += practices[i, s] * group_slope[g, s]
+        for k in range(m):
+            mu = group_mean[g, k] + slope_term
+            for c in range(n_covariates):
+                mu += coefficients[k, c] * covariates[i, c]
+            mean[k] = mu
+            offset[k] = value[i, k] - mu
+        for j in range(m):
+            total = 0.0
+            for k in range(m):
+                total += scaling[j, k] * offset[k]
+            r[j] = total
+
+    return residuals
 
 
 @register_funcify_and_cache_key(LocationSums)  # type: ignore[misc]
@@ -490,26 +578,25 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                          **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
+    _residuals = _residuals_loop(m, n_slopes, n_covariates)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
-                           group, covariates, practices):  # type: ignore[no-untyped-def]
+                           scaling, group, covariates,
+                           practices):  # type: ignore[no-untyped-def]
         if not _sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
-                           coefficients, precision, weight, covariates, practices):
+                           coefficients, precision, weight, scaling, covariates, practices):
             raise ValueError("locations: inputs of other sizes than the Op's")
         quadratic = 0.0
         h = np.zeros(group_slope.shape)
-        r = np.empty(m)
+        located = np.empty_like(value)
+        mean, offset, r = np.empty(m), np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            slope_term = 0.0
-            for s in range(n_slopes):
-                slope_term += practices[i, s] * group_slope[g, s]
+            _residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
+                       covariates, practices, mean, offset, r)
             for k in range(m):
-                residual = value[i, k] - group_mean[g, k] - slope_term
-                for c in range(n_covariates):
-                    residual -= coefficients[k, c] * covariates[i, c]
-                r[k] = residual
+                located[i, k] = mean[k] + r[k]
             weighted = 0.0
             for j in range(m):
                 row = 0.0
@@ -519,7 +606,7 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                 weighted += weight[j] * r[j]
             for s in range(n_slopes):
                 h[g, s] += weighted * practices[i, s]
-        return np.asarray(quadratic), h
+        return np.asarray(quadratic), h, located
 
     return location_sums_loop, (f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-"
                                 f"{_SOURCE_KEY}")
@@ -530,14 +617,16 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                                   **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
+    _residuals = _residuals_loop(m, n_slopes, n_covariates)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
-                               weight, group, covariates, practices, a,
-                               b):  # type: ignore[no-untyped-def]
+                               weight, scaling, group, covariates, practices, a, b,
+                               c):  # type: ignore[no-untyped-def]
         if not (_sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
-                            coefficients, precision, weight, covariates, practices)
-                and b.shape[1] == n_slopes):
+                            coefficients, precision, weight, scaling, covariates, practices)
+                and b.shape[1] == n_slopes and c.shape[0] == value.shape[0]
+                and c.shape[1] == m):
             raise ValueError("locations: inputs of other sizes than the Op's")
         a_value = a.item()
         symmetric = a_value * (precision + precision.T)
@@ -546,35 +635,38 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
         d_coefficients = np.zeros((m, n_covariates))
         residual_squares = np.zeros((m, m))
         d_weight = np.zeros(m)
-        r = np.empty(m)
+        d_scaling = np.zeros((m, m))
+        mean, offset, r, e = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            slope_term = 0.0
+            _residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
+                       covariates, practices, mean, offset, r)
             bx = 0.0
             for s in range(n_slopes):
-                slope_term += practices[i, s] * group_slope[g, s]
                 bx += b[g, s] * practices[i, s]
-            for k in range(m):
-                residual = value[i, k] - group_mean[g, k] - slope_term
-                for c in range(n_covariates):
-                    residual -= coefficients[k, c] * covariates[i, c]
-                r[k] = residual
-            e_sum = 0.0
             for j in range(m):
-                e = weight[j] * bx
+                e_j = weight[j] * bx + c[i, j]
                 for k in range(m):
-                    e += symmetric[j, k] * r[k]
+                    e_j += symmetric[j, k] * r[k]
                     residual_squares[j, k] += r[j] * r[k]
-                e_sum += e
-                d_value[i, j] = e
-                d_mean[g, j] -= e
+                e[j] = e_j
                 d_weight[j] += bx * r[j]
-                for c in range(n_covariates):
-                    d_coefficients[j, c] -= e * covariates[i, c]
+            mu_sum = 0.0
+            for k in range(m):
+                t_k = 0.0
+                for j in range(m):
+                    t_k += scaling[j, k] * e[j]
+                    d_scaling[j, k] += e[j] * offset[k]
+                d_value[i, k] = t_k
+                d_mu = c[i, k] - t_k
+                mu_sum += d_mu
+                d_mean[g, k] += d_mu
+                for q in range(n_covariates):
+                    d_coefficients[k, q] += d_mu * covariates[i, q]
             for s in range(n_slopes):
-                d_slope[g, s] -= e_sum * practices[i, s]
+                d_slope[g, s] += mu_sum * practices[i, s]
         return (d_value, d_mean, d_slope, d_coefficients, a_value * residual_squares,
-                d_weight)
+                d_weight, d_scaling)
 
     return location_gradient_loop, (f"impactmodel.LocationSumsGradient-{m}-{n_slopes}-"
                                     f"{n_covariates}-{_SOURCE_KEY}")
@@ -582,4 +674,5 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
 
 __all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",
            "LocationSumsGradient", "Sizes", "by_department", "location_sums", "locations_logp",
-           "precision_and_weight", "predictor_mean", "respondent_locations"]
+           "precision_and_weight", "predictor_mean", "respondent_locations",
+           "scaled_locations"]

@@ -292,12 +292,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             basis=pt.as_tensor_variable(slope_design.basis))
         relative = respondent_locations("person_relative", predictor, trait_chol,
                                         dims=("respondent", "impact"), slopes=slopes,
-                                        transform=(partial_scaling.PartialScaling(
-                                            scale_exponent) if scale_exponent > 0 else None))
+                                        exponent=scale_exponent)
         # reported, not in the gradient: the departments' own slope deviations' conditional
         # mean and w (department_slopes draws them back from these)
         precision, weight = precision_and_weight(trait_chol)
-        _, by_group = location_sums(relative, predictor, precision, weight)
+        _, by_group, _ = location_sums(relative, predictor, precision, weight)
         _, own_mean = slope_integral(by_department(by_group, slopes), pt.sum(weight),
                                      slopes.eigenvalues, slopes.eigenvectors, slopes.basis,
                                      slopes.scale)
@@ -331,8 +330,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
         tuple(map(int, data.item_dimension)), packed.structure)
+    # partially non-centred: the free variable is the sampler's v, the locations stand for it
+    stand_ins = (("person_relative_scaled", "person_relative"),) if scale_exponent > 0 else ()
     return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH,
-                      target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY)
+                      target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY, stand_ins=stand_ins)
 
 
 def _alike_contrasts(pairs: np.ndarray, item_impact: np.ndarray) -> np.ndarray:

@@ -37,25 +37,25 @@ coefficients (1.023) then mixed slowest, and two chains of four adapted a step a
 smaller. Around ``mu_i`` the same seed passed (smallest bulk ESS 741, R-hat 1.0099; all
 four step sizes 0.20-0.22).
 
-:class:`PartialScaling` is the PyMC transform, written with PyTensor's operations. The
-eigen-decomposition is of a 3 x 3 matrix, once per gradient. Computing ``mu_i`` (gathers
-by group and their scatter-add gradients) is what the transform costs: about 0.4 ms of a
-leapfrog step at 9,202 respondents; a numba loop for it (one pass, like
-:mod:`impactmodel.bayes.locations`'s) took 0.6 ms and was not kept
-(``benchmarks/README.md``, session of 2026-12-06, seventh).
+:func:`~impactmodel.bayes.locations.respondent_locations` declares ``v`` as the free
+variable, with its density (the locations' at ``l(v)`` plus the log-determinant), and
+the locations as a deterministic; one pass of
+:class:`~impactmodel.bayes.locations.LocationSums` gives both the prior's sums and ``l``,
+so ``mu_i`` is computed once per gradient. :func:`scaling_power` gives ``Sigma^(w/2)``;
+the eigen-decomposition is of a 3 x 3 matrix, once per gradient. Written instead as a
+PyMC transform of PyTensor operations (gathers by group for ``mu_i`` and their
+scatter-add gradients, before the pass that computes ``mu_i`` again), the scaling cost
+0.54 of 1.81 ms per gradient at 9,202 respondents (``benchmarks/README.md``, session of
+2026-12-06, eighth).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
 from numpy.typing import NDArray
-from pymc.logprob.transforms import Transform
-
-from impactmodel.bayes.locations import predictor_mean
 
 #: Fisher information about a location carried by one answer, used by
 #: :func:`scale_exponent`: ``sum_k p_k'^2 / p_k`` is 0.29-0.32 for five categories with
@@ -92,61 +92,26 @@ def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) ->
     return min(LARGEST_EXPONENT, round(share * 20) / 20)
 
 
-class PartialScaling(Transform):
-    """The locations ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)`` from the sampler's ``v``.
-
-    ``Sigma`` is ``chol chol'`` (the traits' covariance) and ``mu_i`` the locations'
-    predictor, both read from the locations' distribution parameters
-    (:func:`~impactmodel.bayes.locations.respondent_locations`). See the module
-    docstring.
+def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
+    """``Sigma^(w/2)``, the symmetric power ``V diag(lambda^(w/2)) V'`` of ``Sigma = chol chol'``.
 
     Parameters
     ----------
+    chol : TensorVariable, shape (impacts, impacts)
+        Lower-triangular factor of the traits' covariance ``Sigma``.
     exponent : float
-        ``w``, in ``(0, 1]``.
+        ``w``.
 
-    Raises
-    ------
-    ValueError
-        When ``exponent`` is outside ``(0, 1]``.
+    Returns
+    -------
+    TensorVariable
+        The symmetric matrix ``K`` of :mod:`impactmodel.bayes.locations` (``l_i = mu_i +
+        K (v_i - mu_i)``), from the eigen-decomposition of the 3 x 3 ``Sigma``.
     """
-
-    name = "partial_scaling"
-
-    def __init__(self, exponent: float) -> None:
-        if not 0.0 < exponent <= 1.0:
-            raise ValueError(f"the scale exponent must be in (0, 1], got {exponent}")
-        self.exponent = float(exponent)
-
-    @staticmethod
-    def _eigen(inputs: Sequence[Any]) -> tuple[Any, Any]:
-        """Return ``Sigma``'s eigenvalues and eigenvectors."""
-        chol = inputs[5]  # after the rng and size inputs and G, S, C
-        eigenvalues, eigenvectors = pt.linalg.eigh(pt.dot(chol, chol.T))
-        return eigenvalues, eigenvectors
-
-    def _scaled(self, value: Any, inputs: Sequence[Any], sign: float) -> Any:
-        """Return ``mu_i + Sigma^(sign w / 2) (value_i - mu_i)``."""
-        eigenvalues, eigenvectors = self._eigen(inputs)
-        scaled = eigenvectors * (eigenvalues ** (sign * self.exponent / 2))[None, :]
-        power = pt.dot(scaled, eigenvectors.T)
-        group_mean, group_slope, coefficients, _, group, covariates, practices = inputs[2:9]
-        mu = predictor_mean(group_mean, group_slope, coefficients, group, covariates,
-                            practices)
-        return mu + pt.dot(value - mu, power)  # the power is symmetric
-
-    def backward(self, value: Any, *inputs: Any) -> Any:
-        """``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``."""
-        return self._scaled(value, inputs, 1.0)
-
-    def forward(self, value: Any, *inputs: Any) -> Any:
-        """``v_i = mu_i + Sigma^(-w/2) (l_i - mu_i)``."""
-        return self._scaled(value, inputs, -1.0)
-
-    def log_jac_det(self, value: Any, *inputs: Any) -> Any:
-        """``n (w / 2) log det Sigma``: the log-determinant of ``dl / dv``."""
-        eigenvalues, _ = self._eigen(inputs)
-        return value.shape[0] * (self.exponent / 2) * pt.sum(pt.log(eigenvalues))
+    decomposition: Any = pt.linalg.eigh(pt.dot(chol, chol.T))
+    eigenvalues, eigenvectors = decomposition
+    scaled = eigenvectors * (eigenvalues ** (exponent / 2))[None, :]
+    return pt.dot(scaled, eigenvectors.T)
 
 
-__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "PartialScaling", "scale_exponent"]
+__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "scale_exponent", "scaling_power"]

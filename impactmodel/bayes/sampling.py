@@ -131,7 +131,11 @@ class BuiltModel:
     ``pm.Data`` containers of the same names), so one compiled model serves both.
     ``max_depth``, ``target_accept`` and ``trajectory`` are the model's defaults for the
     largest NUTS tree depth, the target acceptance and the trajectories' dynamics
-    (:class:`SamplerSettings` overrides them).
+    (:class:`SamplerSettings` overrides them). ``stand_ins`` pairs each free variable that
+    is only the sampler's coordinates with the deterministic it stands in for (the
+    partially non-centred locations, :mod:`impactmodel.bayes.partial_scaling`): the
+    convergence check reads the deterministic instead, and the draws leave the
+    coordinates out.
     """
 
     model: pm.Model
@@ -140,6 +144,7 @@ class BuiltModel:
     max_depth: int = DEFAULT_MAX_DEPTH
     target_accept: float = DEFAULT_TARGET_ACCEPT
     trajectory: Trajectory = "euclidean"
+    stand_ins: tuple[tuple[str, str], ...] = ()
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
@@ -240,8 +245,10 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                       adaptation=settings.adaptation, maxdepth=max_depth,
                                       progress_callback=_nutpie_progress(progress),
                                       **dynamics)
-            return Draws(idata, check_convergence(idata, var_names or _free_names(pymc_model),
-                                                  thresholds), applied)
+            idata = _without_coordinates(idata, defaults.stand_ins)
+            return Draws(idata, check_convergence(
+                idata, var_names or _free_names(pymc_model, defaults.stand_ins), thresholds),
+                applied)
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           random_seed=settings.seed, target_accept=target_accept,
                           nuts_sampler=settings.sampler, progressbar=False,
@@ -250,9 +257,21 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
                                  **dynamics}
                                 if settings.sampler == "nutpie"
                                 else {"max_treedepth": max_depth}))
-    names = var_names or _free_names(pymc_model)
+    idata = _without_coordinates(idata, defaults.stand_ins)
+    names = var_names or _free_names(pymc_model, defaults.stand_ins)
     return Draws(idata, check_convergence(idata, names, thresholds), applied)
 
 
-def _free_names(model: pm.Model) -> list[str]:
-    return [v.name for v in model.free_RVs]
+def _free_names(model: pm.Model, stand_ins: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """Return the free variables' names, each sampler coordinate replaced by its stand-in."""
+    replaced = dict(stand_ins)
+    return [replaced.get(v.name, v.name) for v in model.free_RVs]
+
+
+def _without_coordinates(idata: xr.DataTree, stand_ins: tuple[tuple[str, str], ...]
+                         ) -> xr.DataTree:
+    """``idata`` without the draws of the sampler's coordinates named in ``stand_ins``."""
+    names = [name for name, _ in stand_ins if name in idata["posterior"].data_vars]
+    if not names:
+        return idata
+    return idata.assign(posterior=xr.DataTree(idata["posterior"].ds.drop_vars(names)))
