@@ -199,19 +199,24 @@ class _SizedOp(Op):
     Parameters
     ----------
     sizes : Sizes
+    scaled : bool, optional
+        False: ``K`` is the identity (the ``scaling`` input is not read and ``dK`` is
+        zero), the value is the locations, so ``l`` is not an output (nor its cotangent an
+        input of the gradient), and the loops do what they did before ``K`` existed.
     """
 
-    __props__ = ("sizes",)
+    __props__ = ("sizes", "scaled")
 
-    def __init__(self, sizes: Sizes) -> None:
+    def __init__(self, sizes: Sizes, scaled: bool = True) -> None:
         self.sizes = sizes
+        self.scaled = scaled
 
 
 class LocationSums(_SizedOp):
     """``Q``, ``H`` and the locations ``l`` (see the module docstring).
 
     Inputs: :data:`PARAMETERS` then :data:`DATA`. Outputs: ``Q`` (a scalar), ``H``
-    (groups x practices) and ``l`` (respondents x impacts).
+    (groups x practices) and, when scaled, ``l`` (respondents x impacts).
     """
 
     def make_node(self, *inputs: Any) -> Apply:
@@ -219,7 +224,8 @@ class LocationSums(_SizedOp):
         tensors = _checked(inputs, self.sizes)
         h = pt.matrix(dtype="float64", shape=(tensors[1].type.shape[0],
                                               tensors[2].type.shape[1]))
-        return Apply(self, tensors, [pt.dscalar(), h, tensors[0].type()])
+        located = [tensors[0].type()] if self.scaled else []
+        return Apply(self, tensors, [pt.dscalar(), h, *located])
 
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
@@ -227,57 +233,66 @@ class LocationSums(_SizedOp):
         self.sizes.check(inputs)
         value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x = inputs
         mean = predictor_mean(g_mean, g_slope, coef, group, w, x)
-        r = (value - mean) @ scaling.T
+        r = (value - mean) @ scaling.T if self.scaled else value - mean
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
         np.add.at(h, group, (r @ weight)[:, None] * x)
         output_storage[1][0] = h
-        output_storage[2][0] = mean + r
+        if self.scaled:
+            output_storage[2][0] = mean + r
 
     def pullback(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
                  output_grads: Sequence[Variable]) -> list[Variable]:
         """Apply the gradient Op, with a disconnected output's cotangent as zero."""
-        a, b, c = output_grads
-        a = pt.zeros(()) if isinstance(a.type, DisconnectedType) else a
-        b = pt.zeros_like(outputs[1]) if isinstance(b.type, DisconnectedType) else b
-        c = pt.zeros_like(outputs[2]) if isinstance(c.type, DisconnectedType) else c
-        grads = LocationSumsGradient(self.sizes)(*inputs, a, b, c)
+        cotangents = [(pt.zeros(()) if k == 0 else pt.zeros_like(output))
+                      if isinstance(grad.type, DisconnectedType) else grad
+                      for k, (output, grad) in enumerate(zip(outputs, output_grads,
+                                                             strict=True))]
+        grads = LocationSumsGradient(self.sizes, self.scaled)(*inputs, *cotangents)
         assert isinstance(grads, list)
         return list(grads) + [disconnected_type() for _ in DATA]
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
         """Every output depends on the parameters; none on the data."""
-        return [[True] * 3 for _ in PARAMETERS] + [[False] * 3 for _ in DATA]
+        n_outputs = len(node.outputs)
+        return [[True] * n_outputs for _ in PARAMETERS] + [[False] * n_outputs for _ in DATA]
 
 
 class LocationSumsGradient(_SizedOp):
     """The derivatives of ``a Q + sum(B * H) + sum(c * l)`` w.r.t. :data:`PARAMETERS`.
 
     Inputs: those of :class:`LocationSums`, then ``a`` (a scalar), ``B`` (groups x
-    practices) and ``c`` (respondents x impacts). Not differentiable itself.
+    practices) and, when scaled, ``c`` (respondents x impacts). Not differentiable
+    itself.
     """
 
     def make_node(self, *inputs: Any) -> Apply:
         """Check the inputs' kinds, ranks and sizes."""
-        if len(inputs) != len(PARAMETERS) + len(DATA) + 3:
-            raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + 3} inputs, "
+        n_cotangents = 3 if self.scaled else 2
+        if len(inputs) != len(PARAMETERS) + len(DATA) + n_cotangents:
+            raise TypeError(f"expected {len(PARAMETERS) + len(DATA) + n_cotangents} inputs, "
                             f"got {len(inputs)}")
-        tensors = _checked(inputs[:-3], self.sizes)
-        a, b, c = (pt.as_tensor_variable(v).astype("float64") for v in inputs[-3:])
-        if a.ndim != 0 or b.ndim != 2 or c.ndim != 2:
-            raise TypeError("the cotangents must be a scalar and two matrices")
+        tensors = _checked(inputs[:-n_cotangents], self.sizes)
+        cotangents = [pt.as_tensor_variable(v).astype("float64")
+                      for v in inputs[-n_cotangents:]]
+        if [v.ndim for v in cotangents] != [0, 2, 2][:n_cotangents]:
+            raise TypeError("the cotangents must be a scalar and matrices")
         outputs = [v.type() for v in tensors[:len(PARAMETERS)]]
-        return Apply(self, [*tensors, a, b, c], outputs)
+        return Apply(self, [*tensors, *cotangents], outputs)
 
     def perform(self, node: Apply, inputs: Sequence[Any],
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
+        if not self.scaled:
+            inputs = [*inputs, np.zeros_like(inputs[0])]
         self.sizes.check(inputs[:-3])
         value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x, a, b, c = inputs
         if b.shape[1] != self.sizes.practices or c.shape != value.shape:
             raise ValueError(f"locations: cotangents of shapes {b.shape} and {c.shape}, "
                              f"the Op's H and l are (groups, {self.sizes.practices}) and "
                              f"{value.shape}")
+        if not self.scaled:
+            scaling = np.eye(self.sizes.impacts)
         s = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
         r = s @ scaling.T
         bx = np.sum(b[group] * x, axis=1)
@@ -287,7 +302,8 @@ class LocationSumsGradient(_SizedOp):
         d_mean, d_slope = np.zeros(g_mean.shape), np.zeros(g_slope.shape)
         np.add.at(d_mean, group, d_mu)
         np.add.at(d_slope, group, d_mu.sum(axis=1)[:, None] * x)
-        values = [t, d_mean, d_slope, d_mu.T @ w, a * r.T @ r, r.T @ bx, e.T @ s]
+        d_scaling = e.T @ s if self.scaled else np.zeros((self.sizes.impacts,) * 2)
+        values = [t, d_mean, d_slope, d_mu.T @ w, a * r.T @ r, r.T @ bx, d_scaling]
         for storage, v in zip(output_storage, values, strict=True):
             storage[0] = np.asarray(v, dtype=np.float64)
 
@@ -336,7 +352,8 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
     Returns
     -------
     tuple of TensorVariable
-        ``Q`` (a scalar), ``H`` (groups x practices) and ``l`` (respondents x impacts).
+        ``Q`` (a scalar), ``H`` (groups x practices) and ``l`` (respondents x impacts;
+        ``value`` itself when ``scaling`` is left out).
 
     Raises
     ------
@@ -345,14 +362,16 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
         covariates (:class:`Sizes`).
     """
     p = predictor
-    if scaling is None:
+    scaled = scaling is not None
+    if scaling is None:  # not read by the loops
         impacts = pt.as_tensor_variable(value).type.shape[1]
         scaling = pt.eye(impacts if impacts is not None else value.shape[1])
     inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight, scaling,
               p.group, p.covariates, p.practices]
-    outputs = LocationSums(Sizes.of(_checked(inputs)))(*inputs)
+    outputs = LocationSums(Sizes.of(_checked(inputs)), scaled)(*inputs)
     assert isinstance(outputs, list)
-    return tuple(pt.as_tensor_variable(v) for v in outputs)
+    located = [] if scaled else [value]  # a new list: the node's own is not to be touched
+    return tuple(pt.as_tensor_variable(v) for v in [*outputs, *located])
 
 
 def precision_and_weight(chol: Any) -> tuple[pt.TensorVariable, pt.TensorVariable]:
@@ -546,39 +565,12 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
 _SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def _residuals_loop(m: int, n_slopes: int, n_covariates: int) -> Any:
-    """Respondent ``i``'s ``mu_i``, ``s_i = v_i - mu_i`` and ``r_i = K s_i``, for the sizes.
-
-    Compiled with the sizes as constants, for both loops.
-    """
-
-    @numba_basic.numba_njit(boundscheck=False)
-    def residuals(i, g, value, group_mean, group_slope, coefficients, scaling, covariates,
-                  practices, mean, offset, r):  # type: ignore[no-untyped-def]
-        slope_term = 0.0
-        for s in range(n_slopes):
-            slope_term += practices[i, s] * group_slope[g, s]
-        for k in range(m):
-            mu = group_mean[g, k] + slope_term
-            for c in range(n_covariates):
-                mu += coefficients[k, c] * covariates[i, c]
-            mean[k] = mu
-            offset[k] = value[i, k] - mu
-        for j in range(m):
-            total = 0.0
-            for k in range(m):
-                total += scaling[j, k] * offset[k]
-            r[j] = total
-
-    return residuals
-
-
 @register_funcify_and_cache_key(LocationSums)  # type: ignore[misc]
 def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                          **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
-    _residuals = _residuals_loop(m, n_slopes, n_covariates)
+    scaled = op.scaled
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
@@ -589,14 +581,28 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
             raise ValueError("locations: inputs of other sizes than the Op's")
         quadratic = 0.0
         h = np.zeros(group_slope.shape)
-        located = np.empty_like(value)
-        mean, offset, r = np.empty(m), np.empty(m), np.empty(m)
+        located = np.empty_like(value) if scaled else np.empty((0, m))
+        offset, r = np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            _residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
-                       covariates, practices, mean, offset, r)
-            for k in range(m):
-                located[i, k] = mean[k] + r[k]
+            slope_term = 0.0
+            for s in range(n_slopes):
+                slope_term += practices[i, s] * group_slope[g, s]
+            for k in range(m):  # s_i = v_i - mu_i
+                residual = value[i, k] - group_mean[g, k] - slope_term
+                for c in range(n_covariates):
+                    residual -= coefficients[k, c] * covariates[i, c]
+                if scaled:
+                    offset[k] = residual
+                else:
+                    r[k] = residual
+            if scaled:
+                for j in range(m):  # r_i = K s_i, l_i = v_i - s_i + r_i
+                    total = 0.0
+                    for k in range(m):
+                        total += scaling[j, k] * offset[k]
+                    r[j] = total
+                    located[i, j] = value[i, j] - offset[j] + total
             weighted = 0.0
             for j in range(m):
                 row = 0.0
@@ -608,8 +614,17 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                 h[g, s] += weighted * practices[i, s]
         return np.asarray(quadratic), h, located
 
-    return location_sums_loop, (f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-"
-                                f"{_SOURCE_KEY}")
+    @numba_basic.numba_njit
+    def without_locations(value, group_mean, group_slope, coefficients, precision, weight,
+                          scaling, group, covariates,
+                          practices):  # type: ignore[no-untyped-def]
+        quadratic, h, _ = location_sums_loop(value, group_mean, group_slope, coefficients,
+                                             precision, weight, scaling, group, covariates,
+                                             practices)
+        return quadratic, h
+
+    return (location_sums_loop if scaled else without_locations), (
+        f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-{scaled}-{_SOURCE_KEY}")
 
 
 @register_funcify_and_cache_key(LocationSumsGradient)  # type: ignore[misc]
@@ -617,7 +632,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                                   **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
-    _residuals = _residuals_loop(m, n_slopes, n_covariates)
+    scaled = op.scaled
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
@@ -625,8 +640,8 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                                c):  # type: ignore[no-untyped-def]
         if not (_sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
                             coefficients, precision, weight, scaling, covariates, practices)
-                and b.shape[1] == n_slopes and c.shape[0] == value.shape[0]
-                and c.shape[1] == m):
+                and b.shape[1] == n_slopes
+                and (not scaled or (c.shape[0] == value.shape[0] and c.shape[1] == m))):
             raise ValueError("locations: inputs of other sizes than the Op's")
         a_value = a.item()
         symmetric = a_value * (precision + precision.T)
@@ -636,40 +651,75 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
         residual_squares = np.zeros((m, m))
         d_weight = np.zeros(m)
         d_scaling = np.zeros((m, m))
-        mean, offset, r, e = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+        offset, r, e = np.empty(m), np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            _residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
-                       covariates, practices, mean, offset, r)
+            slope_term = 0.0
             bx = 0.0
             for s in range(n_slopes):
+                slope_term += practices[i, s] * group_slope[g, s]
                 bx += b[g, s] * practices[i, s]
-            for j in range(m):
-                e_j = weight[j] * bx + c[i, j]
+            for k in range(m):  # s_i = v_i - mu_i
+                residual = value[i, k] - group_mean[g, k] - slope_term
+                for q in range(n_covariates):
+                    residual -= coefficients[k, q] * covariates[i, q]
+                if scaled:
+                    offset[k] = residual
+                else:
+                    r[k] = residual
+            if scaled:
+                for j in range(m):  # r_i = K s_i
+                    total = 0.0
+                    for k in range(m):
+                        total += scaling[j, k] * offset[k]
+                    r[j] = total
+            e_sum = 0.0
+            for j in range(m):  # e_i, the cotangent of r_i
+                e_j = weight[j] * bx + (c[i, j] if scaled else 0.0)
                 for k in range(m):
                     e_j += symmetric[j, k] * r[k]
                     residual_squares[j, k] += r[j] * r[k]
-                e[j] = e_j
                 d_weight[j] += bx * r[j]
-            mu_sum = 0.0
-            for k in range(m):
-                t_k = 0.0
-                for j in range(m):
-                    t_k += scaling[j, k] * e[j]
-                    d_scaling[j, k] += e[j] * offset[k]
-                d_value[i, k] = t_k
-                d_mu = c[i, k] - t_k
-                mu_sum += d_mu
-                d_mean[g, k] += d_mu
-                for q in range(n_covariates):
-                    d_coefficients[k, q] += d_mu * covariates[i, q]
-            for s in range(n_slopes):
-                d_slope[g, s] += mu_sum * practices[i, s]
+                if scaled:
+                    e[j] = e_j
+                else:  # K = I: v_i's cotangent is e_i, mu_i's -e_i
+                    e_sum += e_j
+                    d_value[i, j] = e_j
+                    d_mean[g, j] -= e_j
+                    for q in range(n_covariates):
+                        d_coefficients[j, q] -= e_j * covariates[i, q]
+            if scaled:
+                mu_sum = 0.0
+                for k in range(m):  # t_i = K' e_i; mu_i's cotangent c_i - t_i
+                    t_k = 0.0
+                    for j in range(m):
+                        t_k += scaling[j, k] * e[j]
+                        d_scaling[j, k] += e[j] * offset[k]
+                    d_value[i, k] = t_k
+                    d_mu = c[i, k] - t_k
+                    mu_sum += d_mu
+                    d_mean[g, k] += d_mu
+                    for q in range(n_covariates):
+                        d_coefficients[k, q] += d_mu * covariates[i, q]
+                for s in range(n_slopes):
+                    d_slope[g, s] += mu_sum * practices[i, s]
+            else:
+                for s in range(n_slopes):
+                    d_slope[g, s] -= e_sum * practices[i, s]
         return (d_value, d_mean, d_slope, d_coefficients, a_value * residual_squares,
                 d_weight, d_scaling)
 
-    return location_gradient_loop, (f"impactmodel.LocationSumsGradient-{m}-{n_slopes}-"
-                                    f"{n_covariates}-{_SOURCE_KEY}")
+    @numba_basic.numba_njit
+    def without_locations(value, group_mean, group_slope, coefficients, precision, weight,
+                          scaling, group, covariates, practices, a,
+                          b):  # type: ignore[no-untyped-def]
+        return location_gradient_loop(value, group_mean, group_slope, coefficients,
+                                      precision, weight, scaling, group, covariates,
+                                      practices, a, b, np.empty((0, m)))
+
+    return (location_gradient_loop if scaled else without_locations), (
+        f"impactmodel.LocationSumsGradient-{m}-{n_slopes}-{n_covariates}-{scaled}-"
+        f"{_SOURCE_KEY}")
 
 
 __all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",
