@@ -72,8 +72,10 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   (:mod:`impactmodel.bayes.partial_scaling`; ``w`` from the answers, 0.3 on the split
   questionnaire). Centred, the traits' covariance was the slowest part of that fit (bulk
   ESS 324-392 in 4,000 draws on seeds 1-3, R-hat 1.014-1.016): it can move only as far
-  as the 27,606 locations move with it. See ``benchmarks/README.md`` (session of
-  2026-12-06, seventh) for the figures with the transform;
+  as the 27,606 locations move with it. The sampler's variable is then
+  ``person_relative_scaled`` and the locations ``person_relative`` a deterministic, which
+  the convergence check reads in its place (:attr:`BuiltModel.stand_ins`). See
+  ``benchmarks/README.md`` (sessions of 2026-12-06, seventh and eighth) for the figures;
 - the region parts of the slopes non-centred whatever the survey's size (``auto``):
   their variation is barely informed (the slopes vary between respondents, whose
   locations are known to about 0.6 logit), and centred they mixed worst (a department
