@@ -565,12 +565,44 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
 _SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
+def _residuals_loop(m: int, n_slopes: int, n_covariates: int, scaled: bool) -> Any:
+    """Return the loops' step for respondent ``i``: ``s_i = v_i - mu_i`` and ``r_i = K s_i``.
+
+    ``s_i`` goes into ``offset`` (when scaled) and ``r_i`` into ``r``; compiled for the
+    sizes and inlined into both loops.
+    """
+
+    @numba_basic.numba_njit(boundscheck=False, inline="always")
+    def residuals(i, g, value, group_mean, group_slope, coefficients, scaling, covariates,
+                  practices, offset, r):  # type: ignore[no-untyped-def]
+        slope_term = 0.0
+        for s in range(n_slopes):
+            slope_term += practices[i, s] * group_slope[g, s]
+        for k in range(m):
+            residual = value[i, k] - group_mean[g, k] - slope_term
+            for c in range(n_covariates):
+                residual -= coefficients[k, c] * covariates[i, c]
+            if scaled:
+                offset[k] = residual
+            else:
+                r[k] = residual
+        if scaled:
+            for j in range(m):
+                total = 0.0
+                for k in range(m):
+                    total += scaling[j, k] * offset[k]
+                r[j] = total
+
+    return residuals
+
+
 @register_funcify_and_cache_key(LocationSums)  # type: ignore[misc]
 def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                          **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
     scaled = op.scaled
+    residuals = _residuals_loop(m, n_slopes, n_covariates, scaled)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
@@ -585,24 +617,11 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
         offset, r = np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            slope_term = 0.0
-            for s in range(n_slopes):
-                slope_term += practices[i, s] * group_slope[g, s]
-            for k in range(m):  # s_i = v_i - mu_i
-                residual = value[i, k] - group_mean[g, k] - slope_term
-                for c in range(n_covariates):
-                    residual -= coefficients[k, c] * covariates[i, c]
-                if scaled:
-                    offset[k] = residual
-                else:
-                    r[k] = residual
+            residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
+                      covariates, practices, offset, r)
             if scaled:
-                for j in range(m):  # r_i = K s_i, l_i = v_i - s_i + r_i
-                    total = 0.0
-                    for k in range(m):
-                        total += scaling[j, k] * offset[k]
-                    r[j] = total
-                    located[i, j] = value[i, j] - offset[j] + total
+                for j in range(m):  # l_i = v_i - s_i + r_i
+                    located[i, j] = value[i, j] - offset[j] + r[j]
             weighted = 0.0
             for j in range(m):
                 row = 0.0
@@ -633,6 +652,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
     scaled = op.scaled
+    residuals = _residuals_loop(m, n_slopes, n_covariates, scaled)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
@@ -654,25 +674,11 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
         offset, r, e = np.empty(m), np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
             g = group[i]
-            slope_term = 0.0
+            residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
+                      covariates, practices, offset, r)
             bx = 0.0
             for s in range(n_slopes):
-                slope_term += practices[i, s] * group_slope[g, s]
                 bx += b[g, s] * practices[i, s]
-            for k in range(m):  # s_i = v_i - mu_i
-                residual = value[i, k] - group_mean[g, k] - slope_term
-                for q in range(n_covariates):
-                    residual -= coefficients[k, q] * covariates[i, q]
-                if scaled:
-                    offset[k] = residual
-                else:
-                    r[k] = residual
-            if scaled:
-                for j in range(m):  # r_i = K s_i
-                    total = 0.0
-                    for k in range(m):
-                        total += scaling[j, k] * offset[k]
-                    r[j] = total
             e_sum = 0.0
             for j in range(m):  # e_i, the cotangent of r_i
                 e_j = weight[j] * bx + (c[i, j] if scaled else 0.0)
