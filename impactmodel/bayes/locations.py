@@ -200,14 +200,14 @@ class _SizedOp(Op):
     ----------
     sizes : Sizes
     scaled : bool, optional
-        False: ``K`` is the identity (the ``scaling`` input is not read and ``dK`` is
+        False (the default): ``K`` is the identity (the ``scaling`` input is not read and ``dK`` is
         zero), the value is the locations, so ``l`` is not an output (nor its cotangent an
         input of the gradient), and the loops do what they did before ``K`` existed.
     """
 
     __props__ = ("sizes", "scaled")
 
-    def __init__(self, sizes: Sizes, scaled: bool = True) -> None:
+    def __init__(self, sizes: Sizes, scaled: bool = False) -> None:
         self.sizes = sizes
         self.scaled = scaled
 

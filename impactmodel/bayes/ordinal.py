@@ -205,7 +205,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         (:mod:`impactmodel.bayes.partial_scaling`), in ``[0, 1]``, 0 for the centred
         form. By default, under ``auto`` with fewer than :data:`CENTRED_FROM` answers per
         respondent and impact, chosen from those answers
-        (:func:`~impactmodel.bayes.partial_scaling.scale_exponent`); otherwise 0.
+        (:func:`~impactmodel.bayes.partial_scaling.scale_exponent`); otherwise 0. Outside
+        ``[0, 1]``, :func:`~impactmodel.bayes.locations.respondent_locations` raises
+        ``ValueError``.
 
     Returns
     -------
@@ -225,8 +227,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     if scale_exponent is None:
         scale_exponent = (partial_scaling.scale_exponent(data.answers_per_respondent_and_impact())
                           if few_answers else 0.0)
-    if not 0.0 <= scale_exponent <= 1.0:
-        raise ValueError(f"the scale exponent must be in [0, 1], got {scale_exponent}")
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
