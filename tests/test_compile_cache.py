@@ -124,6 +124,38 @@ def test_a_cache_that_cannot_be_written_falls_back_to_nutpies_compile(tmp_path):
     assert_same_density(lambda x: reference_density(model, compiled, x), compiled)
 
 
+def test_omitted_coordinates_are_not_stored_and_the_other_draws_are_unchanged(tmp_path):
+    """Leaving a free variable out of the stored draws changes nothing else: the sampler
+    is the same, so the same seed gives the same draws of every stored variable (the
+    reference is the compile that stores everything, as nutpie's own does)."""
+    import nutpie
+
+    values = np.array([1.0, 2.5, 0.5, 3.0, 1.5])
+    model = tiny_model(values)
+    every, _ = compile_cached(model, ("tiny", 6), {"y_values": values}, root=tmp_path)
+    some, report = compile_cached(model, ("tiny", 6), {"y_values": values}, root=tmp_path,
+                                  omit=("mu",))
+    assert not report.loaded  # its own entry: the callbacks differ
+    again, report = compile_cached(tiny_model(values), ("tiny", 6), {"y_values": values},
+                                   root=tmp_path, omit=("mu",))
+    assert report.loaded
+
+    def draws(compiled):
+        return nutpie.sample(compiled, draws=50, tune=50, chains=2, seed=3,
+                             progress_bar=False)["posterior"]
+
+    full = draws(every)
+    assert {"mu", "sigma", "mu_twice"} <= set(full.data_vars)
+    for compiled in (some, again):
+        reduced = draws(compiled)
+        assert "mu" not in reduced.data_vars
+        assert set(reduced.data_vars) == set(full.data_vars) - {"mu"}
+        for name in reduced.data_vars:
+            np.testing.assert_array_equal(reduced[name].values, full[name].values)
+        # the omitted variable is still sampled: its deterministic is twice its draws
+        np.testing.assert_allclose(reduced["mu_twice"].values, 2 * full["mu"].values)
+
+
 def test_the_least_recently_used_entries_are_pruned(tmp_path):
     values = np.array([1.0, 2.0])
     model = tiny_model(values)

@@ -135,7 +135,8 @@ class BuiltModel:
     is only the sampler's coordinates with the deterministic it stands in for (the
     partially non-centred locations, :mod:`impactmodel.bayes.partial_scaling`): the
     convergence check reads the deterministic instead, and the draws leave the
-    coordinates out.
+    coordinates out (nutpie does not store them when the model comes from
+    :func:`~impactmodel.bayes.compile_cache.compile_cached`).
     """
 
     model: pm.Model
@@ -156,7 +157,8 @@ def _compiled(built: BuiltModel) -> Any:
     cached = _COMPILED.get(built.structure)
     if cached is not None:
         return cached.with_data(**built.data)
-    compiled, _ = compile_cached(built.model, built.structure, built.data)
+    compiled, _ = compile_cached(built.model, built.structure, built.data,
+                                 omit=tuple(name for name, _ in built.stand_ins))
     if len(_COMPILED) >= _COMPILED_MAX:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[built.structure] = compiled
