@@ -12,7 +12,9 @@ model structure, and compiled by numba with ``cache=True``: the machine code of 
 callback *and of the PyTensor function it calls* is stored beside that source. A later
 process with the same structure loads both callbacks (1.2 to 2.7 s measured, the graph's
 fingerprint included) without compiling anything, and hands them to nutpie's own
-compiled-model class, so sampling, ``with_data`` and the draws are nutpie's.
+compiled-model class, so sampling, ``with_data`` and the draws are nutpie's. The callback
+that fills each stored draw can leave out free variables that are only the sampler's
+coordinates (``omit``): nutpie's own compile always stores them.
 
 The folder's name is a hash of everything the compiled code depends on: the model's graph
 (:func:`graph_fingerprint`: every operation and constant of its log-density and
