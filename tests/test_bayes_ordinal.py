@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from conftest import potential_at_draw
@@ -19,7 +20,7 @@ from scipy.special import expit
 from scipy.stats import multivariate_normal
 
 from impactmodel import load_survey
-from impactmodel.bayes import SamplerSettings
+from impactmodel.bayes import SamplerSettings, ordinal
 from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
 from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
@@ -27,6 +28,7 @@ from impactmodel.bayes.item_data import build_item_data
 from impactmodel.bayes.ordinal import (
     CENTRED_FROM,
     answers_per_location,
+    lens_contrasts,
     ordinal_item_model,
 )
 from impactmodel.bayes.partial_scaling import LARGEST_EXPONENT, scale_exponent
@@ -290,6 +292,28 @@ def test_lens_part_and_locations_forms_follow_the_answers_per_respondent(tmp_pat
     assert forms[4][1:] == (False, True, LARGEST_EXPONENT)
     # a respondent answers at most 4 items, so at most 4 / 3 per impact on average
     assert forms[4][0] <= 4 / 3
+
+
+def test_lens_part_centred_from_enough_contrasts_whatever_the_answers_per_respondent(
+        tmp_path, monkeypatch):
+    """Few answers per respondent but many respondents: the lens part is informed by all
+    the contrasts between a respondent's answers to one impact, so ``auto`` draws it
+    centred from :data:`LENS_CENTRED_FROM_CONTRASTS` of them; the locations stay
+    partially non-centred (their information is per respondent)."""
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
+                           ["partners"])
+    # counted independently: answers per (respondent, impact) beyond the first
+    per_location = pd.DataFrame({"respondent": data.respondent,
+                                 "impact": data.item_impact[data.item]}).value_counts()
+    contrasts = int((per_location - 1).sum())
+    assert lens_contrasts(data) == contrasts > 0
+    for threshold, lens_centred in ((contrasts + 1, False), (contrasts, True)):
+        monkeypatch.setattr(ordinal, "LENS_CENTRED_FROM_CONTRASTS", threshold)
+        free = {v.name for v in ordinal_item_model(data).model.free_RVs}
+        assert ("b_lens" in free, "b_lens_z" in free) == (lens_centred, not lens_centred)
+        assert "person_relative_scaled" in free
 
 
 def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):

@@ -65,7 +65,15 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   bulk ESS barely changed (1,051 / 1,049 / 980 on seeds 1-3; 1,056 / 957 / 907 centred)
   but no fit passed: seeds 2 and 3 had a divergence each, seed 1 an R-hat of 1.012 (at a
   location); centred, all three passed. The threshold lies between the two surveys
-  measured (``benchmarks/README.md``, session of 2026-12-06, sixth);
+  measured (``benchmarks/README.md``, session of 2026-12-06, sixth). Many respondents
+  inform it too, whatever each answers: below that threshold it is still centred from
+  :data:`LENS_CENTRED_FROM_CONTRASTS` within-respondent contrasts
+  (:func:`lens_contrasts`: 87,270 in the split survey of 9,202 respondents, 772,587 in
+  the split survey of 81,471). At 81,471 respondents, non-centred, the lens part was the
+  slowest parameter of the fit (bulk ESS 241, one seed); centred, it no longer was (the
+  slowest, 262, a population-shift mean; both fits failed on the intercepts' level: R-hat
+  1.020 at a region intercept, 1.024 at a cut-point). The contrast threshold is the geometric middle of the two split surveys
+  (session of 2026-12-06, ninth);
 - the locations partially non-centred in the traits' covariance when respondents answer
   few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
   ``auto``): the sampler draws ``v_i`` with ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``
@@ -177,11 +185,19 @@ TRAJECTORY: Trajectory = "microcanonical"
 #: slopes' lens part and the locations centred; below it, the lens part non-centred and
 #: the locations partially non-centred (see the module docstring)
 CENTRED_FROM = 6.0
+#: below :data:`CENTRED_FROM`, ``auto`` still draws the lens part centred from this many
+#: within-respondent contrasts (:func:`lens_contrasts`; see the module docstring)
+LENS_CENTRED_FROM_CONTRASTS = 270_000
 
 
 def answers_per_location(data: ItemData) -> float:
     """Mean number of answers per respondent and impact (the locations' information)."""
     return float(np.mean(data.answers_per_respondent_and_impact()))
+
+
+def lens_contrasts(data: ItemData) -> int:
+    """Answers beyond each respondent's first to each impact (what informs the lens part)."""
+    return int(np.maximum(data.answers_per_respondent_and_impact() - 1, 0).sum())
 
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
@@ -197,7 +213,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         Of the territorial deviations and effect components. ``auto``: the intercepts'
         territorial deviations by the size rule, the slopes' region parts non-centred,
         their impact and dimension parts centred, their lens part centred or not by the
-        answers per respondent and impact (:data:`CENTRED_FROM`; see the module
+        answers per respondent and impact (:data:`CENTRED_FROM`) and the survey's
+        within-respondent contrasts (:data:`LENS_CENTRED_FROM_CONTRASTS`; see the module
         docstring). ``centred`` and ``non-centred`` force every sampled part; the
         departments' own slope deviations are integrated out whatever the choice.
     scale_exponent : float, optional
@@ -222,7 +239,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     effects_centred = centred and parametrisation != "auto"
     # the cell parts (impact, lens, dimension) and the locations: see the module docstring
     few_answers = parametrisation == "auto" and answers_per_location(data) < CENTRED_FROM
-    cells_centred = ((True, not few_answers, True) if parametrisation == "auto"
+    lens_weak = few_answers and lens_contrasts(data) < LENS_CENTRED_FROM_CONTRASTS
+    cells_centred = ((True, not lens_weak, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
     if scale_exponent is None:
         scale_exponent = (partial_scaling.scale_exponent(data.answers_per_respondent_and_impact())
