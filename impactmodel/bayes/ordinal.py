@@ -72,8 +72,8 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   the split survey of 81,471). At 81,471 respondents, non-centred, the lens part was the
   slowest parameter of the fit (bulk ESS 241, one seed); centred, it no longer was (the
   slowest, 262, a population-shift mean; both fits failed on the intercepts' level: R-hat
-  1.020 at a region intercept, 1.024 at a cut-point). The contrast threshold is the geometric middle of the two split surveys
-  (session of 2026-12-06, ninth);
+  1.020 at a region intercept, 1.024 at a cut-point). The contrast threshold is the
+  geometric middle of the two split surveys (session of 2026-12-06, ninth);
 - the locations partially non-centred in the traits' covariance when respondents answer
   few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
   ``auto``): the sampler draws ``v_i`` with ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``
