@@ -7,10 +7,10 @@ The item model has one latent location per respondent and impact: 27,606 at the 
 for stationary chains, and the check takes its maximum over all of them.
 
 Here nutpie samples an iid standard normal of that dimension (the easiest target there is:
-its posterior is its prior, its mass matrix diagonal) with the package's chains and warm-
-up (4 chains, 300 steps) and nutpie's own NUTS defaults (Euclidean trajectories, target
-acceptance 0.8; the item model uses 0.72 and microcanonical ones), and the table gives,
-per seed, the largest R-hat, how many coordinates exceed the threshold, and the
+its posterior is its prior, its mass matrix diagonal) with the package's chains and
+warm-up (4 chains, 300 steps) and nutpie's own NUTS defaults (Euclidean trajectories,
+target acceptance 0.8; the item model uses 0.72 and microcanonical ones), and the table
+gives, per seed, the largest R-hat, how many coordinates exceed the threshold, and the
 coordinates' bulk and folded ESS (the ESS of ``|x - median|``, which the folded R-hat
 reads). A fit of the item model whose locations mix like these cannot do better on that
 check.
