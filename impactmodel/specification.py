@@ -22,7 +22,7 @@ ones, a path leaving the specification's folder) is reported at once in one
                    :class:`~impactmodel.bayes.priors.OrdinalPriors`)
     [sampler]      sampler, draws, tune, chains, seed, adaptation; target_accept,
                    max_depth and trajectory = "euclidean" | "microcanonical"
-                   (default: the model's)
+                   (default: the model's); draw_storage = "auto" | "memory" | "disk"
     [convergence]  max_rhat, min_ess_bulk, min_ess_tail, max_divergences, min_bfmi
     [weights]      treatment = "none" | "mrp" | "pseudo-posterior"; frame (MRP: the
                    post-stratification frame, :mod:`impactmodel.bayes.mrp`; default the
@@ -60,6 +60,7 @@ from impactmodel.bayes.sampling import (
     ADAPTATIONS,
     DEFAULT_MAX_DEPTH,
     DEFAULT_TARGET_ACCEPT,
+    DRAW_STORAGES,
     SAMPLERS,
     TRAJECTORIES,
     SamplerSettings,
@@ -556,6 +557,7 @@ def _settings(c: ProblemCollector, table: Mapping[str, Any]) -> SamplerSettings:
         "max_depth": (_number(c, table, "max_depth", "sampler", DEFAULT_MAX_DEPTH, int, 1)
                       if "max_depth" in table else None),
         "trajectory": pick("trajectory", TRAJECTORIES, None),
+        "draw_storage": pick("draw_storage", DRAW_STORAGES, d.draw_storage),
     }
     try:
         return SamplerSettings(**values)

@@ -10,12 +10,15 @@ with w_j = tau^2 / (sigma_j^2 + tau^2).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import integrate, stats
 
-from impactmodel.bayes import SamplerSettings, sample_model
+from impactmodel.bayes import SamplerSettings, sample_model, sampling
 from impactmodel.bayes.hierarchical_normal import (
     HierarchicalNormalPriors,
     hierarchical_normal_model,
@@ -129,6 +132,55 @@ def test_sampler_settings_are_checked():
         SamplerSettings(trajectory="riemannian")  # type: ignore[arg-type]
     with pytest.raises(SamplingError, match="'microcanonical' needs the nutpie sampler"):
         SamplerSettings(sampler="pymc", trajectory="microcanonical")
+    with pytest.raises(SamplingError, match="unknown draw_storage 'tape'"):
+        SamplerSettings(draw_storage="tape")  # type: ignore[arg-type]
+    with pytest.raises(SamplingError, match="draw_storage 'disk' needs the nutpie sampler"):
+        SamplerSettings(sampler="pymc", draw_storage="disk")
+
+
+def test_draws_kept_on_disk_are_the_draws_kept_in_memory(tmp_path, monkeypatch):
+    """Through a zarr store on disk or in nutpie's memory, one seed gives the same
+    posterior (values, dimensions, labels), the same per-draw statistics and the same
+    convergence report; the store is deleted once read, and ``auto`` goes to disk by
+    the draws' size."""
+    import tempfile
+
+    import nutpie
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stored: list[bool] = []
+    original = nutpie.sample
+
+    def recording(*args, **kwargs):
+        stored.append("zarr_store" in kwargs)
+        return original(*args, **kwargs)
+
+    def stores_left() -> list[str]:
+        return [p.name for p in tmp_path.glob("impactmodel-draws-*")]
+
+    monkeypatch.setattr(nutpie, "sample", recording)
+    built = BuiltModel(hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS), {},
+                       ("eight schools", "draw storage"))
+    settings = SamplerSettings(draws=40, tune=40, chains=2, seed=5)
+    memory = sample_model(built, replace(settings, draw_storage="memory"))
+    disk = sample_model(built, replace(settings, draw_storage="disk"))
+    assert stored == [False, True] and not stores_left()
+    posterior = disk.idata["posterior"].ds
+    assert "tau_log__" not in posterior  # the unconstrained copy, as in memory
+    assert list(posterior["theta"].coords["group"].values) == SCHOOLS
+    xr.testing.assert_equal(memory.idata["posterior"].ds, posterior)
+    in_memory, on_disk = memory.idata["sample_stats"].ds, disk.idata["sample_stats"].ds
+    assert {"diverging", "energy", "n_steps", "depth", "logp", "step_size"} <= set(
+        on_disk.data_vars) <= set(in_memory.data_vars)
+    for name in on_disk.data_vars:
+        np.testing.assert_array_equal(on_disk[name].values, in_memory[name].values)
+    assert disk.convergence == memory.convergence
+    size = 8 * sampling._compiled(built).n_expanded * 2 * 40  # bytes: 2 chains x 40
+    monkeypatch.setattr(sampling, "DISK_FROM_BYTES", size + 1)
+    sample_model(built, settings)
+    monkeypatch.setattr(sampling, "DISK_FROM_BYTES", size)
+    sample_model(built, settings)
+    assert stored[2:] == [False, True] and not stores_left()
 
 
 @pytest.mark.parametrize("trajectory", [None, "euclidean", "microcanonical"])

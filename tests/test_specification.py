@@ -83,6 +83,7 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
         adaptation = "dense"
         max_depth = 0
         trajectory = "riemannian"
+        draw_storage = "tape"
         [convergence]
         max_rhat = 0.9
     """))
@@ -96,6 +97,8 @@ def test_every_problem_is_reported_with_key_value_and_what_is_allowed(tmp_path):
     assert "diag, low_rank" in found["sampler.adaptation"]
     assert "'riemannian'" in found["sampler.trajectory"]
     assert "euclidean, microcanonical" in found["sampler.trajectory"]
+    assert "'tape'" in found["sampler.draw_storage"]
+    assert "auto, memory, disk" in found["sampler.draw_storage"]
     # each bad value is reported once, under its own key
     assert "sampler" not in found
     assert "got: 0.9" in found["convergence.max_rhat"]

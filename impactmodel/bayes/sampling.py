@@ -16,6 +16,7 @@ the cores: at 9,202 respondents, the ordinal model's leapfrog steps took 7.8 ms 
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,8 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 import nutpie
+import pandas as pd
 import pymc as pm
 import xarray as xr
+import zarr
 from threadpoolctl import threadpool_limits
 
 from impactmodel.bayes.compile_cache import compile_cached
@@ -37,6 +40,12 @@ Adaptation = Literal["diag", "low_rank"]
 ADAPTATIONS: tuple[str, ...] = ("diag", "low_rank")
 Trajectory = Literal["euclidean", "microcanonical"]
 TRAJECTORIES: tuple[str, ...] = ("euclidean", "microcanonical")
+DrawStorage = Literal["auto", "memory", "disk"]
+DRAW_STORAGES: tuple[str, ...] = ("auto", "memory", "disk")
+#: under ``draw_storage="auto"``, nutpie's draws go through a store on disk from this many
+#: bytes of stored draws (kept in memory, they peak at about 2.7 times their size:
+#: benchmarks/README.md, session of 2026-12-07)
+DISK_FROM_BYTES = 2 * 2**30
 
 
 class SamplingError(ImpactModelError):
@@ -91,6 +100,7 @@ class SamplerSettings:
     adaptation: Adaptation = "diag"
     max_depth: int | None = None
     trajectory: Trajectory | None = None
+    draw_storage: DrawStorage = "auto"
     advi_iterations: int = 20000
 
     def __post_init__(self) -> None:
@@ -108,6 +118,12 @@ class SamplerSettings:
                                 + ", ".join(TRAJECTORIES))
         if self.trajectory == "microcanonical" and self.sampler != "nutpie":
             raise SamplingError(f"trajectory 'microcanonical' needs the nutpie sampler, "
+                                f"not {self.sampler!r}")
+        if self.draw_storage not in DRAW_STORAGES:
+            raise SamplingError(f"unknown draw_storage {self.draw_storage!r}; choose one of "
+                                + ", ".join(DRAW_STORAGES))
+        if self.draw_storage == "disk" and self.sampler != "nutpie":
+            raise SamplingError(f"draw_storage 'disk' needs the nutpie sampler, "
                                 f"not {self.sampler!r}")
         if self.target_accept is not None and not 0.0 < self.target_accept < 1.0:
             raise SamplingError(f"target_accept must be in (0, 1), got {self.target_accept}")
@@ -240,10 +256,7 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
         if built is not None and settings.sampler == "nutpie":
             compiled = _compiled(built)
             with threadpool_limits(limits=1, user_api="blas"):
-                idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                                      chains=settings.chains, seed=settings.seed,
-                                      target_accept=target_accept,
-                                      progress_bar=False, save_warmup=False,
+                idata = _nutpie_draws(compiled, settings, target_accept=target_accept,
                                       adaptation=settings.adaptation, maxdepth=max_depth,
                                       progress_callback=_nutpie_progress(progress),
                                       **dynamics)
@@ -262,6 +275,56 @@ def sample_model(model: pm.Model | BuiltModel, settings: SamplerSettings,
     idata = _without_coordinates(idata, defaults.stand_ins)
     names = var_names or _free_names(pymc_model, defaults.stand_ins)
     return Draws(idata, check_convergence(idata, names, thresholds), applied)
+
+
+def _nutpie_draws(compiled: Any, settings: SamplerSettings, **options: Any) -> xr.DataTree:
+    """Sample ``compiled`` with nutpie, its draws kept as ``settings.draw_storage`` says.
+
+    ``options`` are nutpie's sampling options beyond the draws, warm-up, chains and seed.
+    """
+    common = {"draws": settings.draws, "tune": settings.tune, "chains": settings.chains,
+              "seed": settings.seed, "progress_bar": False, "save_warmup": False}
+    size = 8 * getattr(compiled, "n_expanded", 0) * settings.chains * settings.draws
+    if settings.draw_storage == "memory" or (settings.draw_storage == "auto"
+                                             and size < DISK_FROM_BYTES):
+        return nutpie.sample(compiled, **common, **options)
+    with tempfile.TemporaryDirectory(prefix="impactmodel-draws-") as folder:
+        stored = nutpie.sample(compiled, **common, **options,
+                               zarr_store=nutpie.zarr_store.LocalStore(prefix=folder))
+        return _read_draws(stored, zarr.open_group(folder, mode="r"),
+                           set(compiled.reparameterized_names), compiled.coords)
+
+
+def _read_draws(stored: xr.DataTree, root: zarr.Group, transformed: set[str],
+                coords: dict[str, Any]) -> xr.DataTree:
+    """Read the draws of nutpie's zarr store ``root`` as its in-memory path returns them.
+
+    ``stored`` is nutpie's lazy view of the store (names and dimensions); every array is
+    read whole through zarr (several times faster than xarray's lazy loading). Kept: the
+    posterior without the unconstrained copies of transformed variables (``transformed``)
+    and the per-draw sample statistics; the warm-up and the statistics nutpie stores
+    only on disk (gradients, positions, divergence records) are left.
+    """
+    groups = {}
+    for group in ("posterior", "sample_stats"):
+        lazy = stored[group].ds
+        variables = {name: (var.dims, _read_array(root, f"{group}/{name}"))
+                     for name, var in lazy.data_vars.items()
+                     if name not in transformed
+                     and (group == "posterior" or var.dims == ("chain", "draw"))}
+        dims = {dim for value_dims, _ in variables.values() for dim in value_dims}
+        labels = {dim: pd.Index(values) for dim, values in coords.items() if dim in dims}
+        labels |= {"chain": np.arange(lazy.sizes["chain"]), "draw": np.arange(lazy.sizes["draw"])}
+        groups[group] = xr.Dataset(variables, coords=labels)
+    return xr.DataTree.from_dict(groups)
+
+
+def _read_array(root: zarr.Group, path: str) -> np.ndarray:
+    """Read the array at ``path`` in ``root`` whole."""
+    array = root[path]
+    if not isinstance(array, zarr.Array):
+        raise SamplingError(f"nutpie's store holds a group, not draws, at {path!r}")
+    return np.asarray(array[...])
 
 
 def _free_names(model: pm.Model, stand_ins: tuple[tuple[str, str], ...] = ()) -> list[str]:
