@@ -32,6 +32,10 @@ item-model targets at about 12 (10,000 respondents, about 120,000 answers), whic
 ``--items-per-respondent 13`` gives (13 asked, 4 % left unanswered). Its surveys are
 cached apart (``sim-N-SEED-itemsK``). Each case prints its number of answers.
 
+``--draw-storage memory|disk`` sets where nutpie keeps the draws while it samples
+(``SamplerSettings.draw_storage``; by default the package chooses by their size), to
+compare the peak memory and the time of both on the same chains.
+
     .venv/bin/python benchmarks/bench_bayes.py --models gaussian --respondents 1000 100000
     .venv/bin/python benchmarks/bench_bayes.py --models ordinal --respondents 1000 \
         --cases package:nutpie naive:pymc
@@ -69,6 +73,7 @@ from impactmodel.bayes.sampling import _compiled
 model_name, n, formulation, sampler = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 draws, seed, tile, cache = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
 tune, items_per_respondent = int(sys.argv[9]), int(sys.argv[10]) or None
+draw_storage = sys.argv[11]
 PRACTICES = ["partners", "mode_cooperation", "maturity"]
 
 
@@ -125,7 +130,8 @@ second_survey = survey_for(2) if formulation == "package" and sampler == "nutpie
 t0 = time.perf_counter()
 built, respondents = prepare(survey)
 prepare_s = time.perf_counter() - t0
-settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=4, seed=seed)
+settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=4, seed=seed,
+                           draw_storage=draw_storage if sampler == "nutpie" else "auto")
 compile_s = float("nan")
 if formulation == "package" and sampler == "nutpie":
     t1 = time.perf_counter()
@@ -175,7 +181,7 @@ def _case_argv(args: argparse.Namespace, model: str, n: int, formulation: str,
     """The command line of one case's subprocess."""
     return [sys.executable, "-c", CASE, model, str(n), formulation, sampler, str(args.draws),
             str(seed), str(args.tile), str(args.cache), str(args.tune),
-            str(args.items_per_respondent or 0)]
+            str(args.items_per_respondent or 0), args.draw_storage]
 
 
 def run_case(args: argparse.Namespace, model: str, n: int, formulation: str, sampler: str,
@@ -237,6 +243,9 @@ def main() -> None:
     parser.add_argument("--items-per-respondent", type=int, default=None,
                         help="simulate a split questionnaire: each respondent asked this "
                              "many of their population's items (default: all of them)")
+    parser.add_argument("--draw-storage", choices=["auto", "memory", "disk"], default="auto",
+                        help="where nutpie keeps the draws while sampling (SamplerSettings."
+                             "draw_storage; default: the package's choice by size)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed per case (a case over it is reported)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/impactmodel-bench"))
