@@ -83,3 +83,24 @@ def test_check_convergence_names_the_worst_parameter() -> None:
     assert result.max_rhat == pytest.approx(_arviz(bad[:, :, None])[0], rel=1e-10)
     assert "worst: b" in result.problems[0]
     assert check_convergence(tree, ["a"]).converged
+
+
+def test_check_convergence_counts_the_parameters_that_miss() -> None:
+    """Three of 40 coordinates have one chain 3 sd away (R-hat far above 1.01, bulk
+    ESS a few dozen); the 37 others are iid over 4 x 2,000 draws (R-hat within 0.005 of
+    1, bulk ESS near 8,000). A constant has no R-hat (NaN: counted nowhere) but an ESS
+    (as in ArviZ: checked, and not missing)."""
+    rng = np.random.default_rng(1)
+    draws = rng.standard_normal((4, 2000, 40))
+    draws[0, :, [3, 17, 29]] += 3.0
+    constant = np.ones((4, 2000))
+    posterior = xr.Dataset({"a": (("chain", "draw", "k"), draws),
+                            "c": (("chain", "draw"), constant)},
+                           coords={"chain": range(4), "draw": range(2000)})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 2000), bool))},
+                       coords={"chain": range(4), "draw": range(2000)})
+    result = check_convergence(xr.DataTree.from_dict({"posterior": posterior,
+                                                      "sample_stats": stats}))
+    rhat, bulk = result.problems[0], result.problems[1]
+    assert rhat.startswith("R-hat") and "at 3 of 40 parameters" in rhat
+    assert bulk.startswith("bulk ESS") and "at 3 of 41 parameters" in bulk
