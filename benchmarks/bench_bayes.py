@@ -259,7 +259,8 @@ def main() -> None:
         table.add_column(col, justify="right")
     for n in args.respondents:
         subprocess.run([sys.executable, "-c", CASE, "simulate", str(n), "-", "-", "0", "0",
-                        "1", str(args.cache), "0", str(args.items_per_respondent or 0)],
+                        "1", str(args.cache), "0", str(args.items_per_respondent or 0),
+                        args.draw_storage],
                        check=True, capture_output=True)
     for model in args.models:
         for n in args.respondents:
