@@ -88,6 +88,16 @@ class SamplerSettings:
         Hamiltonian Monte Carlo"); nutpie's ``microcanonical_trajectory``. Default:
         the model's (:attr:`BuiltModel.trajectory`; ``euclidean`` for a plain
         ``pm.Model``). ``microcanonical`` needs the nutpie sampler.
+    draw_storage : {"auto", "memory", "disk"}
+        Where nutpie keeps the draws while it samples. ``memory``: in its own trace,
+        copied into arrays when sampling ends (both copies alive at that moment: the peak
+        is about 2.7 times the draws' size). ``disk``: written as they come to a
+        temporary zarr store, read into arrays once, and the store deleted (about the
+        draws' size at the peak; reading costs a few seconds per GB). The store is in the
+        system's temporary folder (``TMPDIR``; where that is a RAM-backed ``tmpfs``,
+        point it at a disk) and needs about the draws' size there. ``auto`` (default):
+        ``disk`` from :data:`DISK_FROM_BYTES` of draws. The same draws either way.
+        ``disk`` needs the nutpie sampler.
     advi_iterations : int
     """
 
