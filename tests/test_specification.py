@@ -229,6 +229,12 @@ def test_trajectory_is_the_models_unless_the_specification_says():
         "trajectory": "euclidean"}}).sampler.trajectory == "euclidean"
 
 
+def test_draw_storage_is_auto_unless_the_specification_says():
+    assert parse_spec({"model": {"name": "x"}}).sampler.draw_storage == "auto"
+    assert parse_spec({"model": {"name": "x"}, "sampler": {
+        "draw_storage": "disk"}}).sampler.draw_storage == "disk"
+
+
 def test_settings_that_conflict_are_reported(tmp_path):
     found = problems(write(tmp_path, """
         [model]
