@@ -183,6 +183,30 @@ def test_draws_kept_on_disk_are_the_draws_kept_in_memory(tmp_path, monkeypatch):
     assert stored[2:] == [False, True] and not stores_left()
 
 
+def test_a_store_that_cannot_fit_is_refused_before_sampling(tmp_path, monkeypatch):
+    """1,000 bytes free in the temporary folder: the fit stops before nutpie runs, and
+    says how much room the draws need, where, and what to do."""
+    import shutil
+    import tempfile
+
+    import nutpie
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+
+    def never(*args, **kwargs):
+        raise AssertionError("nutpie ran")
+
+    monkeypatch.setattr(nutpie, "sample", never)
+    built = BuiltModel(hierarchical_normal_model(Y, SIGMA, SCHOOLS, PRIORS), {},
+                       ("eight schools", "draw storage"))
+    with pytest.raises(SamplingError, match=rf"temporary folder {tmp_path}.*TMPDIR.*memory"):
+        sample_model(built, SamplerSettings(draws=40, tune=40, chains=2, seed=5,
+                                            draw_storage="disk"))
+    assert not list(tmp_path.glob("impactmodel-draws-*"))
+
+
 @pytest.mark.parametrize("trajectory", [None, "euclidean", "microcanonical"])
 def test_trajectory_reaches_nutpie(trajectory, monkeypatch):
     """The chosen dynamics is nutpie's switch, whether the package calls nutpie (a

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import RUN_SPEC
 from typer.testing import CliRunner
 
 from impactmodel import runs as runs_module
@@ -179,3 +180,24 @@ def test_tables_of_two_fits_with_one_seed_are_identical(project, tmp_path):
     assert first.path != second.path
     for name, table in first.tables.items():
         pd.testing.assert_frame_equal(table, second.tables[name])
+
+
+def test_fit_without_room_for_its_draws_exits_2_before_sampling(project, tmp_path,
+                                                                  monkeypatch):
+    """``draw_storage = "disk"`` and a temporary folder with 1,000 bytes free: the fit
+    command says so and exits with status 2, before sampling, and writes no run."""
+    import shutil
+    import tempfile
+
+    folder = project[0]
+    spec = folder / "disk.toml"
+    spec.write_text(RUN_SPEC.format(seed=1).replace('name = "small"', 'name = "disk"')
+                    + 'draw_storage = "disk"\n', encoding="utf-8")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    result = CliRunner().invoke(app, ["fit", str(spec), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "temporary folder" in result.output and "TMPDIR" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "disk").exists()
