@@ -26,31 +26,40 @@ from impactmodel.bayes.locations import (
     location_sums,
     precision_and_weight,
     respondent_locations,
+    respondent_profiles,
 )
 
 N_RESP, N_IMPACTS, N_GROUPS, N_PRACTICES, N_COVARIATES = 7, 3, 4, 2, 3
+#: respondents share profiles (rows of covariates and practices): fewer than respondents
+N_PROFILES = 5
 CHOL = np.array([[1.2, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.5]])
 
 
-def _case(seed: int, n: int = N_RESP) -> dict[str, np.ndarray]:
+def _case(seed: int, n: int = N_RESP, n_profiles: int = N_PROFILES) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"value": rng.normal(0, 1, (n, N_IMPACTS)),
             "group_mean": rng.normal(0, 1, (N_GROUPS, N_IMPACTS)),
             "group_slope": rng.normal(0, 1, (N_GROUPS, N_PRACTICES)),
             "coefficients": rng.normal(0, 1, (N_IMPACTS, N_COVARIATES)),
             "group": rng.integers(0, N_GROUPS, n),
-            "covariates": rng.normal(0, 1, (n, N_COVARIATES)),
-            "practices": rng.normal(0, 1, (n, N_PRACTICES))}
+            "profile": rng.integers(0, n_profiles, n),
+            "covariates": rng.normal(0, 1, (n_profiles, N_COVARIATES)),
+            "practices": rng.normal(0, 1, (n_profiles, N_PRACTICES))}
+
+
+def _respondent_practices(case: dict[str, np.ndarray]) -> np.ndarray:
+    """Each respondent's row of practices (respondents x practices)."""
+    return np.array([case["practices"][p] for p in case["profile"]])
 
 
 def _mean_term_by_term(case: dict[str, np.ndarray]) -> np.ndarray:
     mean = np.empty((len(case["group"]), N_IMPACTS))
-    for i, g in enumerate(case["group"]):
+    for i, (g, p) in enumerate(zip(case["group"], case["profile"], strict=True)):
         for m in range(N_IMPACTS):
             mean[i, m] = (case["group_mean"][g, m]
-                          + sum(case["coefficients"][m, c] * case["covariates"][i, c]
+                          + sum(case["coefficients"][m, c] * case["covariates"][p, c]
                                 for c in range(N_COVARIATES))
-                          + sum(case["practices"][i, s] * case["group_slope"][g, s]
+                          + sum(case["practices"][p, s] * case["group_slope"][g, s]
                                 for s in range(N_PRACTICES)))
     return mean
 
@@ -65,7 +74,8 @@ def _function(mode: str, b_weights: np.ndarray,
               "precision": (None, None)}
     parameters = ([pt.tensor(n, dtype="float64", shape=shape) for n, shape in shapes.items()]
                   + [pt.dvector("weight"), pt.dmatrix("scaling")])
-    data = [pt.lvector("group"), pt.dmatrix("covariates"), pt.dmatrix("practices")]
+    data = [pt.lvector("group"), pt.lvector("profile"), pt.dmatrix("covariates"),
+            pt.dmatrix("practices")]
     predictor = LocationPredictor(parameters[1], parameters[2], parameters[3], *data)
     quadratic, by_group, located = location_sums(parameters[0], predictor, parameters[4],
                                                  parameters[5], parameters[6])
@@ -82,7 +92,7 @@ def _inputs(case: dict[str, np.ndarray], precision: np.ndarray, weight: np.ndarr
             scaling: np.ndarray | None = None) -> list[np.ndarray]:
     return [case["value"], case["group_mean"], case["group_slope"], case["coefficients"],
             precision, weight, np.eye(N_IMPACTS) if scaling is None else scaling,
-            case["group"], case["covariates"], case["practices"]]
+            case["group"], case["profile"], case["covariates"], case["practices"]]
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
@@ -102,7 +112,7 @@ def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode, scaled)
     expected_q = sum(r[i] @ precision @ r[i] for i in range(N_RESP))
     expected_h = np.zeros((N_GROUPS, N_PRACTICES))
     for i, g in enumerate(case["group"]):
-        expected_h[g] += (weight @ r[i]) * case["practices"][i]
+        expected_h[g] += (weight @ r[i]) * case["practices"][case["profile"][i]]
     out = _function(mode, np.zeros((N_GROUPS, N_PRACTICES)))(
         *_inputs(case, precision, weight, scaling))
     assert out[0] == pytest.approx(expected_q, rel=1e-12)
@@ -133,7 +143,7 @@ def test_derivatives_equal_finite_differences(mode):
 
 
 def test_numba_and_numpy_agree_on_a_larger_case():
-    case = _case(4, n=3000)
+    case = _case(4, n=3000, n_profiles=40)
     rng = np.random.default_rng(5)
     precision, weight = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)), rng.normal(0, 1, N_IMPACTS)
     b_weights = rng.normal(0, 1, (N_GROUPS, N_PRACTICES))
@@ -159,7 +169,7 @@ def test_locations_have_the_stated_multivariate_normal_prior():
     mean = _mean_term_by_term(case)
     with pm.Model(coords={"respondent": range(5), "impact": range(3)}) as model:
         predictor = LocationPredictor(*(pm.math.constant(case[k]) for k in (
-            "group_mean", "group_slope", "coefficients", "group", "covariates",
+            "group_mean", "group_slope", "coefficients", "group", "profile", "covariates",
             "practices")))
         person = respondent_locations("person", predictor, pm.math.constant(CHOL),
                                       dims=("respondent", "impact"))
@@ -182,11 +192,17 @@ def test_inputs_of_the_wrong_kind_are_refused():
     case = _case(0)
     predictor = LocationPredictor(case["group_mean"], case["group_slope"],
                                   case["coefficients"], case["group"].astype(float),
-                                  case["covariates"], case["practices"])
+                                  case["profile"], case["covariates"], case["practices"])
     with pytest.raises(TypeError, match="group must hold integers"):
         location_sums(case["value"], predictor, np.eye(3), np.ones(3))
     predictor = LocationPredictor(case["group_mean"], case["group_slope"],
                                   case["coefficients"], case["group"],
+                                  case["profile"].astype(float), case["covariates"],
+                                  case["practices"])
+    with pytest.raises(TypeError, match="profile must hold integers"):
+        location_sums(case["value"], predictor, np.eye(3), np.ones(3))
+    predictor = LocationPredictor(case["group_mean"], case["group_slope"],
+                                  case["coefficients"], case["group"], case["profile"],
                                   case["covariates"], case["practices"])
     with pytest.raises(TypeError, match="weight must have 1 dimensions"):
         location_sums(case["value"], predictor, np.eye(3), np.eye(3))
@@ -195,18 +211,18 @@ def test_inputs_of_the_wrong_kind_are_refused():
 def test_sizes_must_be_fixed_agree_and_hold_at_run_time():
     # the loops are compiled for the numbers of impacts, practices and covariates
     unknown = LocationPredictor(pt.dmatrix(), pt.dmatrix(), pt.dmatrix(), pt.lvector(),
-                                pt.dmatrix(), pt.dmatrix())
+                                pt.lvector(), pt.dmatrix(), pt.dmatrix())
     with pytest.raises(TypeError, match="number of impacts must be fixed"):
         location_sums(pt.dmatrix(), unknown, pt.dmatrix(), pt.dvector())
     case = _case(0)
     disagreeing = LocationPredictor(case["group_mean"][:, :2], case["group_slope"],
-                                    case["coefficients"], case["group"],
+                                    case["coefficients"], case["group"], case["profile"],
                                     case["covariates"], case["practices"])
     with pytest.raises(TypeError, match=r"impacts .*found \[2, 3\]"):
         location_sums(case["value"], disagreeing, np.eye(3), np.ones(3))
     rng = np.random.default_rng(2)
     short_covariates = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
-    short_covariates[8] = rng.normal(0, 1, (N_RESP, N_COVARIATES - 1))  # a column short
+    short_covariates[9] = rng.normal(0, 1, (N_PROFILES, N_COVARIATES - 1))  # a column short
     small_precision = _inputs(case, np.eye(N_IMPACTS - 1), np.ones(N_IMPACTS))
     for mode in ("NUMBA", "FAST_COMPILE"):
         function = _function(mode, rng.normal(0, 1, (N_GROUPS, N_PRACTICES)))
@@ -224,8 +240,8 @@ def test_every_sized_axis_is_checked_by_both_backends(size, name, axis):
     case = _case(0)
     inputs = _inputs(case, np.eye(N_IMPACTS), np.ones(N_IMPACTS))
     sizes = Sizes(impacts=N_IMPACTS, practices=N_PRACTICES, covariates=N_COVARIATES)
-    def hold(arrays):  # the guard reads every input but the groups
-        return _sizes_hold(N_IMPACTS, N_PRACTICES, N_COVARIATES, *arrays[:7], *arrays[8:])
+    def hold(arrays):  # the guard reads every input but the groups and profiles
+        return _sizes_hold(N_IMPACTS, N_PRACTICES, N_COVARIATES, *arrays[:7], *arrays[9:])
     assert hold(inputs)
     sizes.check(inputs)
     position = [n for n, _ in PARAMETERS + DATA].index(name)
@@ -249,11 +265,12 @@ def test_locations_with_integrated_department_slopes_have_the_marginal_prior():
     department_region = np.array([0, 0, 1, 1])
     group_department = np.array([0, 1, 2, 3])  # one population: groups are departments
     department = group_department[case["group"]]
-    design = DepartmentSlopeDesign.of(case["practices"], department, department_region)
+    design = DepartmentSlopeDesign.of(_respondent_practices(case), department,
+                                      department_region)
     scale = 0.8
     with pm.Model(coords={"respondent": range(6), "impact": range(3)}) as model:
         predictor = LocationPredictor(*(pm.math.constant(case[k]) for k in (
-            "group_mean", "group_slope", "coefficients", "group", "covariates",
+            "group_mean", "group_slope", "coefficients", "group", "profile", "covariates",
             "practices")))
         slopes = IntegratedSlopes(pm.math.constant(scale), pm.math.constant(group_department),
                                   pm.math.constant(design.eigenvalues),
@@ -262,7 +279,8 @@ def test_locations_with_integrated_department_slopes_have_the_marginal_prior():
         person = respondent_locations("person", predictor, pm.math.constant(CHOL),
                                       dims=("respondent", "impact"), slopes=slopes)
     basis = within_group_basis(department_region)
-    z_rows = np.einsum("ip,ij->ipj", case["practices"], basis[department]).reshape(6, -1)
+    z_rows = np.einsum("ip,ij->ipj", _respondent_practices(case),
+                       basis[department]).reshape(6, -1)
     z = np.repeat(z_rows, 3, axis=0)
     covariance = np.kron(np.eye(6), CHOL @ CHOL.T) + scale**2 * z @ z.T
     mean = _mean_term_by_term(case)
@@ -273,3 +291,17 @@ def test_locations_with_integrated_department_slopes_have_the_marginal_prior():
                                mode="FAST_COMPILE")).reshape(40_000, -1)
     np.testing.assert_allclose(draws.mean(axis=0), mean.ravel(), atol=0.05)
     np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.06)
+
+
+def test_respondent_profiles_index_the_distinct_rows():
+    rng = np.random.default_rng(9)
+    covariates = rng.integers(0, 2, (200, 3)).astype(float)
+    practices = rng.choice([-0.5, 0.5, 1.5], (200, 2))
+    profile, profile_covariates, profile_practices = respondent_profiles(covariates, practices)
+    assert profile.dtype == np.int64
+    np.testing.assert_array_equal(profile_covariates[profile], covariates)
+    np.testing.assert_array_equal(profile_practices[profile], practices)
+    distinct = {tuple(row) for row in np.column_stack([covariates, practices])}
+    assert len(profile_covariates) == len(distinct) < 200
+    with pytest.raises(ValueError, match=r"shapes \(200, 3\) and \(199, 2\)"):
+        respondent_profiles(covariates, practices[:199])

@@ -34,29 +34,31 @@ from impactmodel.bayes.sampling import BuiltModel, _free_names
 CHOL = np.array([[1.2, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.5]])
 
 
-def _predictor(rng, n=7, groups=3):  # type: ignore[no-untyped-def]
-    """G, S, C, group, w, x of a small predictor (3 impacts, 2 practices, 4 covariates)."""
+def _predictor(rng, n=7, groups=3, profiles=4):  # type: ignore[no-untyped-def]
+    """G, S, C, group, profile, w, x of a small predictor (3 impacts, 2 practices, 4
+    covariates; w and x per profile)."""
     return (rng.normal(size=(groups, 3)), rng.normal(size=(groups, 2)),
-            rng.normal(size=(3, 4)), rng.integers(0, groups, n), rng.normal(size=(n, 4)),
-            rng.normal(size=(n, 2)))
+            rng.normal(size=(3, 4)), rng.integers(0, groups, n),
+            rng.integers(0, profiles, n), rng.normal(size=(profiles, 4)),
+            rng.normal(size=(profiles, 2)))
 
 
-def _mu(g_mean, g_slope, coef, group, w, x):  # type: ignore[no-untyped-def]
+def _mu(g_mean, g_slope, coef, group, profile, w, x):  # type: ignore[no-untyped-def]
     """mu_i = G[g_i] + C w_i + (x_i . S[g_i]) 1, one respondent at a time."""
-    return np.array([g_mean[g] + coef @ w[i] + x[i] @ g_slope[g]
-                     for i, g in enumerate(group)])
+    return np.array([g_mean[g] + coef @ w[p] + x[p] @ g_slope[g]
+                     for g, p in zip(group, profile, strict=True)])
 
 
 def _located_and_density(rng, exponent):  # type: ignore[no-untyped-def]
     """Functions of (v, G, S, C, chol) giving l and v's density, for a small predictor."""
-    g_mean, g_slope, coef, group, w, x = _predictor(rng)
+    g_mean, g_slope, coef, group, profile, w, x = _predictor(rng)
     value, chol = pt.matrix("v", shape=(None, 3)), pt.matrix("chol", shape=(3, 3))
     parameters = [pt.matrix(n, shape=(None, k)) for n, k in
                   (("G", 3), ("S", 2), ("C", 4))]
-    predictor = LocationPredictor(*parameters, *map(pt.as_tensor, (group, w, x)))
+    predictor = LocationPredictor(*parameters, *map(pt.as_tensor, (group, profile, w, x)))
     density, located = scaled_locations(value, predictor, chol, exponent=exponent)
     return ([value, *parameters, chol], density, located,
-            (g_mean, g_slope, coef), (group, w, x))
+            (g_mean, g_slope, coef), (group, profile, w, x))
 
 
 def test_scaling_power_is_the_symmetric_fractional_power():
@@ -161,8 +163,8 @@ def _normal_normal(exponent: float) -> BuiltModel:
         chol = trait_covariance(1.0, 2.0, 2)
         predictor = LocationPredictor(
             pt.as_tensor(G[None, :]), pt.zeros((1, 1)), pt.zeros((2, 1)),
-            pt.as_tensor(np.zeros(N, dtype=np.int64)), pt.as_tensor(np.zeros((N, 1))),
-            pt.as_tensor(np.zeros((N, 1))))
+            pt.as_tensor(np.zeros(N, dtype=np.int64)), pt.as_tensor(np.zeros(N, dtype=np.int64)),
+            pt.as_tensor(np.zeros((1, 1))), pt.as_tensor(np.zeros((1, 1))))
         location = respondent_locations("location", predictor, chol,
                                         dims=("respondent", "impact"), exponent=exponent)
         pm.Normal("y", location, S, observed=Y)

@@ -9,9 +9,17 @@ around the respondent-level predictor
 with ``g_i`` the respondent's group (department x population), ``G`` the groups' part
 per impact (intercepts, shifts), ``S`` the groups' slopes of the practices ``x_i`` (the
 same for every impact), ``C`` the coefficients per impact of the respondent's
-covariates and practices ``w_i``. The sampler's value ``v_i`` gives the location
-``l_i = mu_i + K (v_i - mu_i)`` for a matrix ``K`` (the identity when the sampler draws
-the locations themselves; ``Sigma^(w/2)`` when it draws them partially non-centred,
+covariates and practices ``w_i``. Covariates and practices are survey answers of a few
+levels each, so respondents share few distinct rows ``(w_i, x_i)``: each respondent has
+a *profile* ``p_i``, and ``w_i``, ``x_i`` are row ``p_i`` of the profiles' tables
+(135 profiles of 7 covariates and practices, for 9,202 as for 81,471 respondents, in
+the simulated surveys of ``benchmarks/``). The loops compute ``C w`` once per profile,
+read two indices per respondent instead of their rows, and sum the cotangents of ``C
+w_i`` per profile before multiplying by ``w``.
+
+The sampler's value ``v_i`` gives the location ``l_i = mu_i + K (v_i - mu_i)`` for a
+matrix ``K`` (the identity when the sampler draws the locations themselves;
+``Sigma^(w/2)`` when it draws them partially non-centred,
 :mod:`impactmodel.bayes.partial_scaling`). With ``s_i = v_i - mu_i``, ``r_i = K s_i =
 l_i - mu_i``, ``P = Sigma^-1`` and a weight vector ``u`` (``P 1`` in the model),
 :class:`LocationSums` computes
@@ -27,6 +35,9 @@ u (B[g_i] . x_i) + c_i`` and ``t_i = K' e_i``::
     dv_i = t_i,   dG[g] = sum_{i in g} (c_i - t_i),   dS[g] = sum_{i in g} (1' (c_i - t_i)) x_i,
     dC = sum_i (c_i - t_i) w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i,
     dK = sum_i e_i s_i'
+
+Indexing the profiles took the gradient at 81,471 respondents from 11.1 to 10.1 ms
+(``benchmarks/README.md``, session of 2026-12-07, second).
 
 Why an ``Op``: written as PyTensor operations, the gathers of ``G`` and ``S`` by
 respondent, their scatter-add gradients, the triangular solve and a dozen
@@ -70,8 +81,9 @@ from impactmodel.bayes.partial_scaling import scaling_power
 #: differentiable inputs (and their ranks), in order
 PARAMETERS = (("value", 2), ("group_mean", 2), ("group_slope", 2), ("coefficients", 2),
               ("precision", 2), ("weight", 1), ("scaling", 2))
-#: data inputs (and their ranks): group per respondent, covariates w, practices x
-DATA = (("group", 1), ("covariates", 2), ("practices", 2))
+#: data inputs (and their ranks): group and profile per respondent, the profiles'
+#: covariates w and practices x
+DATA = (("group", 1), ("profile", 1), ("covariates", 2), ("practices", 2))
 
 
 @dataclass(frozen=True)
@@ -88,30 +100,60 @@ class LocationPredictor:
         ``C``.
     group : TensorVariable of int, shape (respondents,)
         ``g_i``, each within ``0 .. groups - 1`` (not checked by the loops).
-    covariates : TensorVariable, shape (respondents, covariates)
-        ``w_i``.
-    practices : TensorVariable, shape (respondents, practices)
-        ``x_i``.
+    profile : TensorVariable of int, shape (respondents,)
+        ``p_i``, each within ``0 .. profiles - 1`` (not checked by the loops).
+    covariates : TensorVariable, shape (profiles, covariates)
+        ``w`` of each profile.
+    practices : TensorVariable, shape (profiles, practices)
+        ``x`` of each profile.
     """
 
     group_mean: Any
     group_slope: Any
     coefficients: Any
     group: Any
+    profile: Any
     covariates: Any
     practices: Any
 
     def parts(self) -> tuple[Any, ...]:
-        """Return the six arrays in :class:`LocationSums`'s order (``G, S, C``, then data)."""
+        """Return the seven arrays in :class:`LocationSums`'s order (``G, S, C``, then data)."""
         return (self.group_mean, self.group_slope, self.coefficients, self.group,
-                self.covariates, self.practices)
+                self.profile, self.covariates, self.practices)
+
+
+def respondent_profiles(covariates: NDArray[Any], practices: NDArray[Any]
+                        ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Index each respondent's distinct row of covariates and practices (their profile).
+
+    Parameters
+    ----------
+    covariates : ndarray, shape (respondents, covariates)
+    practices : ndarray, shape (respondents, practices)
+
+    Returns
+    -------
+    profile : ndarray of int64, shape (respondents,)
+    profile_covariates : ndarray of float64, shape (profiles, covariates)
+    profile_practices : ndarray of float64, shape (profiles, practices)
+        Such that ``profile_covariates[profile]`` is ``covariates`` and
+        ``profile_practices[profile]`` is ``practices``.
+    """
+    w = np.asarray(covariates, dtype=np.float64)
+    x = np.asarray(practices, dtype=np.float64)
+    if w.ndim != 2 or x.ndim != 2 or len(w) != len(x):
+        raise ValueError(f"covariates and practices must be matrices of one row per "
+                         f"respondent, got shapes {w.shape} and {x.shape}")
+    rows, profile = np.unique(np.column_stack([w, x]), axis=0, return_inverse=True)
+    return (profile.reshape(-1).astype(np.int64), np.ascontiguousarray(rows[:, :w.shape[1]]),
+            np.ascontiguousarray(rows[:, w.shape[1]:]))
 
 
 def predictor_mean(group_mean: Any, group_slope: Any, coefficients: Any, group: Any,
-                   covariates: Any, practices: Any) -> Any:
+                   profile: Any, covariates: Any, practices: Any) -> Any:
     """``mu`` (respondents x impacts), for numpy arrays or tensors alike."""
-    slope_term = (practices * group_slope[group]).sum(axis=1)
-    return group_mean[group] + covariates @ coefficients.T + slope_term[:, None]
+    slope_term = (practices[profile] * group_slope[group]).sum(axis=1)
+    return group_mean[group] + (covariates @ coefficients.T)[profile] + slope_term[:, None]
 
 
 @dataclass(frozen=True)
@@ -231,12 +273,12 @@ class LocationSums(_SizedOp):
                 output_storage: list[list[Any]]) -> None:
         """Vectorised numpy version (the reference for the numba loop)."""
         self.sizes.check(inputs)
-        value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x = inputs
-        mean = predictor_mean(g_mean, g_slope, coef, group, w, x)
+        value, g_mean, g_slope, coef, precision, weight, scaling, group, profile, w, x = inputs
+        mean = predictor_mean(g_mean, g_slope, coef, group, profile, w, x)
         r = (value - mean) @ scaling.T if self.scaled else value - mean
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
-        np.add.at(h, group, (r @ weight)[:, None] * x)
+        np.add.at(h, group, (r @ weight)[:, None] * x[profile])
         output_storage[1][0] = h
         if self.scaled:
             output_storage[2][0] = mean + r
@@ -286,15 +328,17 @@ class LocationSumsGradient(_SizedOp):
         if not self.scaled:
             inputs = [*inputs, np.zeros_like(inputs[0])]
         self.sizes.check(inputs[:-3])
-        value, g_mean, g_slope, coef, precision, weight, scaling, group, w, x, a, b, c = inputs
+        (value, g_mean, g_slope, coef, precision, weight, scaling, group, profile, w, x,
+         a, b, c) = inputs
         if b.shape[1] != self.sizes.practices or c.shape != value.shape:
             raise ValueError(f"locations: cotangents of shapes {b.shape} and {c.shape}, "
                              f"the Op's H and l are (groups, {self.sizes.practices}) and "
                              f"{value.shape}")
         if not self.scaled:
             scaling = np.eye(self.sizes.impacts)
-        s = value - predictor_mean(g_mean, g_slope, coef, group, w, x)
+        s = value - predictor_mean(g_mean, g_slope, coef, group, profile, w, x)
         r = s @ scaling.T
+        x = x[profile]
         bx = np.sum(b[group] * x, axis=1)
         e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :] + c
         t = e @ scaling
@@ -303,7 +347,7 @@ class LocationSumsGradient(_SizedOp):
         np.add.at(d_mean, group, d_mu)
         np.add.at(d_slope, group, d_mu.sum(axis=1)[:, None] * x)
         d_scaling = e.T @ s if self.scaled else np.zeros((self.sizes.impacts,) * 2)
-        values = [t, d_mean, d_slope, d_mu.T @ w, a * r.T @ r, r.T @ bx, d_scaling]
+        values = [t, d_mean, d_slope, d_mu.T @ w[profile], a * r.T @ r, r.T @ bx, d_scaling]
         for storage, v in zip(output_storage, values, strict=True):
             storage[0] = np.asarray(v, dtype=np.float64)
 
@@ -321,9 +365,9 @@ def _checked(inputs: Sequence[Any], sizes: Sizes | None = None) -> list[Any]:
         tensor = pt.as_tensor_variable(v)
         if tensor.ndim != rank:
             raise TypeError(f"{name} must have {rank} dimensions, got {tensor.ndim}")
-        if name == "group":
+        if name in ("group", "profile"):
             if not tensor.dtype.startswith(("int", "uint")):
-                raise TypeError(f"group must hold integers, got {tensor.dtype}")
+                raise TypeError(f"{name} must hold integers, got {tensor.dtype}")
             tensor = tensor.astype("int64")
         elif tensor.dtype != "float64":
             tensor = tensor.astype("float64")
@@ -367,7 +411,7 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
         impacts = pt.as_tensor_variable(value).type.shape[1]
         scaling = pt.eye(impacts if impacts is not None else value.shape[1])
     inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight, scaling,
-              p.group, p.covariates, p.practices]
+              p.group, p.profile, p.covariates, p.practices]
     outputs = LocationSums(Sizes.of(_checked(inputs)), scaled)(*inputs)
     assert isinstance(outputs, list)
     located = [] if scaled else [value]  # a new list: the node's own is not to be touched
@@ -464,8 +508,8 @@ def by_department(by_group: Any, slopes: IntegratedSlopes) -> pt.TensorVariable:
 
 def _split(params: Sequence[Any]) -> tuple[LocationPredictor, Any, IntegratedSlopes | None]:
     """Split the density's parameters into (predictor, chol, slopes or None)."""
-    g_mean, g_slope, coef, chol, group, w, x, *rest = params
-    predictor = LocationPredictor(g_mean, g_slope, coef, group, w, x)
+    g_mean, g_slope, coef, chol, group, profile, w, x, *rest = params
+    predictor = LocationPredictor(g_mean, g_slope, coef, group, profile, w, x)
     return predictor, chol, IntegratedSlopes(*rest) if rest else None
 
 
@@ -484,7 +528,7 @@ def _locations_random(*params: Any, rng: np.random.Generator | None = None,
     mean = predictor_mean(*predictor.parts())
     if slopes is not None:
         basis = np.asarray(slopes.basis)
-        practices = np.asarray(predictor.practices)
+        practices = np.asarray(predictor.practices)[np.asarray(predictor.profile)]
         own = (float(slopes.scale) * generator.standard_normal(
             (practices.shape[1], basis.shape[1]))) @ basis.T  # practice x department
         department = np.asarray(slopes.group_department)[np.asarray(predictor.group)]
@@ -547,7 +591,7 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
     """
     if not 0.0 <= exponent <= 1.0:
         raise ValueError(f"the scale exponent must be in [0, 1], got {exponent}")
-    signature = "(g,m),(g,s),(m,w),(m,m),(n),(n,w),(n,s)"
+    signature = "(g,m),(g,s),(m,w),(m,m),(n),(n),(p,w),(p,s)"
     params = [*predictor.parts()[:3], chol, *predictor.parts()[3:]]
     if slopes is not None:
         signature += ",(),(g),(k),(k,k),(d,c)"
@@ -565,23 +609,32 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
 _SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def _residuals_loop(m: int, n_slopes: int, n_covariates: int, scaled: bool) -> Any:
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _profile_terms(coefficients: Any, covariates: Any) -> Any:  # pragma: no cover - numba
+    """``C w`` of each profile (profiles x impacts)."""
+    terms = np.zeros((covariates.shape[0], coefficients.shape[0]))
+    for p in range(covariates.shape[0]):
+        for k in range(coefficients.shape[0]):
+            for c in range(coefficients.shape[1]):
+                terms[p, k] += coefficients[k, c] * covariates[p, c]
+    return terms
+
+
+def _residuals_loop(m: int, n_slopes: int, scaled: bool) -> Any:
     """Return the loops' step for respondent ``i``: ``s_i = v_i - mu_i`` and ``r_i = K s_i``.
 
-    ``s_i`` goes into ``offset`` (when scaled) and ``r_i`` into ``r``; compiled for the
-    sizes and inlined into both loops.
+    ``s_i`` goes into ``offset`` (when scaled) and ``r_i`` into ``r``; ``profile_terms``
+    is :func:`_profile_terms`'s table. Compiled for the sizes and inlined into both loops.
     """
 
     @numba_basic.numba_njit(boundscheck=False, inline="always")
-    def residuals(i, g, value, group_mean, group_slope, coefficients, scaling, covariates,
+    def residuals(i, g, p, value, group_mean, group_slope, profile_terms, scaling,
                   practices, offset, r):  # type: ignore[no-untyped-def]
         slope_term = 0.0
         for s in range(n_slopes):
-            slope_term += practices[i, s] * group_slope[g, s]
+            slope_term += practices[p, s] * group_slope[g, s]
         for k in range(m):
-            residual = value[i, k] - group_mean[g, k] - slope_term
-            for c in range(n_covariates):
-                residual -= coefficients[k, c] * covariates[i, c]
+            residual = value[i, k] - group_mean[g, k] - slope_term - profile_terms[p, k]
             if scaled:
                 offset[k] = residual
             else:
@@ -602,23 +655,24 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
     scaled = op.scaled
-    residuals = _residuals_loop(m, n_slopes, n_covariates, scaled)
+    residuals = _residuals_loop(m, n_slopes, scaled)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_sums_loop(value, group_mean, group_slope, coefficients, precision, weight,
-                           scaling, group, covariates,
+                           scaling, group, profile, covariates,
                            practices):  # type: ignore[no-untyped-def]
         if not _sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
                            coefficients, precision, weight, scaling, covariates, practices):
             raise ValueError("locations: inputs of other sizes than the Op's")
+        profile_terms = _profile_terms(coefficients, covariates)
         quadratic = 0.0
         h = np.zeros(group_slope.shape)
         located = np.empty_like(value) if scaled else np.empty((0, m))
         offset, r = np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
-            g = group[i]
-            residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
-                      covariates, practices, offset, r)
+            g, p = group[i], profile[i]
+            residuals(i, g, p, value, group_mean, group_slope, profile_terms, scaling,
+                      practices, offset, r)
             if scaled:
                 for j in range(m):  # l_i = v_i - s_i + r_i
                     located[i, j] = value[i, j] - offset[j] + r[j]
@@ -630,16 +684,16 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                 quadratic += r[j] * row
                 weighted += weight[j] * r[j]
             for s in range(n_slopes):
-                h[g, s] += weighted * practices[i, s]
+                h[g, s] += weighted * practices[p, s]
         return np.asarray(quadratic), h, located
 
     @numba_basic.numba_njit
     def without_locations(value, group_mean, group_slope, coefficients, precision, weight,
-                          scaling, group, covariates,
+                          scaling, group, profile, covariates,
                           practices):  # type: ignore[no-untyped-def]
         quadratic, h, _ = location_sums_loop(value, group_mean, group_slope, coefficients,
-                                             precision, weight, scaling, group, covariates,
-                                             practices)
+                                             precision, weight, scaling, group, profile,
+                                             covariates, practices)
         return quadratic, h
 
     return (location_sums_loop if scaled else without_locations), (
@@ -652,33 +706,34 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
     scaled = op.scaled
-    residuals = _residuals_loop(m, n_slopes, n_covariates, scaled)
+    residuals = _residuals_loop(m, n_slopes, scaled)
 
     @numba_basic.numba_njit(boundscheck=False)
     def location_gradient_loop(value, group_mean, group_slope, coefficients, precision,
-                               weight, scaling, group, covariates, practices, a, b,
+                               weight, scaling, group, profile, covariates, practices, a, b,
                                c):  # type: ignore[no-untyped-def]
         if not (_sizes_hold(m, n_slopes, n_covariates, value, group_mean, group_slope,
                             coefficients, precision, weight, scaling, covariates, practices)
                 and b.shape[1] == n_slopes
                 and (not scaled or (c.shape[0] == value.shape[0] and c.shape[1] == m))):
             raise ValueError("locations: inputs of other sizes than the Op's")
+        profile_terms = _profile_terms(coefficients, covariates)
         a_value = a.item()
         symmetric = a_value * (precision + precision.T)
         d_value = np.empty_like(value)
         d_mean, d_slope = np.zeros_like(group_mean), np.zeros_like(group_slope)
-        d_coefficients = np.zeros((m, n_covariates))
+        d_profile = np.zeros(profile_terms.shape)  # the cotangent of C w per profile
         residual_squares = np.zeros((m, m))
         d_weight = np.zeros(m)
         d_scaling = np.zeros((m, m))
         offset, r, e = np.empty(m), np.empty(m), np.empty(m)
         for i in range(value.shape[0]):
-            g = group[i]
-            residuals(i, g, value, group_mean, group_slope, coefficients, scaling,
-                      covariates, practices, offset, r)
+            g, p = group[i], profile[i]
+            residuals(i, g, p, value, group_mean, group_slope, profile_terms, scaling,
+                      practices, offset, r)
             bx = 0.0
             for s in range(n_slopes):
-                bx += b[g, s] * practices[i, s]
+                bx += b[g, s] * practices[p, s]
             e_sum = 0.0
             for j in range(m):  # e_i, the cotangent of r_i
                 e_j = weight[j] * bx + (c[i, j] if scaled else 0.0)
@@ -692,8 +747,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                     e_sum += e_j
                     d_value[i, j] = e_j
                     d_mean[g, j] -= e_j
-                    for q in range(n_covariates):
-                        d_coefficients[j, q] -= e_j * covariates[i, q]
+                    d_profile[p, j] -= e_j
             if scaled:
                 mu_sum = 0.0
                 for k in range(m):  # t_i = K' e_i; mu_i's cotangent c_i - t_i
@@ -705,22 +759,26 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                     d_mu = c[i, k] - t_k
                     mu_sum += d_mu
                     d_mean[g, k] += d_mu
-                    for q in range(n_covariates):
-                        d_coefficients[k, q] += d_mu * covariates[i, q]
+                    d_profile[p, k] += d_mu
                 for s in range(n_slopes):
-                    d_slope[g, s] += mu_sum * practices[i, s]
+                    d_slope[g, s] += mu_sum * practices[p, s]
             else:
                 for s in range(n_slopes):
-                    d_slope[g, s] -= e_sum * practices[i, s]
+                    d_slope[g, s] -= e_sum * practices[p, s]
+        d_coefficients = np.zeros((m, n_covariates))
+        for p in range(covariates.shape[0]):
+            for k in range(m):
+                for q in range(n_covariates):
+                    d_coefficients[k, q] += d_profile[p, k] * covariates[p, q]
         return (d_value, d_mean, d_slope, d_coefficients, a_value * residual_squares,
                 d_weight, d_scaling)
 
     @numba_basic.numba_njit
     def without_locations(value, group_mean, group_slope, coefficients, precision, weight,
-                          scaling, group, covariates, practices, a,
+                          scaling, group, profile, covariates, practices, a,
                           b):  # type: ignore[no-untyped-def]
         return location_gradient_loop(value, group_mean, group_slope, coefficients,
-                                      precision, weight, scaling, group, covariates,
+                                      precision, weight, scaling, group, profile, covariates,
                                       practices, a, b, np.empty((0, m)))
 
     return (location_gradient_loop if scaled else without_locations), (
@@ -731,4 +789,4 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
 __all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",
            "LocationSumsGradient", "Sizes", "by_department", "location_sums", "locations_logp",
            "precision_and_weight", "predictor_mean", "respondent_locations",
-           "scaled_locations"]
+           "respondent_profiles", "scaled_locations"]

@@ -172,6 +172,7 @@ from impactmodel.bayes.locations import (
     location_sums,
     precision_and_weight,
     respondent_locations,
+    respondent_profiles,
 )
 from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.bayes.sampling import BuiltModel, Trajectory
@@ -259,8 +260,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     answers = answer_indices(data.x, data.y, data.item, data.respondent, data.item_impact,
                              pair_of, data.population, data.n_levels, n_impacts)
     slope_design = DepartmentSlopeDesign.of(data.x, data.department, data.department_region)
-    arrays = {**answers, "x": data.x, "covariates_practices": np.column_stack([data.z, data.x]),
+    resp_profile, profile_covariates, profile_x = respondent_profiles(
+        np.column_stack([data.z, data.x]), data.x)
+    arrays = {**answers, "profile_x": profile_x, "profile_covariates": profile_covariates,
               "resp_group": data.department * n_pop + data.population,
+              "resp_profile": resp_profile,
               "slope_eigenvalues": slope_design.eigenvalues,
               "slope_eigenvectors": slope_design.eigenvectors}
     packed = PackedArrays.pack(arrays)
@@ -303,11 +307,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             group_mean=(u_dept.T[group_dept] - cut_level[None, :] + shift_level[group_pop]),
             group_slope=effects.population.T[group_pop] + effects.department.T[group_dept],
             coefficients=pt.concatenate([gamma, effects.by_impact()], axis=1),
-            group=d["resp_group"],
+            group=d["resp_group"], profile=d["resp_profile"],
             # the sizes the locations' loops are compiled for (locations.Sizes)
-            covariates=pt.specify_shape(d["covariates_practices"],
+            covariates=pt.specify_shape(d["profile_covariates"],
                                         (None, data.z.shape[1] + data.x.shape[1])),
-            practices=pt.specify_shape(d["x"], (None, data.x.shape[1])))
+            practices=pt.specify_shape(d["profile_x"], (None, data.x.shape[1])))
         slopes = IntegratedSlopes(
             scale=model["b_department_scale"], group_department=group_dept,
             eigenvalues=d["slope_eigenvalues"], eigenvectors=d["slope_eigenvectors"],
