@@ -44,7 +44,8 @@ INV_LN2 = 1.44269504088896338700e+00
 #: beyond these ``exp`` is 0 (``exp(-746) < 2^-1075``) or ``inf`` (``exp(710) > 2^1024``)
 LOWEST, HIGHEST = -746.0, 710.0
 _C = tuple(1.0 / math.factorial(k) for k in range(14))
-(_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13) = _C
+_C0 = _C[0]
+_HORNER = _C[12:0:-1]
 
 #: digest of this file, for the cache keys of the compiled loops that call it
 SOURCE_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
@@ -59,18 +60,9 @@ def exp_into(x: Any, out: Any) -> Any:  # pragma: no cover - compiled by numba
         v = min(max(x[i], LOWEST), HIGHEST)
         k = np.floor(v * INV_LN2 + 0.5)
         r = (v - k * LN2_HI) - k * LN2_LO
-        p = _C13 * r + _C12
-        p = p * r + _C11
-        p = p * r + _C10
-        p = p * r + _C9
-        p = p * r + _C8
-        p = p * r + _C7
-        p = p * r + _C6
-        p = p * r + _C5
-        p = p * r + _C4
-        p = p * r + _C3
-        p = p * r + _C2
-        p = p * r + _C1
+        p = _C[13]
+        for coefficient in _HORNER:  # 1 / 12!, ..., 1 / 1!
+            p = p * r + coefficient
         out[i] = p * r + _C0
         whole = np.int64(k)
         half = whole >> 1
