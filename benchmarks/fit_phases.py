@@ -57,7 +57,7 @@ class Recorder:
                                      int(chain.total_num_steps), float(chain.runtime_ms),
                                      float(chain.step_size)))
 
-    def phases(self, tune: int) -> list[dict[str, float]]:
+    def phases(self, tune: int) -> list[dict[str, Any]]:
         """Per chain: warm-up and draws as (seconds, leapfrog steps), from the records.
 
         The warm-up ends at the first record after ``tune`` finished draws (nutpie counts
