@@ -62,7 +62,8 @@ class Recorder:
 
         The warm-up ends at the first record after ``tune`` finished draws (nutpie counts
         the warm-up's iterations among its draws); its figures are read there, so they
-        include up to one reporting interval of draws.
+        include up to one reporting interval of draws. The windows' steps per iteration
+        are read from the last record at or before each window's bounds, likewise.
         """
         rows = []
         for chain in sorted({r[0] for r in self.records}):
@@ -106,6 +107,9 @@ def main() -> None:
                         help="write the posterior draws, without the locations, to this "
                              "netCDF file (to study the slowest parameters)")
     args = parser.parse_args()
+    malformed = [item for item in args.option if "=" not in item]
+    if malformed:
+        parser.error(f"--option takes NAME=VALUE, got {', '.join(malformed)}")
     extra = dict(item.split("=", 1) for item in args.option)
     extra = {name: _number(value) for name, value in extra.items()}
 
@@ -189,8 +193,7 @@ def main() -> None:
         saved = posterior[keep]
         for name in ("energy", "n_steps", "step_size"):
             if name in stats:
-                saved[f"sample_stats_{name}"] = stats[name].to_dataset()[name] \
-                    if hasattr(stats[name], "to_dataset") else stats[name]
+                saved[f"sample_stats_{name}"] = stats[name]
         saved.to_netcdf(args.save_posterior)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
