@@ -17,7 +17,7 @@ import xarray as xr
 from conftest import potential_at_draw
 from scipy import linalg
 from scipy.special import expit
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, norm
 
 from impactmodel import load_survey
 from impactmodel.bayes import SamplerSettings, ordinal
@@ -32,6 +32,7 @@ from impactmodel.bayes.ordinal import (
     ordinal_item_model,
 )
 from impactmodel.bayes.partial_scaling import LARGEST_EXPONENT, scale_exponent
+from impactmodel.bayes.priors import OrdinalPriors
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.outcomes import effect_cell_in_sum_to_zero_coding
 
@@ -54,14 +55,17 @@ def at_a_point(tmp_path_factory):
     names = ["kappa", "delta", "u_department", "gamma", "trait_sd", "trait_correlation",
              "person_relative", "effect_cell", "b_population", "b_region",
              "b_department_scale", "b_department_own_mean", "location_total_precision",
-             "b", "b_region_scale"]
+             "b", "b_region_scale", "kappa_weighted"]
     potentials = {p.name: p for p in model.potentials}
     outputs = model.replace_rvs_by_values([potentials["likelihood"],
                                            *(model[n] for n in names)])
     location_prior = model.logp(vars=[model["person_relative"]])
-    values = model.compile_fn([*outputs, location_prior], inputs=model.value_vars,
+    # the cut-points' prior density in the model's coordinates, without the ordering's
+    # Jacobian (the same for both coordinates: a common shift keeps the differences)
+    cut_prior = model.logp(vars=[model["kappa_weighted"]], jacobian=False)
+    values = model.compile_fn([*outputs, location_prior, cut_prior], inputs=model.value_vars,
                               on_unused_input="ignore", point_fn=True)(point)
-    parameters = dict(zip(names, values[1:-1], strict=True))
+    parameters = dict(zip(names, values[1:-2], strict=True))
     kappa, u = parameters["kappa"], parameters["u_department"]
     # each impact's mean cut-point, over its items' cuts
     cut_level = np.array([kappa[data.item_impact == impact].mean()
@@ -92,7 +96,7 @@ def at_a_point(tmp_path_factory):
     z_rows = np.einsum("ip,ij->ipj", data.x, basis[r_dept]).reshape(len(r_dept), -1)
     design = np.repeat(z_rows, n_impacts, axis=0)
     return dict(data=data, parameters=parameters, likelihood=values[0],
-                location_prior=values[-1], cut_level=cut_level,
+                location_prior=values[-2], cut_prior=values[-1], cut_level=cut_level,
                 shift_level=shift_level,
                 location=location, predictor=predictor, b_dept=b_dept,
                 covariance=correlation * np.outer(sd, sd), basis=basis, design=design)
@@ -126,6 +130,21 @@ def test_likelihood_matches_the_cumulative_logit_formula(at_a_point):
     assert np.ptp(cut_level) > 0.1 and np.abs(cut_level).max() > 0.1  # a point that tells
     assert np.abs(at_a_point["shift_level"]).max() > 0.05
     assert at_a_point["likelihood"] == pytest.approx(np.log(prob).sum(), rel=1e-9)
+
+
+def test_cut_points_prior_is_normal_on_the_reported_cut_points(at_a_point):
+    """The sampler draws each item's cut-points at its answer-weighted shift
+    (``kappa - w'delta``, :mod:`impactmodel.bayes.item_shifts`); the prior must still be
+    ``kappa ~ N(0, cutpoint_sd)`` iid (ordered) on the reported cut-points."""
+    parameters = at_a_point["parameters"]
+    kappa, weighted = parameters["kappa"], parameters["kappa_weighted"]
+    # the two differ by a shift per item, the same for all of its cuts
+    shift = kappa - weighted
+    assert np.abs(shift).max() > 0.05
+    np.testing.assert_allclose(shift, shift[:, :1] * np.ones_like(shift), atol=1e-12)
+    expected = norm.logpdf(kappa, 0.0, OrdinalPriors().cutpoint_sd).sum()
+    # PyMC's normal log-density rounds its constant log(2 pi) / 2 (2e-8 per value)
+    assert at_a_point["cut_prior"] == pytest.approx(expected, abs=1e-7 * kappa.size)
 
 
 def test_locations_prior_integrates_the_department_slopes_out(at_a_point):

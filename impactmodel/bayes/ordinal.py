@@ -161,10 +161,16 @@ from impactmodel.bayes.effects import (
     practice_effects,
     territorial_deviations,
     trait_covariance,
-    within_group_basis,
 )
 from impactmodel.bayes.gaussian import Parametrisation, choose_parametrisation
 from impactmodel.bayes.item_data import ItemData
+from impactmodel.bayes.item_shifts import (
+    alike_contrasts,
+    answer_aligned_basis,
+    answer_weights,
+    pairs_to_grid,
+    shift_averaging,
+)
 from impactmodel.bayes.locations import (
     IntegratedSlopes,
     LocationPredictor,
@@ -251,9 +257,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
-    # (item, population) pairs with answers, sorted by item
-    pairs = np.unique(np.column_stack([data.item, resp_pop]), axis=0)
-    shift_basis = within_group_basis(pairs[:, 0])
+    # (item, population) pairs with answers, sorted by item, and their answers
+    pairs, pair_answers = np.unique(np.column_stack([data.item, resp_pop]), axis=0,
+                                    return_counts=True)
     n_items = len(c["item"])
     pair_of = np.full((n_items, n_pop), -1, dtype=np.int64)  # -1: no answer uses it
     pair_of[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
@@ -266,28 +272,38 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
               "resp_group": data.department * n_pop + data.population,
               "resp_profile": resp_profile,
               "slope_eigenvalues": slope_design.eigenvalues,
-              "slope_eigenvectors": slope_design.eigenvectors}
+              "slope_eigenvectors": slope_design.eigenvectors,
+              # the shifts' and cut-points' coordinates depend on the answers' counts:
+              # data, not constants, so that a new survey reuses the compiled model
+              "shift_basis": answer_aligned_basis(pairs, pair_answers, data.item_impact),
+              "answer_weights": answer_weights(pairs, pair_answers, n_items)}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
                                      "item_population_contrast":
-                                     list(range(shift_basis.shape[1]))}
+                                     list(range(len(pairs) - len(np.unique(pairs[:, 0]))))}
     with pm.Model(coords=coords) as model:
         d = packed.tensors()
         n_cut = data.n_levels - 1
         start = np.linspace(-2, 2, n_cut)
-        # a constant shape (see effects._overall_and_population): the mean cut-point
-        # below would otherwise read the cut dimension's length from a shared variable
-        kappa = pm.Normal("kappa", 0.0, p.cutpoint_sd, dims=("item", "cut"),
-                          shape=(n_items, n_cut),
-                          transform=pm.distributions.transforms.ordered,
-                          initval=np.tile(start, (len(c["item"]), 1)))
         # iid N(0, population_sd) coordinates, drawn as the means of alike contrasts
-        # (same impact, same populations asked, same contrast) and deviations from them
-        shift = pt.dot(pt.as_tensor_variable(shift_basis), iid_normal_by_group(
-            "delta_z", _alike_contrasts(pairs, data.item_impact), 0.0, p.population_sd,
+        # (same impact, same populations asked, same contrast) and deviations from them,
+        # in a basis aligned with the answers (item_shifts.answer_aligned_basis)
+        shift = pt.dot(d["shift_basis"], iid_normal_by_group(
+            "delta_z", alike_contrasts(pairs, data.item_impact), 0.0, p.population_sd,
             dims=("item_population_contrast",)))
+        # kappa ~ N(0, cutpoint_sd), ordered, drawn as kappa - w'delta per item
+        # (item_shifts.answer_weights): a constant shape (see
+        # effects._overall_and_population), else the mean cut-point below would read the
+        # cut dimension's length from a shared variable
+        weighted_shift = pt.dot(d["answer_weights"], shift)[:, None]
+        kappa_weighted = pm.Normal("kappa_weighted", -weighted_shift, p.cutpoint_sd,
+                                   dims=("item", "cut"), shape=(n_items, n_cut),
+                                   transform=pm.distributions.transforms.ordered,
+                                   initval=np.tile(start, (len(c["item"]), 1)))
+        kappa = pm.Deterministic("kappa", kappa_weighted + weighted_shift,
+                                 dims=("item", "cut"))
         # each population's mean shift per impact, over the items it is asked
-        shift_level = pt.dot(pt.as_tensor_variable(_shift_averaging(
+        shift_level = pt.dot(pt.as_tensor_variable(shift_averaging(
             pairs, data.item_impact, n_pop, n_impacts)), shift).reshape((n_pop, n_impacts))
         u_dept = territorial_deviations("u", data.department_region, p.region_sd,
                                         p.department_sd, centred, dims="impact")
@@ -335,7 +351,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         shift_from_origin = (shift + cut_level[pair_impact]
                              - shift_level[pairs[:, 1], pair_impact])
         slope_item = effects.within_impact(data.item_lens, data.item_dimension)
-        pm.Deterministic("delta", _pairs_to_grid(shift, pairs, n_items, n_pop),
+        pm.Deterministic("delta", pairs_to_grid(shift, pairs, n_items, n_pop),
                          dims=("item", "population"))
         # cut-point parts per item x category (see cumulative_logit): with the outer
         # cut-points at -/+ 40 the logistic is 0 / 1 to double precision
@@ -360,34 +376,3 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     stand_ins = (("person_relative_scaled", "person_relative"),) if scale_exponent > 0 else ()
     return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH,
                       target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY, stand_ins=stand_ins)
-
-
-def _alike_contrasts(pairs: np.ndarray, item_impact: np.ndarray) -> np.ndarray:
-    """Group of each within-item contrast of the shifts: (impact, populations asked, column).
-
-    ``pairs`` sorted by item, as :func:`~impactmodel.bayes.effects.within_group_basis`
-    orders its columns (per item, its populations' Helmert contrasts in turn).
-    """
-    keys = []
-    for item in np.unique(pairs[:, 0]):
-        asked = tuple(int(v) for v in pairs[pairs[:, 0] == item, 1])
-        keys += [(int(item_impact[item]), asked, k) for k in range(1, len(asked))]
-    codes = {key: code for code, key in enumerate(dict.fromkeys(keys))}
-    return np.array([codes[key] for key in keys], dtype=np.int64)
-
-
-def _shift_averaging(pairs: np.ndarray, item_impact: np.ndarray, n_pop: int,
-                     n_impacts: int) -> np.ndarray:
-    """Return the (population x impact) x pairs matrix averaging shifts over items asked."""
-    weights = np.zeros((n_pop, n_impacts, len(pairs)))
-    weights[pairs[:, 1], item_impact[pairs[:, 0]], np.arange(len(pairs))] = 1.0
-    weights /= np.maximum(weights.sum(axis=2, keepdims=True), 1.0)
-    return weights.reshape(n_pop * n_impacts, len(pairs))
-
-
-def _pairs_to_grid(shift: pt.TensorVariable, pairs: np.ndarray, n_items: int,
-                   n_pop: int) -> pt.TensorVariable:
-    """Item x population array of the shifts (NaN where the item is not asked)."""
-    grid = pt.full((n_items * n_pop,), np.nan)
-    return pt.set_subtensor(grid[pairs[:, 0] * n_pop + pairs[:, 1]], shift).reshape(
-        (n_items, n_pop))
