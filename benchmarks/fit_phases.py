@@ -102,6 +102,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=SamplerSettings().draws)
     parser.add_argument("--option", action="append", default=[],
                         help="NAME=VALUE, an extra nutpie sampling option (repeatable)")
+    parser.add_argument("--scale-exponent", type=float,
+                        help="w of the locations' partial non-centring (default: the "
+                             "package's rule, ordinal_item_model's scale_exponent)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--save-posterior", type=Path,
                         help="write the posterior draws, without the locations, to this "
@@ -116,7 +119,7 @@ def main() -> None:
     console = Console(width=150)
     data = build_item_data(load_survey(args.survey / "respondents.csv",
                                        args.survey / "codebook.toml"), PRACTICES)
-    built = ordinal_item_model(data)
+    built = ordinal_item_model(data, scale_exponent=args.scale_exponent)
     start = time.perf_counter()
     sampling._compiled(built)
     compile_s = time.perf_counter() - start
@@ -156,6 +159,7 @@ def main() -> None:
     stats = result.idata["sample_stats"]
     figures = {
         "respondents": data.n_respondents, "answers": len(data.y), "options": extra,
+        "scale_exponent": args.scale_exponent,
         "compile_s": compile_s, "nutpie_s": clock["nutpie_end"] - clock["nutpie_start"],
         "before_nutpie_s": clock["nutpie_start"] - start,
         "reading_s": clock["check_start"] - clock["nutpie_end"],
@@ -166,7 +170,9 @@ def main() -> None:
         "convergence": result.convergence.to_dict()}
 
     table = Table(title=f"{data.n_respondents:,} respondents, {len(data.y):,} answers, "
-                        f"4 x ({args.tune} + {args.draws}), options {extra or 'none'}")
+                        f"4 x ({args.tune} + {args.draws}), options {extra or 'none'}"
+                        + ("" if args.scale_exponent is None
+                           else f", scale exponent {args.scale_exponent}"))
     for column in ("chain", "warm-up s", "warm-up steps", "steps / iteration", "ms / step",
                    "draws s", "draw steps", "steps / draw", "ms / step ", "step size"):
         table.add_column(column, justify="right")
@@ -191,7 +197,7 @@ def main() -> None:
         posterior = result.idata["posterior"].to_dataset()
         keep = [name for name in posterior.data_vars if "respondent" not in posterior[name].dims]
         saved = posterior[keep]
-        for name in ("energy", "n_steps", "step_size"):
+        for name in ("energy", "n_steps", "step_size", "diverging", "max_energy_error"):
             if name in stats:
                 saved[f"sample_stats_{name}"] = stats[name]
         saved.to_netcdf(args.save_posterior)

@@ -99,7 +99,13 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
 - ``delta[j, p]``: each item's population shifts, summing to zero over the populations
   the item is asked of (the item's location is in its cut-points). Questionnaires differ
   by population, so a shared population effect beside item cut-points is only weakly
-  identified; per-item shifts are not.
+  identified; per-item shifts are not. Populations differ in size, so the sampler moves
+  in coordinates the answers inform independently (:mod:`impactmodel.bayes.item_shifts`,
+  the prior unchanged): each item's contrasts in a basis aligned with its populations'
+  answers, and its cut-points at the answer-weighted shift (``kappa_weighted``).
+  With Helmert contrasts and the unweighted level, the contrasts of the items asked of
+  the smallest population (1,150 of 81,471 respondents) were correlated -0.8 in pairs
+  and, with those items' cut-points, the slowest parameters of that fit;
 - the intercepts' territorial parts as in the scale-score model, centred or not by data
   size (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
 
