@@ -103,9 +103,9 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   in coordinates the answers inform independently (:mod:`impactmodel.bayes.item_shifts`,
   the prior unchanged): each item's contrasts in a basis aligned with its populations'
   answers, and its cut-points at the answer-weighted shift (``kappa_weighted``).
-  With Helmert contrasts and the unweighted level, the contrasts of the items asked of
-  the smallest population (1,150 of 81,471 respondents) were correlated -0.8 in pairs
-  and, with those items' cut-points, the slowest parameters of that fit;
+  With Helmert contrasts and the unweighted level, the contrasts' means over the items
+  asked of the smallest population (1,150 of 81,471 respondents) were correlated -0.8
+  in pairs and, with those items' cut-points, the slowest parameters of that fit;
 - the intercepts' territorial parts as in the scale-score model, centred or not by data
   size (:func:`~impactmodel.bayes.gaussian.choose_parametrisation`).
 
