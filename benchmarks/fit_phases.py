@@ -110,6 +110,8 @@ def main() -> None:
                         help="write the posterior draws, without the locations, to this "
                              "netCDF file (to study the slowest parameters)")
     args = parser.parse_args()
+    if args.scale_exponent is not None and not 0.0 <= args.scale_exponent <= 1.0:
+        parser.error(f"--scale-exponent takes a value in [0, 1], got {args.scale_exponent}")
     malformed = [item for item in args.option if "=" not in item]
     if malformed:
         parser.error(f"--option takes NAME=VALUE, got {', '.join(malformed)}")

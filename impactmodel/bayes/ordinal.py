@@ -267,6 +267,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     pairs, pair_answers = np.unique(np.column_stack([data.item, resp_pop]), axis=0,
                                     return_counts=True)
     n_items = len(c["item"])
+    shift_basis = answer_aligned_basis(pairs, pair_answers, data.item_impact)
     pair_of = np.full((n_items, n_pop), -1, dtype=np.int64)  # -1: no answer uses it
     pair_of[pairs[:, 0], pairs[:, 1]] = np.arange(len(pairs))
     answers = answer_indices(data.x, data.y, data.item, data.respondent, data.item_impact,
@@ -281,12 +282,12 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
               "slope_eigenvectors": slope_design.eigenvectors,
               # the shifts' and cut-points' coordinates depend on the answers' counts:
               # data, not constants, so that a new survey reuses the compiled model
-              "shift_basis": answer_aligned_basis(pairs, pair_answers, data.item_impact),
+              "shift_basis": shift_basis,
               "answer_weights": answer_weights(pairs, pair_answers, n_items)}
     packed = PackedArrays.pack(arrays)
     coords: dict[str, list[Any]] = {**c, "impact_bis": list(c["impact"]),
                                      "item_population_contrast":
-                                     list(range(len(pairs) - len(np.unique(pairs[:, 0]))))}
+                                     list(range(shift_basis.shape[1]))}
     with pm.Model(coords=coords) as model:
         d = packed.tensors()
         n_cut = data.n_levels - 1
