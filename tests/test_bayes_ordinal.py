@@ -335,6 +335,43 @@ def test_lens_part_centred_from_enough_contrasts_whatever_the_answers_per_respon
         assert "person_relative_scaled" in free
 
 
+def test_slopes_region_parts_take_the_rules_partial_non_centring(tmp_path, monkeypatch):
+    """Under ``auto`` the slopes' region parts are drawn with the ``w`` of
+    :func:`~impactmodel.bayes.partial_scaling.region_slope_exponent` (given the survey's
+    practices, answers and regions); forced forms ignore it."""
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
+                           ["partners"])
+    seen, chosen = [], {"w": 0.0}
+
+    def rule(x, answers, region, n_regions):  # type: ignore[no-untyped-def]
+        seen.append((x, answers, region, n_regions))
+        return chosen["w"]
+
+    monkeypatch.setattr(ordinal.partial_scaling, "region_slope_exponent", rule)
+    expected_free = {0.0: "b_region", 0.4: "b_region_partial", 1.0: "b_region_z"}
+    structures = set()
+    for exponent, name in expected_free.items():
+        chosen["w"] = exponent
+        built = ordinal_item_model(data)
+        free = {v.name for v in built.model.free_RVs}
+        assert name in free and not (set(expected_free.values()) - {name}) & free
+        structures.add(built.structure)
+    assert len(structures) == 3  # a survey with another w compiles its own model
+    x, answers, region, n_regions = seen[-1]
+    np.testing.assert_array_equal(x, data.x)
+    np.testing.assert_array_equal(answers, data.answers_per_respondent_and_impact())
+    np.testing.assert_array_equal(region, data.department_region[data.department])
+    assert n_regions == len(data.coords["region"])
+    seen.clear()
+    for parametrisation, name in (("centred", "b_region"), ("non-centred", "b_region_z")):
+        free = {v.name for v in ordinal_item_model(data, parametrisation=parametrisation
+                                                   ).model.free_RVs}
+        assert name in free
+    assert not seen
+
+
 def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
     """On a split questionnaire, the model's log-density in the sampler's coordinates is
     the centred model's at the same locations plus ``n (w / 2) log det Sigma``."""

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor
+import pytensor.tensor as pt
 import pytest
+from scipy import stats
 
 from impactmodel.bayes.effects import (
     _overall_and_population,
     iid_normal_by_group,
+    partially_centred_zero_sum,
     practice_effects,
     zero_sum_part,
 )
@@ -97,6 +101,63 @@ def test_zero_sum_part_has_the_same_prior_centred_or_not(centred: bool) -> None:
     for practice in range(2):
         np.testing.assert_allclose(np.cov(draws[:, practice, :], rowvar=False), expected,
                                    atol=0.025 * scale**2)
+
+
+def test_partially_centred_zero_sum_keeps_the_prior_given_the_scale() -> None:
+    """With a half-normal scale, ``part / scale`` is a standard zero-sum normal whatever
+    ``w`` (covariance ``I - 1 1' / K``, independent of the scale)."""
+    k = 4
+    with pm.Model(coords={"practice": ["p1", "p2"], "region": list("abcd")}) as model:
+        scale = pm.HalfNormal("scale", 0.3)
+        part = partially_centred_zero_sum("b_region", scale, ("practice", "region"), 0.4)
+    assert {v.name for v in model.free_RVs} == {"scale", "b_region_partial"}
+    part_draws, scale_draws = (np.asarray(d) for d in
+                               pm.draw([part, scale], draws=DRAWS, random_seed=20261207))
+    np.testing.assert_allclose(part_draws.sum(axis=-1), 0.0, atol=1e-9)
+    standard = part_draws / scale_draws[:, None, None]
+    for practice in range(2):
+        np.testing.assert_allclose(np.cov(standard[:, practice, :], rowvar=False),
+                                   np.eye(k) - 1.0 / k, atol=0.025)
+        # independent of the scale: |part / scale| is uncorrelated with log(scale)
+        assert abs(np.corrcoef(np.log(scale_draws),
+                               np.abs(standard[:, practice, 0]))[0, 1]) < 0.025
+
+
+@pytest.mark.parametrize("exponent", [0.0, 0.35, 1.0])
+def test_partially_centred_zero_sum_density_is_the_centred_one_plus_the_jacobian(
+        exponent: float) -> None:
+    """The model's log-density in the sampler's coordinates ``(log scale, v)`` is the
+    half-normal's (with the log transform's Jacobian, ``log scale``) plus, for each
+    practice, the zero-sum normal's density of ``part = scale^w v`` on its ``K - 1``
+    dimensional subspace, ``-(K - 1) / 2 log(2 pi scale^2) - |part|^2 / (2 scale^2)``,
+    plus ``log |d part / d v| = (K - 1) w log scale``."""
+    k, scale_sd = 5, 0.3
+    with pm.Model(coords={"practice": ["p1", "p2"], "region": list("abcde")}) as model:
+        scale = pm.HalfNormal("scale", scale_sd)
+        part = partially_centred_zero_sum("b_region", scale, ("practice", "region"),
+                                          exponent)
+    free = model.free_RVs[1]
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(2, k))
+    v -= v.mean(axis=1, keepdims=True)
+    logp = model.compile_logp()
+    # the zero-sum transform is an isometry onto the subspace's coordinates (no Jacobian)
+    transform = model.rvs_to_transforms[free]
+    coordinates = transform.forward(pt.as_tensor(v)).eval()
+    value_name = model.rvs_to_values[free].name
+    for value in (0.05, 0.4):
+        density = float(logp({"scale_log__": np.log(value), value_name: coordinates}))
+        values = pytensor.function([scale, free], part, on_unused_input="ignore")(value, v)
+        np.testing.assert_allclose(values, value**exponent * v, rtol=1e-12)
+        expected = (stats.halfnorm.logpdf(value, scale=scale_sd) + np.log(value)
+                    + 2 * (-(k - 1) / 2 * np.log(2 * np.pi * value**2)
+                           + (k - 1) * exponent * np.log(value))
+                    - np.sum(values**2) / (2 * value**2))
+        assert density == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    with pm.Model(coords={"practice": ["p1"], "region": list("ab")}), \
+            pytest.raises(ValueError, match=r"in \[0, 1\], got 1.2"):
+        partially_centred_zero_sum("b_region", pm.math.constant(1.0), ("practice", "region"),
+                                   1.2)
 
 
 def test_cell_parts_centred_or_not_one_by_one() -> None:

@@ -26,6 +26,7 @@ from impactmodel.bayes.locations import (
 )
 from impactmodel.bayes.partial_scaling import (
     LARGEST_EXPONENT,
+    region_slope_exponent,
     scale_exponent,
     scaling_power,
 )
@@ -123,6 +124,27 @@ def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
     with pm.Model(), pytest.raises(ValueError, match=r"in \[0, 1\], got 1.5"):
         respondent_locations("l", predictor, pt.as_tensor(CHOL), dims=("r", "m"),
                              exponent=1.5)
+
+
+def test_region_slope_exponent_is_the_prior_share_left_by_hand():
+    """Region 0: two respondents with x = +-2 and 10 answers to each of two impacts
+    (each impact: 1 / (1 + 1 / (10 x 0.3)) = 0.75), so I = 2 x 4 x 1.5 = 12; region 1:
+    one respondent with x = 1 and 10 answers to one impact, I = 0.75; region 2: nobody,
+    I = 0. With a slope sd of 0.5 the shares are 1 / (1 + 0.25 I): 0.25, 0.8421, 1."""
+    x = np.array([[2.0], [-2.0], [1.0]])
+    answers = np.array([[10, 10, 0], [10, 0, 10], [0, 10, 0]])
+    region = np.array([0, 0, 1])
+    # regions 0 and 1: mean 0.5461 -> 0.55; with region 2: mean 0.6974 -> 0.7
+    assert region_slope_exponent(x, answers, region, 2, slope_sd=0.5) == pytest.approx(0.55)
+    assert region_slope_exponent(x, answers, region, 3, slope_sd=0.5) == pytest.approx(0.7)
+    # the trait's variance adds to each location's: 2 x 1 / (3 + 1/3) = 0.6 per
+    # respondent of region 0, I = 4.8 -> share 1 / 2.2; region 1: 0.3, share 1 / 1.075;
+    # mean 0.6924 -> 0.7
+    assert region_slope_exponent(x, answers, region, 2, slope_sd=0.5,
+                                 trait_variance=3.0) == pytest.approx(0.7)
+    # a second practice, zero for everyone: its shares are 1, mean (0.25 + 0.8421 + 2) / 4
+    two = np.column_stack([x, np.zeros(3)])
+    assert region_slope_exponent(two, answers, region, 2, slope_sd=0.5) == pytest.approx(0.75)
 
 
 # a bivariate normal-normal model: l_i ~ N(G, Sigma), y_i ~ N(l_i, S^2 I), Sigma with

@@ -73,10 +73,36 @@ def zero_sum_part(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
     Centred: ``ZeroSumNormal(sigma=scale)``; non-centred: ``scale`` times a standard
     ``ZeroSumNormal`` named ``{name}_z`` (no funnel when the data say little).
     """
-    if centred:
+    return partially_centred_zero_sum(name, scale, dims, 0.0 if centred else 1.0)
+
+
+def partially_centred_zero_sum(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
+                               exponent: float) -> pt.TensorVariable:
+    """Declare a sum-to-zero normal part of sd ``scale``, partially non-centred.
+
+    The sampler draws ``{name}_partial ~ ZeroSumNormal(sigma=scale^(1 - w))`` and the part
+    is ``scale^w`` times it, ``w`` the ``exponent``: given ``scale`` the part is
+    ``ZeroSumNormal(sigma=scale)`` whatever ``w``, so only the coordinates change
+    (Papaspiliopoulos, Roberts and Sköld 2007, *Statistical Science* 22(1), 59-73; the
+    weight for a survey: :func:`~impactmodel.bayes.partial_scaling.region_slope_exponent`).
+    ``w = 0`` is the centred form (the part itself, named ``name``) and ``w = 1`` the
+    non-centred one (``{name}_z``, standard), as :func:`zero_sum_part` declares them.
+
+    Raises
+    ------
+    ValueError
+        If ``exponent`` is outside ``[0, 1]``.
+    """
+    if not 0.0 <= exponent <= 1.0:
+        raise ValueError(f"{name}: the partial non-centring's exponent must lie in [0, 1], "
+                         f"got {exponent}")
+    if exponent == 0.0:
         return pm.ZeroSumNormal(name, sigma=scale, dims=dims)
-    return pm.Deterministic(name, scale * pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dims),
-                            dims=dims)
+    if exponent == 1.0:
+        free = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dims)
+    else:
+        free = pm.ZeroSumNormal(f"{name}_partial", sigma=scale ** (1.0 - exponent), dims=dims)
+    return pm.Deterministic(name, scale**exponent * free, dims=dims)
 
 
 def within_group_basis(group: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -152,7 +178,8 @@ def iid_normal_by_group(name: str, group: NDArray[np.integer], mu: float, sigma:
 def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
                            dims: str, spatial: AdjacencyGraph | None = None,
-                           integrated: bool = False) -> pt.TensorVariable:
+                           integrated: bool = False,
+                           region_exponent: float | None = None) -> pt.TensorVariable:
     """Region plus department-within-region deviations, ``dims x department``.
 
     Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
@@ -175,11 +202,16 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     ``integrated``: the departments' own deviations are not declared (the model
     integrates them out, :mod:`impactmodel.bayes.department_slopes`); the scales are, and
     the returned tensor is each department's region deviation alone.
+
+    ``region_exponent``: the region deviations partially non-centred with this ``w``
+    (:func:`partially_centred_zero_sum`) instead of as ``centred`` says.
     """
     model = pm.modelcontext(None)
     region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
     dept_scale = pm.HalfNormal(f"{prefix}_department_scale", department_sd)
-    region = zero_sum_part(f"{prefix}_region", region_scale, (dims, "region"), centred)
+    region = partially_centred_zero_sum(
+        f"{prefix}_region", region_scale, (dims, "region"),
+        (0.0 if centred else 1.0) if region_exponent is None else region_exponent)
     if integrated:
         return region[:, department_region]
     if spatial is not None:
@@ -240,7 +272,8 @@ def _overall_and_population(effect_sd: float, population_sd: float
 def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float,
                      component_sd: float, centred: bool,
                      cell_centred: bool | tuple[bool, bool, bool] | None = None,
-                     integrated_departments: bool = False) -> PracticeEffects:
+                     integrated_departments: bool = False,
+                     region_exponent: float | None = None) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
@@ -252,6 +285,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     ``integrated_departments``: the departments' own slope deviations are left to the
     model to integrate out (:mod:`impactmodel.bayes.department_slopes`, which then
     adds ``effect_department`` to the draws); ``department`` holds the region parts.
+    ``region_exponent``: the region parts partially non-centred with this ``w``
+    (:func:`territorial_deviations`).
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
@@ -264,7 +299,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
                           dimension_centred)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,
                                     centred, dims="practice",
-                                    integrated=integrated_departments)
+                                    integrated=integrated_departments,
+                                    region_exponent=region_exponent)
     cell = pm.Deterministic(
         "effect_cell", b[:, None, None, None] + b_impact[:, :, None, None]
         + b_lens[:, None, :, None] + b_dim[:, None, None, :],

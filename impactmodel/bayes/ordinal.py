@@ -85,10 +85,19 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   ``person_relative_scaled`` and the locations ``person_relative`` a deterministic, which
   the convergence check reads in its place (:attr:`BuiltModel.stand_ins`). See
   ``benchmarks/README.md`` (sessions of 2026-12-06, seventh and eighth) for the figures;
-- the region parts of the slopes non-centred whatever the survey's size (``auto``):
-  their variation is barely informed (the slopes vary between respondents, whose
-  locations are known to about 0.6 logit), and centred they mixed worst (a department
-  slope scale with bulk ESS 2.5 in 400 draws);
+- the region parts of the slopes partially non-centred (``auto``): drawn as
+  ``b_region_partial ~ ZeroSumNormal(scale^(1 - w))``, ``b_region = scale^w
+  b_region_partial``, with ``w`` the share of their prior variance the survey's answers
+  leave (:func:`~impactmodel.bayes.partial_scaling.region_slope_exponent`: 0.5 on the
+  split surveys of 9,202 respondents, 0.15 on those of 81,370-81,471). With a few
+  hundred respondents per region their variation is barely informed (the slopes vary
+  between respondents, whose locations are known to about 0.6 logit), and centred they
+  mixed worst (a department slope scale with bulk ESS 2.5 in 400 draws); with thousands
+  the data pin each region part down to about a third of the regions' spread, and
+  non-centred (``w = 1``) the scale could move only with all of them (at 81,370
+  respondents ``b_region_scale`` was the fit's slowest parameter, bulk ESS 374 in 4,000
+  draws; 1,474 with ``w = 0.15``; ``benchmarks/README.md``, session of 2026-12-07,
+  fifth);
 - the departments' own slope deviations (within their region) *integrated out*: they
   enter only the locations' normal prior, linearly, so the integral is exact
   (:mod:`impactmodel.bayes.department_slopes`) and ``b_department_scale`` keeps its
@@ -226,7 +235,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     priors : OrdinalPriors, optional
     parametrisation : {"auto", "centred", "non-centred"}
         Of the territorial deviations and effect components. ``auto``: the intercepts'
-        territorial deviations by the size rule, the slopes' region parts non-centred,
+        territorial deviations by the size rule, the slopes' region parts partially
+        non-centred (:func:`~impactmodel.bayes.partial_scaling.region_slope_exponent`),
         their impact and dimension parts centred, their lens part centred or not by the
         answers per respondent and impact (:data:`CENTRED_FROM`) and the survey's
         within-respondent contrasts (:data:`LENS_CENTRED_FROM_CONTRASTS`; see the module
@@ -260,6 +270,11 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     if scale_exponent is None:
         scale_exponent = (partial_scaling.scale_exponent(data.answers_per_respondent_and_impact())
                           if few_answers else 0.0)
+    # the slopes' region parts partially non-centred under auto (see the module docstring)
+    region_exponent = (partial_scaling.region_slope_exponent(
+        data.x, data.answers_per_respondent_and_impact(),
+        data.department_region[data.department], len(c["region"]))
+        if parametrisation == "auto" else None)
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
@@ -318,7 +333,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
                                    component_sd=p.component_sd, centred=effects_centred,
-                                   cell_centred=cells_centred, integrated_departments=True)
+                                   cell_centred=cells_centred, integrated_departments=True,
+                                   region_exponent=region_exponent)
         # per respondent x impact, everything that does not depend on the item, grouped by
         # department x population (group d * populations + p), measured from each impact's
         # mean cut-point (over its items and their cuts) and the population's mean shift
@@ -374,7 +390,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred, effects_centred,
-        cells_centred, scale_exponent,
+        cells_centred, scale_exponent, region_exponent,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),

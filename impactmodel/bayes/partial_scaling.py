@@ -1,4 +1,4 @@
-"""Respondents' locations sampled partially non-centred in the traits' covariance.
+"""Partial non-centring: the locations in the traits' covariance, region slopes in scale.
 
 The item model (:mod:`impactmodel.bayes.ordinal`) samples each respondent's location per
 impact around its predictor, with the traits' covariance ``Sigma`` as its spread (the
@@ -47,6 +47,15 @@ PyMC transform of PyTensor operations (gathers by group for ``mu_i`` and their
 scatter-add gradients, before the pass that computes ``mu_i`` again), the scaling cost
 0.54 of 1.81 ms per gradient at 9,202 respondents (``benchmarks/README.md``, session of
 2026-12-06, eighth).
+
+The slopes' region parts use the same idea with a scale instead of a covariance
+(:func:`~impactmodel.bayes.effects.partially_centred_zero_sum`: ``b = scale^w v``, ``v ~
+ZeroSumNormal(scale^(1 - w))``) and the same rule for ``w``
+(:func:`region_slope_exponent`), which needs a guess of the scale
+(:data:`REGION_SLOPE_SD`). It is not capped: its share was 0.5 on the split survey of
+9,202 respondents (where the region parts' posterior sd was 0.8 of their scale's, a
+share of 0.64) and 0.15 on those of 81,370-81,471 (measured: 0.38-0.42 of the scale,
+0.14-0.18).
 """
 
 from __future__ import annotations
@@ -65,6 +74,10 @@ INFORMATION_PER_ANSWER = 0.3
 #: the largest ``w`` that :func:`scale_exponent` gives: the one measured at the issue's
 #: survey size, where the rule's share is 0.44 (see ``benchmarks/README.md``)
 LARGEST_EXPONENT = 0.3
+#: the sd of the slopes' region parts that :func:`region_slope_exponent` assumes (logit
+#: per unit of a practice): their posterior means were 0.09-0.12 on the simulated split
+#: surveys of 9,202 and 81,370-81,471 respondents (``benchmarks/README.md``)
+REGION_SLOPE_SD = 0.1
 
 
 def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) -> float:
@@ -88,8 +101,58 @@ def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) ->
         INFORMATION_PER_ANSWER)``, rounded, capped.
     """
     precision = np.asarray(answers, dtype=np.float64) * INFORMATION_PER_ANSWER
-    share = float(np.mean(1.0 / (1.0 + prior_variance * precision)))
-    return min(LARGEST_EXPONENT, round(share * 20) / 20)
+    return min(LARGEST_EXPONENT, _rounded_share(1.0 / (1.0 + prior_variance * precision)))
+
+
+def _rounded_share(shares: NDArray[np.float64]) -> float:
+    """Average ``shares`` and round to a multiple of 0.05 (surveys alike share a model)."""
+    return round(float(np.mean(shares)) * 20) / 20
+
+
+def region_slope_exponent(x: NDArray[np.floating], answers: NDArray[np.integer],
+                          region: NDArray[np.integer], n_regions: int,
+                          slope_sd: float = REGION_SLOPE_SD,
+                          trait_variance: float = 1.0) -> float:
+    """``w`` for the slopes' region parts: the share of their prior variance the data leave.
+
+    A region part ``b[s, r]`` (practice ``s``, region ``r``) enters the locations' mean
+    of the region's respondents as ``x_is b[s, r]``. Respondent ``i``'s location for
+    impact ``m`` is known, from ``n_im`` answers, to within a variance ``trait_variance
+    + 1 / (n_im x INFORMATION_PER_ANSWER)`` about that mean (its trait's and its
+    answers'), so the information about ``b[s, r]`` is about ``I_sr = sum_{i in r} x_is^2
+    sum_{m: n_im > 0} 1 / (trait_variance + 1 / (n_im INFORMATION_PER_ANSWER))``, and
+    the share its prior (of sd ``slope_sd``) keeps is ``1 / (1 + slope_sd^2 I_sr)``
+    (:func:`scale_exponent`'s rule).
+
+    Parameters
+    ----------
+    x : ndarray, shape (respondents, practices)
+        Centred practices.
+    answers : ndarray of int, shape (respondents, impacts)
+        Answers per respondent and impact.
+    region : ndarray of int, shape (respondents,)
+        Each respondent's region, coded ``0 .. n_regions - 1``.
+    n_regions : int
+    slope_sd : float, optional
+        The region parts' sd assumed (:data:`REGION_SLOPE_SD`).
+    trait_variance : float, optional
+        The traits' variance assumed.
+
+    Returns
+    -------
+    float
+        The mean of the shares over practices and regions, rounded to a multiple of 0.05
+        (0 the centred form, 1 the non-centred one).
+    """
+    answers = np.asarray(answers, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        noise = trait_variance + 1.0 / (answers * INFORMATION_PER_ANSWER)
+    per_respondent = np.where(answers > 0, 1.0 / noise, 0.0).sum(axis=1)
+    information = np.stack([
+        np.bincount(region, weights=np.asarray(x[:, s], dtype=np.float64) ** 2
+                    * per_respondent, minlength=n_regions)
+        for s in range(x.shape[1])])
+    return _rounded_share(1.0 / (1.0 + slope_sd**2 * information))
 
 
 def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
@@ -114,4 +177,5 @@ def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
     return pt.dot(scaled, eigenvectors.T)
 
 
-__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "scale_exponent", "scaling_power"]
+__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "REGION_SLOPE_SD",
+           "region_slope_exponent", "scale_exponent", "scaling_power"]
