@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument("--scale-exponent", type=float,
                         help="w of the locations' partial non-centring (default: the "
                              "package's rule, ordinal_item_model's scale_exponent)")
+    parser.add_argument("--mean-exponent", type=float, default=0.0,
+                        help="w_mu of the locations' partial non-centring in their mean "
+                             "(ordinal_item_model's mean_exponent; default 0)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--save-posterior", type=Path,
                         help="write the posterior draws, without the locations, to this "
@@ -112,6 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.scale_exponent is not None and not 0.0 <= args.scale_exponent <= 1.0:
         parser.error(f"--scale-exponent takes a value in [0, 1], got {args.scale_exponent}")
+    if not 0.0 <= args.mean_exponent <= 1.0:
+        parser.error(f"--mean-exponent takes a value in [0, 1], got {args.mean_exponent}")
     malformed = [item for item in args.option if "=" not in item]
     if malformed:
         parser.error(f"--option takes NAME=VALUE, got {', '.join(malformed)}")
@@ -121,7 +126,8 @@ def main() -> None:
     console = Console(width=150)
     data = build_item_data(load_survey(args.survey / "respondents.csv",
                                        args.survey / "codebook.toml"), PRACTICES)
-    built = ordinal_item_model(data, scale_exponent=args.scale_exponent)
+    built = ordinal_item_model(data, scale_exponent=args.scale_exponent,
+                               mean_exponent=args.mean_exponent)
     start = time.perf_counter()
     sampling._compiled(built)
     compile_s = time.perf_counter() - start
@@ -161,7 +167,7 @@ def main() -> None:
     stats = result.idata["sample_stats"]
     figures = {
         "respondents": data.n_respondents, "answers": len(data.y), "options": extra,
-        "scale_exponent": args.scale_exponent,
+        "scale_exponent": args.scale_exponent, "mean_exponent": args.mean_exponent,
         "compile_s": compile_s, "nutpie_s": clock["nutpie_end"] - clock["nutpie_start"],
         "before_nutpie_s": clock["nutpie_start"] - start,
         "reading_s": clock["check_start"] - clock["nutpie_end"],
@@ -174,7 +180,9 @@ def main() -> None:
     table = Table(title=f"{data.n_respondents:,} respondents, {len(data.y):,} answers, "
                         f"4 x ({args.tune} + {args.draws}), options {extra or 'none'}"
                         + ("" if args.scale_exponent is None
-                           else f", scale exponent {args.scale_exponent}"))
+                           else f", scale exponent {args.scale_exponent}")
+                        + ("" if args.mean_exponent == 0
+                           else f", mean exponent {args.mean_exponent}"))
     for column in ("chain", "warm-up s", "warm-up steps", "steps / iteration", "ms / step",
                    "draws s", "draw steps", "steps / draw", "ms / step ", "step size"):
         table.add_column(column, justify="right")

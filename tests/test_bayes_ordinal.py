@@ -406,3 +406,32 @@ def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
     assert abs(jacobian) > 1.0  # the check is not trivial
     with pytest.raises(ValueError, match=r"scale exponent must be in \[0, 1\], got 1.5"):
         ordinal_item_model(data, scale_exponent=1.5)
+
+
+def test_the_mean_exponent_moves_the_locations_by_its_share_of_their_mean(tmp_path):
+    """At ``v = 0`` the locations are ``(I - (1 - w_mu) K) mu``: ``mu`` itself at ``w_mu
+    = 1``, from which those at 0 and 0.4 follow (K = Sigma^(w/2) by scipy)."""
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]), ["partners"])
+    exponent = scale_exponent(data.answers_per_respondent_and_impact())
+    at_zero, structures = {}, set()
+    for mean_exponent in (0.0, 0.4, 1.0):
+        built = ordinal_item_model(data, mean_exponent=mean_exponent)
+        assert built.stand_ins == (("person_relative_scaled", "person_relative"),)
+        structures.add(built.structure)
+        model = built.model
+        point = {k: v + np.random.default_rng(2).normal(0, 0.3, np.shape(v))
+                 for k, v in model.initial_point().items()}
+        point["person_relative_scaled"] = np.zeros_like(point["person_relative_scaled"])
+        located, chol = model.compile_fn(
+            model.replace_rvs_by_values([model["person_relative"], model["trait_chol"]]),
+            inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE")(point)
+        at_zero[mean_exponent] = located
+    assert len(structures) == 3  # each w_mu is its own compiled structure
+    power = linalg.fractional_matrix_power(chol @ chol.T, exponent / 2).real
+    mu = at_zero[1.0]
+    assert np.abs(mu).max() > 0.5  # the check is not trivial
+    for mean_exponent in (0.0, 0.4):
+        np.testing.assert_allclose(at_zero[mean_exponent],
+                                   mu - (1 - mean_exponent) * mu @ power.T, atol=1e-9)

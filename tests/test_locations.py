@@ -64,10 +64,10 @@ def _mean_term_by_term(case: dict[str, np.ndarray]) -> np.ndarray:
     return mean
 
 
-def _function(mode: str, b_weights: np.ndarray,
-              c_weights: np.ndarray | None = None) -> pytensor.compile.Function:
+def _function(mode: str, b_weights: np.ndarray, c_weights: np.ndarray | None = None,
+              mean_share: float = 1.0) -> pytensor.compile.Function:
     """``Q, H, l, a Q + sum(B * H) + sum(C * l)`` and the latter's gradient w.r.t. every
-    parameter (``C`` zero when left out)."""
+    parameter (``C`` zero when left out), for ``l_i = mu_i + K (v_i - c mu_i)``."""
     # the loops are built for the sizes the static shapes fix (locations.Sizes)
     shapes = {"value": (None, N_IMPACTS), "group_mean": (None, N_IMPACTS),
               "group_slope": (None, N_PRACTICES), "coefficients": (None, N_COVARIATES),
@@ -78,7 +78,7 @@ def _function(mode: str, b_weights: np.ndarray,
             pt.dmatrix("practices")]
     predictor = LocationPredictor(parameters[1], parameters[2], parameters[3], *data)
     quadratic, by_group, located = location_sums(parameters[0], predictor, parameters[4],
-                                                 parameters[5], parameters[6])
+                                                 parameters[5], parameters[6], mean_share)
     total = 0.7 * quadratic + pt.sum(pt.as_tensor_variable(b_weights) * by_group)
     if c_weights is not None:
         total = total + pt.sum(pt.as_tensor_variable(c_weights) * located)
@@ -96,24 +96,24 @@ def _inputs(case: dict[str, np.ndarray], precision: np.ndarray, weight: np.ndarr
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-@pytest.mark.parametrize("scaled", [False, True])
-def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode, scaled):
-    # with a scaling K (general, not symmetric), l_i = mu_i + K (v_i - mu_i) and the sums
-    # are of r_i = l_i - mu_i; without, the value is the locations
+@pytest.mark.parametrize(("scaled", "mean_share"), [(False, 1.0), (True, 1.0), (True, 0.35)])
+def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode, scaled, mean_share):
+    # with a scaling K (general, not symmetric), l_i = mu_i + K (v_i - c mu_i) and the
+    # sums are of r_i = l_i - mu_i; without, the value is the locations
     case = _case(0)
     rng = np.random.default_rng(1)
     precision = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS))  # not symmetric: general P
     weight = rng.normal(0, 1, N_IMPACTS)
     scaling = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)) if scaled else np.eye(N_IMPACTS)
     mean = _mean_term_by_term(case)
-    located = np.array([mean[i] + scaling @ (case["value"][i] - mean[i])
+    located = np.array([mean[i] + scaling @ (case["value"][i] - mean_share * mean[i])
                         for i in range(N_RESP)])
     r = located - mean
     expected_q = sum(r[i] @ precision @ r[i] for i in range(N_RESP))
     expected_h = np.zeros((N_GROUPS, N_PRACTICES))
     for i, g in enumerate(case["group"]):
         expected_h[g] += (weight @ r[i]) * case["practices"][case["profile"][i]]
-    out = _function(mode, np.zeros((N_GROUPS, N_PRACTICES)))(
+    out = _function(mode, np.zeros((N_GROUPS, N_PRACTICES)), mean_share=mean_share)(
         *_inputs(case, precision, weight, scaling))
     assert out[0] == pytest.approx(expected_q, rel=1e-12)
     np.testing.assert_allclose(out[1], expected_h, rtol=1e-12, atol=1e-12)
@@ -121,13 +121,14 @@ def test_sums_equal_the_quadratic_form_and_group_sums_term_by_term(mode, scaled)
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-def test_derivatives_equal_finite_differences(mode):
+@pytest.mark.parametrize("mean_share", [1.0, 0.35, 0.0])
+def test_derivatives_equal_finite_differences(mode, mean_share):
     case = _case(2)
     rng = np.random.default_rng(3)
     precision, weight = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)), rng.normal(0, 1, N_IMPACTS)
     scaling = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS))
     b_weights = rng.normal(0, 1, (N_GROUPS, N_PRACTICES))
-    f = _function(mode, b_weights, rng.normal(0, 1, (N_RESP, N_IMPACTS)))
+    f = _function(mode, b_weights, rng.normal(0, 1, (N_RESP, N_IMPACTS)), mean_share)
     inputs = _inputs(case, precision, weight, scaling)
     gradients = f(*inputs)[4:]
     step = 1e-6
@@ -142,15 +143,16 @@ def test_derivatives_equal_finite_differences(mode):
                                        atol=1e-7, err_msg=f"input {which} {position}")
 
 
-def test_numba_and_numpy_agree_on_a_larger_case():
+@pytest.mark.parametrize("mean_share", [1.0, 0.35])
+def test_numba_and_numpy_agree_on_a_larger_case(mean_share):
     case = _case(4, n=3000, n_profiles=40)
     rng = np.random.default_rng(5)
     precision, weight = rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)), rng.normal(0, 1, N_IMPACTS)
     b_weights = rng.normal(0, 1, (N_GROUPS, N_PRACTICES))
     c_weights = rng.normal(0, 1, (3000, N_IMPACTS))
     inputs = _inputs(case, precision, weight, rng.normal(0, 1, (N_IMPACTS, N_IMPACTS)))
-    numba_out = _function("NUMBA", b_weights, c_weights)(*inputs)
-    numpy_out = _function("FAST_COMPILE", b_weights, c_weights)(*inputs)
+    numba_out = _function("NUMBA", b_weights, c_weights, mean_share)(*inputs)
+    numpy_out = _function("FAST_COMPILE", b_weights, c_weights, mean_share)(*inputs)
     for a, b in zip(numba_out, numpy_out, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
@@ -206,6 +208,9 @@ def test_inputs_of_the_wrong_kind_are_refused():
                                   case["covariates"], case["practices"])
     with pytest.raises(TypeError, match="weight must have 1 dimensions"):
         location_sums(case["value"], predictor, np.eye(3), np.eye(3))
+    # a share of the mean outside K needs K: unscaled, the value is the locations
+    with pytest.raises(ValueError, match=r"mean share other than 1 \(0.5\) needs the scaled"):
+        location_sums(case["value"], predictor, np.eye(3), np.ones(3), mean_share=0.5)
 
 
 def test_sizes_must_be_fixed_agree_and_hold_at_run_time():

@@ -50,14 +50,15 @@ def _mu(g_mean, g_slope, coef, group, profile, w, x):  # type: ignore[no-untyped
                      for g, p in zip(group, profile, strict=True)])
 
 
-def _located_and_density(rng, exponent):  # type: ignore[no-untyped-def]
+def _located_and_density(rng, exponent, mean_exponent=0.0):  # type: ignore[no-untyped-def]
     """Functions of (v, G, S, C, chol) giving l and v's density, for a small predictor."""
     g_mean, g_slope, coef, group, profile, w, x = _predictor(rng)
     value, chol = pt.matrix("v", shape=(None, 3)), pt.matrix("chol", shape=(3, 3))
     parameters = [pt.matrix(n, shape=(None, k)) for n, k in
                   (("G", 3), ("S", 2), ("C", 4))]
     predictor = LocationPredictor(*parameters, *map(pt.as_tensor, (group, profile, w, x)))
-    density, located = scaled_locations(value, predictor, chol, exponent=exponent)
+    density, located = scaled_locations(value, predictor, chol, exponent=exponent,
+                                        mean_exponent=mean_exponent)
     return ([value, *parameters, chol], density, located,
             (g_mean, g_slope, coef), (group, profile, w, x))
 
@@ -69,18 +70,21 @@ def test_scaling_power_is_the_symmetric_fractional_power():
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])
-def test_locations_and_density_are_the_formula_plus_the_log_jacobian(mode):
-    """l = mu + Sigma^(w/2) (v - mu); v's density is the locations' multivariate normal
-    (scipy) at l plus log |det dl/dv| (finite differences)."""
+@pytest.mark.parametrize(("exponent", "mean_exponent"), [(0.4, 0.0), (0.4, 0.6), (0.0, 0.6)])
+def test_locations_and_density_are_the_formula_plus_the_log_jacobian(mode, exponent,
+                                                                     mean_exponent):
+    """l = mu + Sigma^(w/2) (v - (1 - w_mu) mu); v's density is the locations'
+    multivariate normal (scipy) at l plus log |det dl/dv| (finite differences)."""
     rng = np.random.default_rng(3)
-    inputs, density, located, parameters, data = _located_and_density(rng, 0.4)
+    inputs, density, located, parameters, data = _located_and_density(rng, exponent,
+                                                                      mean_exponent)
     f = pytensor.function(inputs, [density, located], mode=mode)
     point = rng.normal(size=(7, 3))
     mu = _mu(*parameters, *data)
     got_density, got_located = f(point, *parameters, CHOL)
-    power = linalg.fractional_matrix_power(CHOL @ CHOL.T, 0.2).real
-    np.testing.assert_allclose(got_located, mu + (point - mu) @ power.T, rtol=1e-12,
-                               atol=1e-12)
+    power = linalg.fractional_matrix_power(CHOL @ CHOL.T, exponent / 2).real
+    np.testing.assert_allclose(got_located, mu + (point - (1 - mean_exponent) * mu) @ power.T,
+                               rtol=1e-12, atol=1e-12)
     step = 1e-6
     jacobian = np.column_stack([
         (f(point + step * e.reshape(7, 3), *parameters, CHOL)[1]
@@ -92,11 +96,12 @@ def test_locations_and_density_are_the_formula_plus_the_log_jacobian(mode):
         normal + np.log(abs(np.linalg.det(jacobian))), rel=1e-9)
 
 
-def test_gradients_agree_with_finite_differences():
+@pytest.mark.parametrize("mean_exponent", [0.0, 0.6])
+def test_gradients_agree_with_finite_differences(mean_exponent):
     """Through the one pass's locations and density, in the values, the predictor's
     parameters and (through eigh) the covariance factor."""
     rng = np.random.default_rng(5)
-    inputs, density, located, parameters, _ = _located_and_density(rng, 0.3)
+    inputs, density, located, parameters, _ = _located_and_density(rng, 0.3, mean_exponent)
     term = pytensor.function(inputs, density + pt.sum(pt.sin(located)), mode="NUMBA")
     gradient = pytensor.function(
         inputs, pytensor.grad(density + pt.sum(pt.sin(located)), inputs), mode="NUMBA")
@@ -124,6 +129,10 @@ def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
     with pm.Model(), pytest.raises(ValueError, match=r"in \[0, 1\], got 1.5"):
         respondent_locations("l", predictor, pt.as_tensor(CHOL), dims=("r", "m"),
                              exponent=1.5)
+    with pm.Model(), pytest.raises(ValueError,
+                                   match=r"mean exponent must be in \[0, 1\], got -0.1"):
+        respondent_locations("l", predictor, pt.as_tensor(CHOL), dims=("r", "m"),
+                             mean_exponent=-0.1)
 
 
 def test_region_slope_exponent_is_the_prior_share_left_by_hand():
@@ -179,7 +188,7 @@ def _exact() -> dict[str, float]:
             "l0_2": np.sum(weight * location[1])}
 
 
-def _normal_normal(exponent: float) -> BuiltModel:
+def _normal_normal(exponent: float, mean_exponent: float = 0.0) -> BuiltModel:
     coords = {"respondent": range(N), "impact": ["a", "b"], "impact_bis": ["a", "b"]}
     with pm.Model(coords=coords) as model:
         chol = trait_covariance(1.0, 2.0, 2)
@@ -188,16 +197,18 @@ def _normal_normal(exponent: float) -> BuiltModel:
             pt.as_tensor(np.zeros(N, dtype=np.int64)), pt.as_tensor(np.zeros(N, dtype=np.int64)),
             pt.as_tensor(np.zeros((1, 1))), pt.as_tensor(np.zeros((1, 1))))
         location = respondent_locations("location", predictor, chol,
-                                        dims=("respondent", "impact"), exponent=exponent)
+                                        dims=("respondent", "impact"), exponent=exponent,
+                                        mean_exponent=mean_exponent)
         pm.Normal("y", location, S, observed=Y)
-    return BuiltModel(model, {}, ("test_partial_scaling", exponent),
+    return BuiltModel(model, {}, ("test_partial_scaling", exponent, mean_exponent),
                       stand_ins=(("location_scaled", "location"),))
 
 
-@pytest.mark.parametrize("exponent", [0.3, 1.0])
-def test_sampled_posterior_matches_quadrature(exponent):
-    """The same posterior whatever w: within 4 Monte Carlo SEs (+ 0.005) of quadrature."""
-    built = _normal_normal(exponent)
+@pytest.mark.parametrize(("exponent", "mean_exponent"), [(0.3, 0.0), (1.0, 0.0), (0.45, 0.45)])
+def test_sampled_posterior_matches_quadrature(exponent, mean_exponent):
+    """The same posterior whatever w and w_mu: within 4 Monte Carlo SEs (+ 0.005) of
+    quadrature."""
+    built = _normal_normal(exponent, mean_exponent)
     assert "location_scaled" in [v.name for v in built.model.free_RVs]
     fit = sample_model(built, SamplerSettings(draws=1000, tune=500, chains=4, seed=7))
     posterior = fit.idata["posterior"]

@@ -17,12 +17,12 @@ the simulated surveys of ``benchmarks/``). The loops compute ``C w`` once per pr
 read two indices per respondent instead of their rows, and sum the cotangents of ``C
 w_i`` per profile before multiplying by ``w``.
 
-The sampler's value ``v_i`` gives the location ``l_i = mu_i + K (v_i - mu_i)`` for a
-matrix ``K`` (the identity when the sampler draws the locations themselves;
-``Sigma^(w/2)`` when it draws them partially non-centred,
-:mod:`impactmodel.bayes.partial_scaling`). With ``s_i = v_i - mu_i``, ``r_i = K s_i =
-l_i - mu_i``, ``P = Sigma^-1`` and a weight vector ``u`` (``P 1`` in the model),
-:class:`LocationSums` computes
+The sampler's value ``v_i`` gives the location ``l_i = mu_i + K (v_i - c mu_i)`` for a
+matrix ``K`` and a constant ``c`` (``K`` the identity and ``c = 1`` when the sampler draws
+the locations themselves; ``K = Sigma^(w/2)`` and ``c = 1 - w_mu`` when it draws them
+partially non-centred, :mod:`impactmodel.bayes.partial_scaling`). With ``s_i = v_i - c
+mu_i``, ``r_i = K s_i = l_i - mu_i``, ``P = Sigma^-1`` and a weight vector ``u`` (``P 1``
+in the model), :class:`LocationSums` computes
 
     Q = sum_i r_i' P r_i,        H[g] = sum_{i in g} (u . r_i) x_i,        l_i
 
@@ -32,9 +32,9 @@ and the locations). :class:`LocationSumsGradient` computes, for cotangents ``a``
 ``Q``), ``B`` (of ``H``) and ``c_i`` (of ``l_i``), with ``e_i = a (P + P') r_i +
 u (B[g_i] . x_i) + c_i`` and ``t_i = K' e_i``::
 
-    dv_i = t_i,   dG[g] = sum_{i in g} (c_i - t_i),   dS[g] = sum_{i in g} (1' (c_i - t_i)) x_i,
-    dC = sum_i (c_i - t_i) w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i,
-    dK = sum_i e_i s_i'
+    dv_i = t_i,   dG[g] = sum_{i in g} d_i,   dS[g] = sum_{i in g} (1' d_i) x_i,
+    dC = sum_i d_i w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i,
+    dK = sum_i e_i s_i'      with d_i = c_i - c t_i (the cotangent of mu_i)
 
 Indexing the profiles took the gradient at 81,471 respondents from 11.1 to 10.1 ms
 (``benchmarks/README.md``, session of 2026-12-07, second). Both loops then go through
@@ -252,13 +252,24 @@ class _SizedOp(Op):
         False (the default): ``K`` is the identity (the ``scaling`` input is not read and ``dK`` is
         zero), the value is the locations, so ``l`` is not an output (nor its cotangent an
         input of the gradient), and the loops do what they did before ``K`` existed.
+    mean_share : float, optional
+        ``c`` in ``l_i = mu_i + K (v_i - c mu_i)`` (default 1); other values need ``scaled``.
+
+    Raises
+    ------
+    ValueError
+        When ``mean_share`` is not 1 and ``scaled`` is False.
     """
 
-    __props__ = ("sizes", "scaled")
+    __props__ = ("sizes", "scaled", "mean_share")
 
-    def __init__(self, sizes: Sizes, scaled: bool = False) -> None:
+    def __init__(self, sizes: Sizes, scaled: bool = False, mean_share: float = 1.0) -> None:
+        if not scaled and mean_share != 1.0:
+            raise ValueError(f"locations: a mean share other than 1 ({mean_share}) needs "
+                             f"the scaled form")
         self.sizes = sizes
         self.scaled = scaled
+        self.mean_share = float(mean_share)
 
 
 class LocationSums(_SizedOp):
@@ -282,7 +293,8 @@ class LocationSums(_SizedOp):
         self.sizes.check(inputs)
         value, g_mean, g_slope, coef, precision, weight, scaling, group, profile, w, x = inputs
         mean = predictor_mean(g_mean, g_slope, coef, group, profile, w, x)
-        r = (value - mean) @ scaling.T if self.scaled else value - mean
+        s = value - self.mean_share * mean
+        r = s @ scaling.T if self.scaled else s
         output_storage[0][0] = np.asarray(np.einsum("ij,jk,ik->", r, precision, r))
         h = np.zeros(g_slope.shape)
         np.add.at(h, group, (r @ weight)[:, None] * x[profile])
@@ -297,7 +309,8 @@ class LocationSums(_SizedOp):
                       if isinstance(grad.type, DisconnectedType) else grad
                       for k, (output, grad) in enumerate(zip(outputs, output_grads,
                                                              strict=True))]
-        grads = LocationSumsGradient(self.sizes, self.scaled)(*inputs, *cotangents)
+        grads = LocationSumsGradient(self.sizes, self.scaled, self.mean_share)(*inputs,
+                                                                              *cotangents)
         assert isinstance(grads, list)
         return list(grads) + [disconnected_type() for _ in DATA]
 
@@ -343,13 +356,13 @@ class LocationSumsGradient(_SizedOp):
                              f"{value.shape}")
         if not self.scaled:
             scaling = np.eye(self.sizes.impacts)
-        s = value - predictor_mean(g_mean, g_slope, coef, group, profile, w, x)
+        s = value - self.mean_share * predictor_mean(g_mean, g_slope, coef, group, profile, w, x)
         r = s @ scaling.T
         x = x[profile]
         bx = np.sum(b[group] * x, axis=1)
         e = a * r @ (precision + precision.T).T + bx[:, None] * weight[None, :] + c
         t = e @ scaling
-        d_mu = c - t
+        d_mu = c - self.mean_share * t
         d_mean, d_slope = np.zeros(g_mean.shape), np.zeros(g_slope.shape)
         np.add.at(d_mean, group, d_mu)
         np.add.at(d_slope, group, d_mu.sum(axis=1)[:, None] * x)
@@ -385,7 +398,8 @@ def _checked(inputs: Sequence[Any], sizes: Sizes | None = None) -> list[Any]:
 
 
 def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weight: Any,
-                  scaling: Any = None) -> tuple[pt.TensorVariable, ...]:
+                  scaling: Any = None, mean_share: float = 1.0
+                  ) -> tuple[pt.TensorVariable, ...]:
     """``Q``, ``H`` and the locations ``l`` of the sampler's ``value`` (module docstring).
 
     Parameters
@@ -399,6 +413,9 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
         ``u``.
     scaling : TensorVariable, shape (impacts, impacts), optional
         ``K`` (default: the identity).
+    mean_share : float, optional
+        ``c`` in ``l_i = mu_i + K (v_i - c mu_i)`` (default 1); other values need
+        ``scaling``.
 
     Returns
     -------
@@ -411,6 +428,8 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
     TypeError
         When the inputs' static shapes do not fix the numbers of impacts, practices and
         covariates (:class:`Sizes`).
+    ValueError
+        When ``mean_share`` is not 1 and ``scaling`` is left out.
     """
     p = predictor
     scaled = scaling is not None
@@ -419,7 +438,7 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
         scaling = pt.eye(impacts if impacts is not None else value.shape[1])
     inputs = [value, p.group_mean, p.group_slope, p.coefficients, precision, weight, scaling,
               p.group, p.profile, p.covariates, p.practices]
-    outputs = LocationSums(Sizes.of(_checked(inputs)), scaled)(*inputs)
+    outputs = LocationSums(Sizes.of(_checked(inputs)), scaled, mean_share)(*inputs)
     assert isinstance(outputs, list)
     located = [] if scaled else [value]  # a new list: the node's own is not to be touched
     return tuple(pt.as_tensor_variable(v) for v in [*outputs, *located])
@@ -478,14 +497,15 @@ def locations_logp(value: Any, predictor: LocationPredictor, chol: Any,
 
 
 def scaled_locations(value: Any, predictor: LocationPredictor, chol: Any,
-                     slopes: IntegratedSlopes | None = None, exponent: float = 0.0
+                     slopes: IntegratedSlopes | None = None, exponent: float = 0.0,
+                     mean_exponent: float = 0.0
                      ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
     """Return the density of the sampler's ``v`` and the locations ``l``, from one pass.
 
-    ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)`` for the ``exponent`` ``w``
-    (:func:`~impactmodel.bayes.partial_scaling.scaling_power`; ``w = 0``: ``v`` is the
-    locations). The density is :func:`locations_logp`'s at ``l`` plus the log-determinant
-    of ``dl / dv``, ``n (w / 2) log det Sigma``.
+    ``l_i = mu_i + Sigma^(w/2) (v_i - (1 - w_mu) mu_i)`` for the ``exponent`` ``w`` and
+    the ``mean_exponent`` ``w_mu`` (:func:`~impactmodel.bayes.partial_scaling.scaling_power`;
+    both 0: ``v`` is the locations). The density is :func:`locations_logp`'s at ``l`` plus
+    the log-determinant of ``dl / dv``, ``n (w / 2) log det Sigma``, whatever ``w_mu``.
 
     Returns
     -------
@@ -493,8 +513,9 @@ def scaled_locations(value: Any, predictor: LocationPredictor, chol: Any,
         The log-density (a scalar) and the locations (respondents x impacts).
     """
     precision, weight = precision_and_weight(chol)
-    scaling = scaling_power(chol, exponent) if exponent > 0 else None
-    quadratic, by_group, located = location_sums(value, predictor, precision, weight, scaling)
+    scaling = scaling_power(chol, exponent) if exponent > 0 or mean_exponent > 0 else None
+    quadratic, by_group, located = location_sums(value, predictor, precision, weight, scaling,
+                                                 1.0 - mean_exponent)
     n_rows, n = value.shape[0], value.shape[1]
     # log det Sigma = 2 sum log chol_kk, less w / 2 of it per respondent for dl / dv
     normal = (-0.5 * quadratic - n_rows * (1.0 - exponent) * pt.sum(pt.log(pt.diag(chol)))
@@ -552,7 +573,8 @@ def _locations_support_point(rv: Any, size: Any, *params: Any) -> Any:
 def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
                          dims: tuple[str, str],
                          slopes: IntegratedSlopes | None = None,
-                         exponent: float = 0.0) -> pt.TensorVariable:
+                         exponent: float = 0.0, mean_exponent: float = 0.0
+                         ) -> pt.TensorVariable:
     """Declare each respondent's location per impact: ``MvNormal(mu_i, chol chol')``.
 
     The trait is the location minus its mean (``trait_i = location_i - mu_i``, with
@@ -585,6 +607,13 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
         from a rewritten copy of its parameters' graph, which PyTensor cannot merge with
         the likelihood's, so the pass would run twice). Such locations have no prior
         draws.
+    mean_exponent : float, optional
+        ``w_mu`` in ``[0, 1]``: the locations' partial non-centring in their mean, ``l_i
+        = mu_i + Sigma^(w/2) (v_i - (1 - w_mu) mu_i)``. A move of ``mu_i`` with ``v``
+        held moves ``l_i`` by ``(I - (1 - w_mu) Sigma^(w/2))`` times it, about ``w_mu``
+        times it when ``Sigma^(w/2)`` is near the identity: 0 (the default) leaves the
+        locations centred in their mean, 1 makes ``v`` the scaled deviation from it. Above
+        0, the free variable is ``name + "_scaled"`` as for ``exponent``.
 
     Returns
     -------
@@ -594,21 +623,23 @@ def respondent_locations(name: str, predictor: LocationPredictor, chol: Any,
     Raises
     ------
     ValueError
-        When ``exponent`` is outside ``[0, 1]``.
+        When ``exponent`` or ``mean_exponent`` is outside ``[0, 1]``.
     """
-    if not 0.0 <= exponent <= 1.0:
-        raise ValueError(f"the scale exponent must be in [0, 1], got {exponent}")
+    for what, given in (("scale", exponent), ("mean", mean_exponent)):
+        if not 0.0 <= given <= 1.0:
+            raise ValueError(f"the {what} exponent must be in [0, 1], got {given}")
     signature = "(g,m),(g,s),(m,w),(m,m),(n),(n),(p,w),(p,s)"
     params = [*predictor.parts()[:3], chol, *predictor.parts()[3:]]
     if slopes is not None:
         signature += ",(),(g),(k),(k,k),(d,c)"
         params += list(slopes.parts())
-    if exponent == 0:
+    if exponent == 0 and mean_exponent == 0:
         return pm.CustomDist(name, *params, logp=_locations_logp, random=_locations_random,
                              support_point=_locations_support_point,
                              signature=signature + "->(n,m)", dims=dims)
     sampled = pm.Flat(f"{name}_scaled", dims=dims)
-    density, located = scaled_locations(sampled, predictor, chol, slopes, exponent)
+    density, located = scaled_locations(sampled, predictor, chol, slopes, exponent,
+                                        mean_exponent)
     pm.Potential(f"{name}_prior", density)
     return pm.Deterministic(name, located, dims=dims)
 
@@ -632,19 +663,22 @@ def _profile_terms(coefficients: Any, covariates: Any) -> Any:  # pragma: no cov
 RESPONDENTS_PER_CHUNK = 128
 
 
-def _chunk_steps(m: int, n_slopes: int, with_cotangent: bool) -> tuple[Any, Any]:
+def _chunk_steps(m: int, n_slopes: int, with_cotangent: bool, mean_share: float,
+                 keep_mean: bool) -> tuple[Any, Any]:
     """Return the loops' two steps on a chunk of respondents, compiled for the sizes.
 
-    ``gather(start, length, ...)`` writes ``s_i = v_i - mu_i`` for respondents ``start ..
-    start + length - 1`` into the columns of ``offset`` (impacts x chunk) and, with the
-    cotangent, ``B[g_i] . x_i`` into ``bx``: the reads by group and profile, one
+    ``gather(start, length, ...)`` writes ``s_i = v_i - c mu_i`` (``c`` the
+    ``mean_share``) for respondents ``start .. start + length - 1`` into the columns of
+    ``offset`` (impacts x chunk), with ``keep_mean`` ``mu_i`` into those of ``mean``, and,
+    with the cotangent, ``B[g_i] . x_i`` into ``bx``: the reads by group and profile, one
     respondent at a time. ``times(matrix, source, target, length)`` writes ``matrix @
     source`` into ``target`` column by column, along the chunk. Both are inlined.
     """
 
     @numba_basic.numba_njit(boundscheck=False, inline="always")
     def gather(start, length, value, group, profile, group_mean, group_slope,
-               profile_terms, practices, b, offset, bx):  # type: ignore[no-untyped-def]
+               profile_terms, practices, b, offset, mean,
+               bx):  # type: ignore[no-untyped-def]
         for i in range(length):
             g, p = group[start + i], profile[start + i]
             slope_term = 0.0
@@ -656,8 +690,10 @@ def _chunk_steps(m: int, n_slopes: int, with_cotangent: bool) -> tuple[Any, Any]
             if with_cotangent:
                 bx[i] = b_term
             for k in range(m):
-                offset[k, i] = (value[start + i, k] - group_mean[g, k] - slope_term
-                                - profile_terms[p, k])
+                mu = group_mean[g, k] + slope_term + profile_terms[p, k]
+                if keep_mean:
+                    mean[k, i] = mu
+                offset[k, i] = value[start + i, k] - mean_share * mu
 
     @numba_basic.numba_njit(boundscheck=False, inline="always")
     def times(matrix, source, target, length):  # type: ignore[no-untyped-def]
@@ -677,8 +713,8 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                          **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
-    scaled = op.scaled
-    gather, times = _chunk_steps(m, n_slopes, False)
+    scaled, mean_share = op.scaled, op.mean_share
+    gather, times = _chunk_steps(m, n_slopes, False, mean_share, scaled)
     chunk = RESPONDENTS_PER_CHUNK
 
     @numba_basic.numba_njit(boundscheck=False)
@@ -694,12 +730,13 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
         located = np.empty_like(value) if scaled else np.empty((0, m))
         offset = np.empty((m, chunk))
         r = np.empty((m, chunk)) if scaled else offset
+        mean = np.empty((m, chunk)) if scaled else offset  # mu_i, for l_i = mu_i + r_i
         weighted = np.empty(chunk)
         for start in range(0, value.shape[0], chunk):
             length = min(chunk, value.shape[0] - start)
             gather(start, length, value, group, profile, group_mean, group_slope,
-                   profile_terms, practices, group_slope, offset,
-                   weighted)  # no cotangent here: the last but two and last are not read
+                   profile_terms, practices, group_slope, offset, mean,
+                   weighted)  # no cotangent here: the third and first from last not read
             if scaled:
                 times(scaling, offset, r, length)
             for j in range(m):  # sum_i r_i' P r_i = sum_jk P_jk sum_i r_ji r_ki
@@ -718,8 +755,8 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
                 for s in range(n_slopes):
                     h[g, s] += weighted[i] * practices[p, s]
                 if scaled:
-                    for k in range(m):  # l_i = v_i - s_i + r_i
-                        located[start + i, k] = value[start + i, k] - offset[k, i] + r[k, i]
+                    for k in range(m):  # l_i = mu_i + r_i
+                        located[start + i, k] = mean[k, i] + r[k, i]
         return np.asarray(quadratic), h, located
 
     @numba_basic.numba_njit
@@ -732,7 +769,8 @@ def _numba_location_sums(op: LocationSums, node: Apply | None = None,
         return quadratic, h
 
     return (location_sums_loop if scaled else without_locations), (
-        f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-{scaled}-{_SOURCE_KEY}")
+        f"impactmodel.LocationSums-{m}-{n_slopes}-{n_covariates}-{scaled}-{mean_share!r}-"
+        f"{_SOURCE_KEY}")
 
 
 @register_funcify_and_cache_key(LocationSumsGradient)  # type: ignore[misc]
@@ -740,8 +778,8 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                                   **kwargs: Any) -> tuple[Any, str]:
     """One loop over the respondents (cached on disk under this file's source digest)."""
     m, n_slopes, n_covariates = op.sizes.impacts, op.sizes.practices, op.sizes.covariates
-    scaled = op.scaled
-    gather, times = _chunk_steps(m, n_slopes, True)
+    scaled, mean_share = op.scaled, op.mean_share
+    gather, times = _chunk_steps(m, n_slopes, True, mean_share, False)
     chunk = RESPONDENTS_PER_CHUNK
 
     @numba_basic.numba_njit(boundscheck=False)
@@ -769,7 +807,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
         for start in range(0, value.shape[0], chunk):
             length = min(chunk, value.shape[0] - start)
             gather(start, length, value, group, profile, group_mean, group_slope,
-                   profile_terms, practices, b, offset, bx)
+                   profile_terms, practices, b, offset, offset, bx)  # mu_i not kept
             if scaled:
                 times(scaling, offset, r, length)
             for j in range(m):  # e_i = a (P + P') r_i + u (B[g_i] . x_i) + c_i
@@ -793,13 +831,13 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                     d_scaling[j, k] += cross
             if scaled:
                 times(scaling_t, e, t, length)  # t_i = K' e_i (K = I: t_i = e_i)
-            for i in range(length):  # v_i's cotangent t_i, mu_i's c_i - t_i
+            for i in range(length):  # v_i's cotangent t_i, mu_i's c_i - c t_i
                 g, p = group[start + i], profile[start + i]
                 mu_sum = 0.0
                 for k in range(m):
                     t_k = t[k, i]
                     d_value[start + i, k] = t_k
-                    d_mu = (c[start + i, k] if scaled else 0.0) - t_k
+                    d_mu = (c[start + i, k] if scaled else 0.0) - mean_share * t_k
                     mu_sum += d_mu
                     d_mean[g, k] += d_mu
                     d_profile[p, k] += d_mu
@@ -823,7 +861,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
 
     return (location_gradient_loop if scaled else without_locations), (
         f"impactmodel.LocationSumsGradient-{m}-{n_slopes}-{n_covariates}-{scaled}-"
-        f"{_SOURCE_KEY}")
+        f"{mean_share!r}-{_SOURCE_KEY}")
 
 
 __all__ = ["DATA", "PARAMETERS", "IntegratedSlopes", "LocationPredictor", "LocationSums",

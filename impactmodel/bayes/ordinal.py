@@ -226,7 +226,8 @@ def lens_contrasts(data: ItemData) -> int:
 
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                        parametrisation: Parametrisation = "auto",
-                       scale_exponent: float | None = None) -> BuiltModel:
+                       scale_exponent: float | None = None,
+                       mean_exponent: float = 0.0) -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
 
     Parameters
@@ -250,6 +251,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         (:func:`~impactmodel.bayes.partial_scaling.scale_exponent`); otherwise 0. Outside
         ``[0, 1]``, :func:`~impactmodel.bayes.locations.respondent_locations` raises
         ``ValueError``.
+    mean_exponent : float, optional
+        ``w_mu`` of the locations' partial non-centring in their mean
+        (:func:`~impactmodel.bayes.locations.respondent_locations`), in ``[0, 1]``;
+        0 (the default) keeps them centred in their mean.
 
     Returns
     -------
@@ -357,7 +362,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
             basis=pt.as_tensor_variable(slope_design.basis))
         relative = respondent_locations("person_relative", predictor, trait_chol,
                                         dims=("respondent", "impact"), slopes=slopes,
-                                        exponent=scale_exponent)
+                                        exponent=scale_exponent,
+                                        mean_exponent=mean_exponent)
         # reported, not in the gradient: the departments' own slope deviations' conditional
         # mean and w (department_slopes draws them back from these)
         precision, weight = precision_and_weight(trait_chol)
@@ -390,12 +396,13 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred, effects_centred,
-        cells_centred, scale_exponent, region_exponent,
+        cells_centred, scale_exponent, mean_exponent, region_exponent,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),
         tuple(map(int, data.item_dimension)), packed.structure)
     # partially non-centred: the free variable is the sampler's v, the locations stand for it
-    stand_ins = (("person_relative_scaled", "person_relative"),) if scale_exponent > 0 else ()
+    stand_ins = ((("person_relative_scaled", "person_relative"),)
+                 if scale_exponent > 0 or mean_exponent > 0 else ())
     return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH,
                       target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY, stand_ins=stand_ins)
