@@ -105,9 +105,10 @@ def main() -> None:
     parser.add_argument("--scale-exponent", type=float,
                         help="w of the locations' partial non-centring (default: the "
                              "package's rule, ordinal_item_model's scale_exponent)")
-    parser.add_argument("--mean-exponent", type=float, default=0.0,
+    parser.add_argument("--mean-exponent", type=float,
                         help="w_mu of the locations' partial non-centring in their mean "
-                             "(ordinal_item_model's mean_exponent; default 0)")
+                             "(default: the package's rule, ordinal_item_model's "
+                             "mean_exponent)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--save-posterior", type=Path,
                         help="write the posterior draws, without the locations, to this "
@@ -115,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.scale_exponent is not None and not 0.0 <= args.scale_exponent <= 1.0:
         parser.error(f"--scale-exponent takes a value in [0, 1], got {args.scale_exponent}")
-    if not 0.0 <= args.mean_exponent <= 1.0:
+    if args.mean_exponent is not None and not 0.0 <= args.mean_exponent <= 1.0:
         parser.error(f"--mean-exponent takes a value in [0, 1], got {args.mean_exponent}")
     malformed = [item for item in args.option if "=" not in item]
     if malformed:
@@ -181,7 +182,7 @@ def main() -> None:
                         f"4 x ({args.tune} + {args.draws}), options {extra or 'none'}"
                         + ("" if args.scale_exponent is None
                            else f", scale exponent {args.scale_exponent}")
-                        + ("" if args.mean_exponent == 0
+                        + ("" if args.mean_exponent is None
                            else f", mean exponent {args.mean_exponent}"))
     for column in ("chain", "warm-up s", "warm-up steps", "steps / iteration", "ms / step",
                    "draws s", "draw steps", "steps / draw", "ms / step ", "step size"):

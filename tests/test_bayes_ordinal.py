@@ -408,6 +408,27 @@ def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
         ordinal_item_model(data, scale_exponent=1.5)
 
 
+def test_the_locations_take_the_rules_exponents_by_default(tmp_path, monkeypatch):
+    """Under ``auto`` with few answers, ``w`` and ``w_mu`` are those of
+    :func:`~impactmodel.bayes.partial_scaling.location_exponents` (given the answers per
+    respondent and impact); given ones override them."""
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]), ["partners"])
+    seen = []
+
+    def rule(answers):  # type: ignore[no-untyped-def]
+        seen.append(answers)
+        return 0.35, 0.6
+
+    monkeypatch.setattr(ordinal.partial_scaling, "location_exponents", rule)
+    by_rule = ordinal_item_model(data).structure
+    np.testing.assert_array_equal(seen[0], data.answers_per_respondent_and_impact())
+    assert by_rule == ordinal_item_model(data, scale_exponent=0.35, mean_exponent=0.6).structure
+    assert by_rule != ordinal_item_model(data, scale_exponent=0.35, mean_exponent=0.0).structure
+    assert by_rule != ordinal_item_model(data, scale_exponent=0.3, mean_exponent=0.6).structure
+
+
 def test_the_mean_exponent_moves_the_locations_by_its_share_of_their_mean(tmp_path):
     """At ``v = 0`` the locations are ``(I - (1 - w_mu) K) mu``: ``mu`` itself at ``w_mu
     = 1``, from which those at 0 and 0.4 follow (K = Sigma^(w/2) by scipy)."""

@@ -25,7 +25,9 @@ from impactmodel.bayes.locations import (
     scaled_locations,
 )
 from impactmodel.bayes.partial_scaling import (
+    LARGE_SURVEY_FROM,
     LARGEST_EXPONENT,
+    location_exponents,
     region_slope_exponent,
     scale_exponent,
     scaling_power,
@@ -133,6 +135,21 @@ def test_scale_exponent_is_the_prior_share_left_rounded_and_capped():
                                    match=r"mean exponent must be in \[0, 1\], got -0.1"):
         respondent_locations("l", predictor, pt.as_tensor(CHOL), dims=("r", "m"),
                              mean_exponent=-0.1)
+
+
+def test_location_exponents_cap_the_scale_below_the_size_and_not_from_it():
+    """4 answers per respondent and impact leave 1 / (1 + 4 x 0.3) = 0.4545 of the
+    prior variance (-> 0.45): capped at 0.3 and centred in the mean for a small survey;
+    0.45 for both from LARGE_SURVEY_FROM respondents."""
+    assert LARGE_SURVEY_FROM == 27_000
+    small = np.full((LARGE_SURVEY_FROM - 1, 3), 4)
+    large = np.full((LARGE_SURVEY_FROM, 3), 4)
+    assert location_exponents(small) == (LARGEST_EXPONENT, 0.0)
+    assert location_exponents(large) == pytest.approx((0.45, 0.45))
+    # a share below the cap is the same either way: 10 answers, 1 / 4 = 0.25
+    assert location_exponents(np.full((100, 3), 10)) == pytest.approx((0.25, 0.0))
+    assert location_exponents(np.full((LARGE_SURVEY_FROM, 3), 10)) == pytest.approx(
+        (0.25, 0.25))
 
 
 def test_region_slope_exponent_is_the_prior_share_left_by_hand():

@@ -81,7 +81,11 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   (:mod:`impactmodel.bayes.partial_scaling`; ``w`` from the answers, 0.3 on the split
   questionnaire). Centred, the traits' covariance was the slowest part of that fit (bulk
   ESS 324-392 in 4,000 draws on seeds 1-3, R-hat 1.014-1.016): it can move only as far
-  as the 27,606 locations move with it. The sampler's variable is then
+  as the 27,606 locations move with it. From
+  :data:`~impactmodel.bayes.partial_scaling.LARGE_SURVEY_FROM` respondents, ``w`` is the
+  rule's share uncapped (0.45 on the split questionnaire) and the locations are partially
+  non-centred in their mean as well, ``l_i = mu_i + Sigma^(w/2) (v_i - (1 - w) mu_i)``
+  (:func:`~impactmodel.bayes.partial_scaling.location_exponents`). The sampler's variable is then
   ``person_relative_scaled`` and the locations ``person_relative`` a deterministic, which
   the convergence check reads in its place (:attr:`BuiltModel.stand_ins`). See
   ``benchmarks/README.md`` (sessions of 2026-12-06, seventh and eighth) for the figures;
@@ -227,7 +231,7 @@ def lens_contrasts(data: ItemData) -> int:
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                        parametrisation: Parametrisation = "auto",
                        scale_exponent: float | None = None,
-                       mean_exponent: float = 0.0) -> BuiltModel:
+                       mean_exponent: float | None = None) -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
 
     Parameters
@@ -247,14 +251,14 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         ``w`` of the locations' partial non-centring in the traits' covariance
         (:mod:`impactmodel.bayes.partial_scaling`), in ``[0, 1]``, 0 for the centred
         form. By default, under ``auto`` with fewer than :data:`CENTRED_FROM` answers per
-        respondent and impact, chosen from those answers
-        (:func:`~impactmodel.bayes.partial_scaling.scale_exponent`); otherwise 0. Outside
-        ``[0, 1]``, :func:`~impactmodel.bayes.locations.respondent_locations` raises
-        ``ValueError``.
+        respondent and impact, chosen from those answers and the number of respondents
+        (:func:`~impactmodel.bayes.partial_scaling.location_exponents`); otherwise 0.
+        Outside ``[0, 1]``, :func:`~impactmodel.bayes.locations.respondent_locations`
+        raises ``ValueError``.
     mean_exponent : float, optional
         ``w_mu`` of the locations' partial non-centring in their mean
-        (:func:`~impactmodel.bayes.locations.respondent_locations`), in ``[0, 1]``;
-        0 (the default) keeps them centred in their mean.
+        (:func:`~impactmodel.bayes.locations.respondent_locations`), in ``[0, 1]``, 0 to
+        keep them centred in their mean. By default chosen as ``scale_exponent`` is.
 
     Returns
     -------
@@ -272,9 +276,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     lens_weak = few_answers and lens_contrasts(data) < LENS_CENTRED_FROM_CONTRASTS
     cells_centred = ((True, not lens_weak, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
-    if scale_exponent is None:
-        scale_exponent = (partial_scaling.scale_exponent(data.answers_per_respondent_and_impact())
-                          if few_answers else 0.0)
+    rule = (partial_scaling.location_exponents(data.answers_per_respondent_and_impact())
+            if few_answers else (0.0, 0.0))
+    scale_exponent = rule[0] if scale_exponent is None else scale_exponent
+    mean_exponent = rule[1] if mean_exponent is None else mean_exponent
     # the slopes' region parts partially non-centred under auto (see the module docstring)
     region_exponent = (partial_scaling.region_slope_exponent(
         data.x, data.answers_per_respondent_and_impact(),

@@ -1,4 +1,4 @@
-"""Partial non-centring: the locations in the traits' covariance, region slopes in scale.
+"""Partial non-centring: the locations in the traits' covariance and mean, region slopes.
 
 The item model (:mod:`impactmodel.bayes.ordinal`) samples each respondent's location per
 impact around its predictor, with the traits' covariance ``Sigma`` as its spread (the
@@ -37,6 +37,21 @@ coefficients (1.023) then mixed slowest, and two chains of four adapted a step a
 smaller. Around ``mu_i`` the same seed passed (smallest bulk ESS 741, R-hat 1.0099; all
 four step sizes 0.20-0.22).
 
+In the mean too, from :data:`LARGE_SURVEY_FROM` respondents: ``l_i = mu_i + Sigma^(w/2)
+(v_i - (1 - w_mu) mu_i)`` with ``w_mu = w`` (:func:`location_exponents`). A move of
+``mu_i`` with ``v`` held then moves the location by ``(I - (1 - w_mu) Sigma^(w/2))``
+times it, about ``w_mu`` times it, as the partially non-centred parametrisation does for
+a normal latent variable's mean; ``v_i - (1 - w_mu) mu_i`` still has mean zero, so a move
+of ``Sigma`` still only stretches deviations. At 81,471 respondents with ``w = 0.45``
+centred in the mean, the slowest parameters were those that set ``mu_i`` (R-hat 1.015
+at a covariate's coefficient, 1.013 at the practices' effects, bulk ESS 432 at the
+region intercepts); with ``w_mu = 0.45`` too, the smallest bulk ESS was 575 and every
+parameter but 15 of the 244,413 locations had R-hat at most 1.010. At 9,202 respondents
+``w = 0.45`` did worse than the capped 0.3 with or without the mean's share (the trees
+got shorter, 18-22 steps per draw against 25-31, and the effects' component scales
+slower), so small surveys keep ``w`` capped at :data:`LARGEST_EXPONENT` and their
+locations centred in the mean (``benchmarks/README.md``, session of 2026-12-07, sixth).
+
 :func:`~impactmodel.bayes.locations.respondent_locations` declares ``v`` as the free
 variable, with its density (the locations' at ``l(v)`` plus the log-determinant), and
 the locations as a deterministic; one pass of
@@ -74,17 +89,23 @@ INFORMATION_PER_ANSWER = 0.3
 #: the largest ``w`` that :func:`scale_exponent` gives: the one measured at the issue's
 #: survey size, where the rule's share is 0.44 (see ``benchmarks/README.md``)
 LARGEST_EXPONENT = 0.3
+#: from this many respondents :func:`location_exponents` gives the rule's share itself,
+#: for the scale and the mean: the geometric middle of the two sizes measured, 9,202
+#: (where it did worse than the capped ``w``) and 81,370-81,471 (where it did better),
+#: rounded (``benchmarks/README.md``, session of 2026-12-07, sixth)
+LARGE_SURVEY_FROM = 27_000
 #: the sd of the slopes' region parts that :func:`region_slope_exponent` assumes (logit
 #: per unit of a practice): their posterior means were 0.09-0.12 on the simulated split
 #: surveys of 9,202 and 81,370-81,471 respondents (``benchmarks/README.md``)
 REGION_SLOPE_SD = 0.1
 
 
-def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) -> float:
+def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0,
+                   largest: float = LARGEST_EXPONENT) -> float:
     """``w`` for a survey: the share of a location's prior variance its answers leave.
 
     Rounded to a multiple of 0.05 (so that surveys alike share a compiled model) and at
-    most :data:`LARGEST_EXPONENT`.
+    most ``largest``.
 
     Parameters
     ----------
@@ -93,6 +114,8 @@ def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) ->
     prior_variance : float, optional
         The traits' variance assumed (1: the simulated surveys' and the default prior's
         scale).
+    largest : float, optional
+        The cap (default :data:`LARGEST_EXPONENT`; 1 leaves the share as it is).
 
     Returns
     -------
@@ -101,7 +124,32 @@ def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0) ->
         INFORMATION_PER_ANSWER)``, rounded, capped.
     """
     precision = np.asarray(answers, dtype=np.float64) * INFORMATION_PER_ANSWER
-    return min(LARGEST_EXPONENT, _rounded_share(1.0 / (1.0 + prior_variance * precision)))
+    return min(largest, _rounded_share(1.0 / (1.0 + prior_variance * precision)))
+
+
+def location_exponents(answers: NDArray[np.integer]) -> tuple[float, float]:
+    """``w`` and ``w_mu`` of the locations' partial non-centring, in scale and in mean.
+
+    Below :data:`LARGE_SURVEY_FROM` respondents, :func:`scale_exponent` (capped) in the
+    traits' covariance and none in the mean; from it, the rule's share for both (the
+    partially non-centred parametrisation of Papaspiliopoulos, Roberts and Sköld 2007,
+    which takes one weight for a latent variable's mean and scale).
+
+    Parameters
+    ----------
+    answers : ndarray of int, shape (respondents, impacts)
+        Answers per respondent and impact.
+
+    Returns
+    -------
+    tuple of float
+        ``(w, w_mu)``, for :func:`~impactmodel.bayes.locations.respondent_locations`'s
+        ``exponent`` and ``mean_exponent``.
+    """
+    if len(answers) < LARGE_SURVEY_FROM:
+        return scale_exponent(answers), 0.0
+    share = scale_exponent(answers, largest=1.0)
+    return share, share
 
 
 def _rounded_share(shares: NDArray[np.float64]) -> float:
@@ -169,7 +217,7 @@ def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
     -------
     TensorVariable
         The symmetric matrix ``K`` of :mod:`impactmodel.bayes.locations` (``l_i = mu_i +
-        K (v_i - mu_i)``), from the eigen-decomposition of the 3 x 3 ``Sigma``.
+        K (v_i - c mu_i)``), from the eigen-decomposition of the 3 x 3 ``Sigma``.
     """
     decomposition: Any = pt.linalg.eigh(pt.dot(chol, chol.T))
     eigenvalues, eigenvectors = decomposition
@@ -177,5 +225,5 @@ def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
     return pt.dot(scaled, eigenvectors.T)
 
 
-__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "REGION_SLOPE_SD",
-           "region_slope_exponent", "scale_exponent", "scaling_power"]
+__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "LARGE_SURVEY_FROM", "REGION_SLOPE_SD",
+           "location_exponents", "region_slope_exponent", "scale_exponent", "scaling_power"]
