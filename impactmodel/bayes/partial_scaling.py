@@ -48,7 +48,7 @@ at a covariate's coefficient, 1.013 at the practices' effects, bulk ESS 432 at t
 region intercepts); with ``w_mu = 0.45`` too, the smallest bulk ESS was 575 and every
 parameter but 15 of the 244,413 locations had R-hat at most 1.010. At 9,202 respondents
 ``w = 0.45`` did worse than the capped 0.3 with or without the mean's share (the trees
-got shorter, 18-22 steps per draw against 25-31, and the effects' component scales
+got shorter, 21 steps per draw on average against 25-31, and the effects' component scales
 slower), so small surveys keep ``w`` capped at :data:`LARGEST_EXPONENT` and their
 locations centred in the mean (``benchmarks/README.md``, session of 2026-12-07, sixth).
 
