@@ -17,12 +17,12 @@ the simulated surveys of ``benchmarks/``). The loops compute ``C w`` once per pr
 read two indices per respondent instead of their rows, and sum the cotangents of ``C
 w_i`` per profile before multiplying by ``w``.
 
-The sampler's value ``v_i`` gives the location ``l_i = mu_i + K (v_i - c mu_i)`` for a
-matrix ``K`` and a constant ``c`` (``K`` the identity and ``c = 1`` when the sampler draws
-the locations themselves; ``K = Sigma^(w/2)`` and ``c = 1 - w_mu`` when it draws them
-partially non-centred, :mod:`impactmodel.bayes.partial_scaling`). With ``s_i = v_i - c
-mu_i``, ``r_i = K s_i = l_i - mu_i``, ``P = Sigma^-1`` and a weight vector ``u`` (``P 1``
-in the model), :class:`LocationSums` computes
+The sampler's value ``v_i`` gives the location ``l_i = mu_i + K (v_i - alpha mu_i)``
+for a matrix ``K`` and a constant ``alpha`` (``K`` the identity and ``alpha = 1`` when the
+sampler draws the locations themselves; ``K = Sigma^(w/2)`` and ``alpha = 1 - w_mu`` when
+it draws them partially non-centred, :mod:`impactmodel.bayes.partial_scaling`). With
+``s_i = v_i - alpha mu_i``, ``r_i = K s_i = l_i - mu_i``, ``P = Sigma^-1`` and a weight
+vector ``u`` (``P 1`` in the model), :class:`LocationSums` computes
 
     Q = sum_i r_i' P r_i,        H[g] = sum_{i in g} (u . r_i) x_i,        l_i
 
@@ -34,7 +34,7 @@ u (B[g_i] . x_i) + c_i`` and ``t_i = K' e_i``::
 
     dv_i = t_i,   dG[g] = sum_{i in g} d_i,   dS[g] = sum_{i in g} (1' d_i) x_i,
     dC = sum_i d_i w_i',   dP = a sum_i r_i r_i',   du = sum_i (B[g_i] . x_i) r_i,
-    dK = sum_i e_i s_i'      with d_i = c_i - c t_i (the cotangent of mu_i)
+    dK = sum_i e_i s_i'      with d_i = c_i - alpha t_i (the cotangent of mu_i)
 
 Indexing the profiles took the gradient at 81,471 respondents from 11.1 to 10.1 ms
 (``benchmarks/README.md``, session of 2026-12-07, second). Both loops then go through
@@ -253,7 +253,8 @@ class _SizedOp(Op):
         zero), the value is the locations, so ``l`` is not an output (nor its cotangent an
         input of the gradient), and the loops do what they did before ``K`` existed.
     mean_share : float, optional
-        ``c`` in ``l_i = mu_i + K (v_i - c mu_i)`` (default 1); other values need ``scaled``.
+        ``alpha`` in ``l_i = mu_i + K (v_i - alpha mu_i)`` (default 1); other values need
+        ``scaled``.
 
     Raises
     ------
@@ -414,7 +415,7 @@ def location_sums(value: Any, predictor: LocationPredictor, precision: Any, weig
     scaling : TensorVariable, shape (impacts, impacts), optional
         ``K`` (default: the identity).
     mean_share : float, optional
-        ``c`` in ``l_i = mu_i + K (v_i - c mu_i)`` (default 1); other values need
+        ``alpha`` in ``l_i = mu_i + K (v_i - alpha mu_i)`` (default 1); other values need
         ``scaling``.
 
     Returns
@@ -667,8 +668,8 @@ def _chunk_steps(m: int, n_slopes: int, with_cotangent: bool, mean_share: float,
                  keep_mean: bool) -> tuple[Any, Any]:
     """Return the loops' two steps on a chunk of respondents, compiled for the sizes.
 
-    ``gather(start, length, ...)`` writes ``s_i = v_i - c mu_i`` (``c`` the
-    ``mean_share``) for respondents ``start .. start + length - 1`` into the columns of
+    ``gather(start, length, ...)`` writes ``s_i = v_i - alpha mu_i`` (``alpha``
+    the ``mean_share``) for respondents ``start .. start + length - 1`` into the columns of
     ``offset`` (impacts x chunk), with ``keep_mean`` ``mu_i`` into those of ``mean``, and,
     with the cotangent, ``B[g_i] . x_i`` into ``bx``: the reads by group and profile, one
     respondent at a time. ``times(matrix, source, target, length)`` writes ``matrix @
@@ -831,7 +832,7 @@ def _numba_location_sums_gradient(op: LocationSumsGradient, node: Apply | None =
                     d_scaling[j, k] += cross
             if scaled:
                 times(scaling_t, e, t, length)  # t_i = K' e_i (K = I: t_i = e_i)
-            for i in range(length):  # v_i's cotangent t_i, mu_i's c_i - c t_i
+            for i in range(length):  # v_i's cotangent t_i, mu_i's c_i - alpha t_i
                 g, p = group[start + i], profile[start + i]
                 mu_sum = 0.0
                 for k in range(m):

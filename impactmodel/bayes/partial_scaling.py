@@ -217,7 +217,7 @@ def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
     -------
     TensorVariable
         The symmetric matrix ``K`` of :mod:`impactmodel.bayes.locations` (``l_i = mu_i +
-        K (v_i - c mu_i)``), from the eigen-decomposition of the 3 x 3 ``Sigma``.
+        K (v_i - alpha mu_i)``), from the eigen-decomposition of the 3 x 3 ``Sigma``.
     """
     decomposition: Any = pt.linalg.eigh(pt.dot(chol, chol.T))
     eigenvalues, eigenvectors = decomposition
