@@ -249,9 +249,10 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         departments' own slope deviations are integrated out whatever the choice.
     scale_exponent : float, optional
         ``w`` of the locations' partial non-centring in the traits' covariance
-        (:mod:`impactmodel.bayes.partial_scaling`), in ``[0, 1]``, 0 for the centred
-        form. By default, under ``auto`` with fewer than :data:`CENTRED_FROM` answers per
-        respondent and impact, chosen from those answers and the number of respondents
+        (:mod:`impactmodel.bayes.partial_scaling`), in ``[0, 1]``, 0 (with
+        ``mean_exponent`` 0) for the centred form. By default, under ``auto`` with fewer
+        than :data:`CENTRED_FROM` answers per respondent and impact, chosen from those
+        answers and the number of respondents
         (:func:`~impactmodel.bayes.partial_scaling.location_exponents`); otherwise 0.
         Outside ``[0, 1]``, :func:`~impactmodel.bayes.locations.respondent_locations`
         raises ``ValueError``.
@@ -408,6 +409,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         tuple(map(int, data.item_dimension)), packed.structure)
     # partially non-centred: the free variable is the sampler's v, the locations stand for it
     stand_ins = ((("person_relative_scaled", "person_relative"),)
-                 if scale_exponent > 0 or mean_exponent > 0 else ())
+                 if "person_relative_scaled" in model.named_vars else ())
     return BuiltModel(model, packed.values(), structure, max_depth=MAX_DEPTH,
                       target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY, stand_ins=stand_ins)
