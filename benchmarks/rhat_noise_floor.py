@@ -13,10 +13,13 @@ target acceptance 0.8; the item model uses 0.72 and microcanonical ones), and th
 gives, per seed, the largest R-hat, how many coordinates exceed the threshold, and the
 coordinates' bulk and folded ESS (the ESS of ``|x - median|``, which the folded R-hat
 reads). A fit of the item model whose locations mix like these cannot do better on that
-check.
+check. ``--dynamics package`` samples instead through the package's own sampler path
+(``sample_model`` on a ``BuiltModel``) with the item model's depth cap, target acceptance
+and microcanonical trajectories.
 
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 1000 27606 --seeds 1 2 3 4
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 27606 --draws 2000
+    .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 244741 --dynamics package
 """
 
 from __future__ import annotations
@@ -31,19 +34,45 @@ from rich.console import Console
 from rich.table import Table
 
 from impactmodel.bayes.diagnostics import Thresholds, array_diagnostics
+from impactmodel.bayes.ordinal import MAX_DEPTH, TARGET_ACCEPT, TRAJECTORY
+from impactmodel.bayes.sampling import BuiltModel, SamplerSettings, sample_model
 
 
-def sample_normal(dimension: int, draws: int, seed: int) -> tuple[np.ndarray, float, float]:
-    """Draws (chains, draws, dimension) of an iid standard normal, steps per draw, seconds."""
+def sample_normal(dimension: int, draws: int, seed: int, dynamics: str
+                  ) -> tuple[np.ndarray, float, float]:
+    """Draws (chains, draws, dimension) of an iid standard normal, steps per draw, seconds.
+
+    ``dynamics="nutpie"`` samples with nutpie's own NUTS defaults; ``"package"`` samples
+    through the package's own path (``sample_model`` on a ``BuiltModel``: its compiled-model
+    cache, its storage of the draws) with the item model's depth cap, target acceptance
+    and trajectories; its seconds then include compiling the model (once per process).
+    """
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=dimension)
-    compiled = nutpie.compile_pymc_model(model)
     start = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=300, chains=4, seed=seed,
-                          progress_bar=False)
+    if dynamics == "package":
+        built = BuiltModel(model, {}, ("rhat_noise_floor", dimension), max_depth=MAX_DEPTH,
+                           target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY)
+        settings = SamplerSettings(draws=draws, tune=300, chains=4, seed=seed)
+        idata = sample_model(built, settings).idata
+    else:
+        compiled = nutpie.compile_pymc_model(model)
+        start = time.perf_counter()
+        idata = nutpie.sample(compiled, draws=draws, tune=300, chains=4, seed=seed,
+                              progress_bar=False)
     seconds = time.perf_counter() - start
     steps = float(idata["sample_stats"]["n_steps"].mean())
     return np.asarray(idata["posterior"]["x"].values), steps, seconds
+
+
+def folded_ess(draws: np.ndarray, block: int = 20_000) -> np.ndarray:
+    """Bulk ESS of ``|x - median|`` per coordinate (what the folded R-hat reads), by blocks."""
+    ess = np.empty(draws.shape[2])
+    for start in range(0, draws.shape[2], block):
+        part = draws[:, :, start:start + block]
+        median = np.median(part.reshape(-1, part.shape[2]), axis=0)
+        ess[start:start + block] = array_diagnostics(np.abs(part - median))[1]
+    return ess
 
 
 def main() -> None:
@@ -53,20 +82,23 @@ def main() -> None:
     parser.add_argument("--dimensions", type=int, nargs="+", default=[1000, 27606])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
+    parser.add_argument("--dynamics", choices=("nutpie", "package"), default="nutpie",
+                        help="nutpie's NUTS defaults, or the item model's settings "
+                             f"(depth cap {MAX_DEPTH}, target acceptance {TARGET_ACCEPT}, "
+                             f"{TRAJECTORY} trajectories) through the package's sampler")
     args = parser.parse_args()
     threshold = Thresholds().max_rhat
-    table = Table(title=f"iid standard normal, nutpie, 4 chains x {args.draws} draws "
-                        f"(+ 300 warm-up): the R-hat <= {threshold} check")
+    table = Table(title=f"iid standard normal, {args.dynamics} dynamics, 4 chains x "
+                        f"{args.draws} draws (+ 300 warm-up): the R-hat <= {threshold} check")
     for column in ("dimension", "seed", "steps per draw", "sample s", "max R-hat",
                    f"coordinates > {threshold}", "passes", "bulk ESS (1 % / median)",
                    "folded ESS (1 % / median)"):
         table.add_column(column, justify="right")
     for dimension in args.dimensions:
         for seed in args.seeds:
-            draws, steps, seconds = sample_normal(dimension, args.draws, seed)
+            draws, steps, seconds = sample_normal(dimension, args.draws, seed, args.dynamics)
             rhat, bulk, _ = array_diagnostics(draws)
-            median = np.median(draws.reshape(-1, dimension), axis=0)
-            _, folded, _ = array_diagnostics(np.abs(draws - median))
+            folded = folded_ess(draws)
             over = int((rhat > threshold).sum())
             table.add_row(f"{dimension:,}", str(seed), f"{steps:.1f}", f"{seconds:.1f}",
                           f"{rhat.max():.4f}", f"{over:,}", "yes" if over == 0 else "no",
