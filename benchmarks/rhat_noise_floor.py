@@ -49,8 +49,8 @@ def sample_normal(dimension: int, draws: int, seed: int, dynamics: str
     """
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=dimension)
-    start = time.perf_counter()
     if dynamics == "package":
+        start = time.perf_counter()
         built = BuiltModel(model, {}, ("rhat_noise_floor", dimension), max_depth=MAX_DEPTH,
                            target_accept=TARGET_ACCEPT, trajectory=TRAJECTORY)
         settings = SamplerSettings(draws=draws, tune=300, chains=4, seed=seed)
