@@ -109,11 +109,6 @@ def main() -> None:
                         help="w_mu of the locations' partial non-centring in their mean "
                              "(default: the package's rule, ordinal_item_model's "
                              "mean_exponent)")
-    parser.add_argument("--territory-exponents", type=float, nargs=2,
-                        metavar=("W_REGION", "W_DEPT"),
-                        help="w of the intercepts' region and departments' own deviations "
-                             "(default: the package's rule, ordinal_item_model's "
-                             "territory_exponents)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--save-posterior", type=Path,
                         help="write the posterior draws, without the locations, to this "
@@ -123,9 +118,6 @@ def main() -> None:
         parser.error(f"--scale-exponent takes a value in [0, 1], got {args.scale_exponent}")
     if args.mean_exponent is not None and not 0.0 <= args.mean_exponent <= 1.0:
         parser.error(f"--mean-exponent takes a value in [0, 1], got {args.mean_exponent}")
-    if args.territory_exponents and not all(0.0 <= w <= 1.0 for w in args.territory_exponents):
-        parser.error(f"--territory-exponents takes values in [0, 1], got "
-                     f"{args.territory_exponents}")
     malformed = [item for item in args.option if "=" not in item]
     if malformed:
         parser.error(f"--option takes NAME=VALUE, got {', '.join(malformed)}")
@@ -136,9 +128,7 @@ def main() -> None:
     data = build_item_data(load_survey(args.survey / "respondents.csv",
                                        args.survey / "codebook.toml"), PRACTICES)
     built = ordinal_item_model(data, scale_exponent=args.scale_exponent,
-                               mean_exponent=args.mean_exponent,
-                               territory_exponents=(tuple(args.territory_exponents)
-                                                    if args.territory_exponents else None))
+                               mean_exponent=args.mean_exponent)
     start = time.perf_counter()
     sampling._compiled(built)
     compile_s = time.perf_counter() - start
@@ -179,7 +169,6 @@ def main() -> None:
     figures = {
         "respondents": data.n_respondents, "answers": len(data.y), "options": extra,
         "scale_exponent": args.scale_exponent, "mean_exponent": args.mean_exponent,
-        "territory_exponents": args.territory_exponents,
         "compile_s": compile_s, "nutpie_s": clock["nutpie_end"] - clock["nutpie_start"],
         "before_nutpie_s": clock["nutpie_start"] - start,
         "reading_s": clock["check_start"] - clock["nutpie_end"],

@@ -372,45 +372,6 @@ def test_slopes_region_parts_take_the_rules_partial_non_centring(tmp_path, monke
     assert not seen
 
 
-def test_intercepts_territories_take_the_rules_partial_non_centring(tmp_path, monkeypatch):
-    """Under ``auto`` the intercepts' region and department deviations are drawn with the
-    two ``w`` of :func:`~impactmodel.bayes.partial_scaling.intercept_exponents` (given the
-    answers per respondent and impact and the departments); forced forms ignore it."""
-    paths = write_simulation(simulate(SimulationSettings(seed=3, respondents=400,
-                                                         items_per_respondent=4)), tmp_path)
-    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
-                           ["partners"])
-    seen, chosen = [], {"w": (0.0, 0.0)}
-
-    def rule(answers, department, department_region):  # type: ignore[no-untyped-def]
-        seen.append((answers, department, department_region))
-        return chosen["w"]
-
-    monkeypatch.setattr(ordinal.partial_scaling, "intercept_exponents", rule)
-    region = {0.0: "u_region", 0.4: "u_region_partial", 1.0: "u_region_z"}
-    department = {0.0: "u_department_own", 0.7: "u_department_own_partial",
-                  1.0: "u_department_z"}
-    structures = set()
-    for w_region, w_department in ((0.0, 1.0), (0.4, 0.7), (1.0, 0.0)):
-        chosen["w"] = (w_region, w_department)
-        built = ordinal_item_model(data)
-        free = {v.name for v in built.model.free_RVs}
-        assert free & {*region.values(), *department.values()} == {region[w_region],
-                                                                   department[w_department]}
-        structures.add(built.structure)
-    assert len(structures) == 3  # a survey with other weights compiles its own model
-    answers, dept, dept_region = seen[-1]
-    np.testing.assert_array_equal(answers, data.answers_per_respondent_and_impact())
-    np.testing.assert_array_equal(dept, data.department)
-    np.testing.assert_array_equal(dept_region, data.department_region)
-    seen.clear()
-    for parametrisation, w in (("centred", 0.0), ("non-centred", 1.0)):
-        free = {v.name for v in ordinal_item_model(data, parametrisation=parametrisation
-                                                   ).model.free_RVs}
-        assert {region[w], department[w]} <= free
-    assert not seen
-
-
 def test_partially_non_centred_locations_change_only_the_coordinates(tmp_path):
     """On a split questionnaire, the model's log-density in the sampler's coordinates is
     the centred model's at the same locations plus ``n (w / 2) log det Sigma``."""

@@ -25,7 +25,6 @@ from scipy import stats
 from impactmodel.bayes.effects import (
     _overall_and_population,
     iid_normal_by_group,
-    partially_centred_normal,
     partially_centred_zero_sum,
     practice_effects,
     zero_sum_part,
@@ -172,33 +171,3 @@ def test_cell_parts_centred_or_not_one_by_one() -> None:
     free = {v.name for v in model.free_RVs}
     assert {"b_impact", "b_lens_z", "b_dimension"} <= free
     assert not {"b_impact_z", "b_lens", "b_dimension_z"} & free
-
-
-@pytest.mark.parametrize("exponent", [0.0, 0.6, 1.0])
-def test_partially_centred_normal_density_is_the_centred_one_plus_the_jacobian(
-        exponent: float) -> None:
-    """In the sampler's coordinates ``(log scale, v)``: the half-normal's log-density (with
-    the log transform's Jacobian ``log scale``) plus the iid ``N(0, scale)`` density of the
-    ``n`` coordinates ``scale^w v`` plus ``log |d part / d v| = n w log scale``."""
-    scale_sd = 0.3
-    coords = {"impact": ["a", "b"], "department_contrast": [0, 1, 2]}
-    with pm.Model(coords=coords) as model:
-        scale = pm.HalfNormal("scale", scale_sd)
-        part = partially_centred_normal("u_department_own", "u_department_z", scale,
-                                        ("impact", "department_contrast"), exponent)
-    free = model.free_RVs[1]
-    assert free.name == {0.0: "u_department_own", 1.0: "u_department_z"}.get(
-        exponent, "u_department_own_partial")
-    v = np.random.default_rng(5).normal(size=(2, 3))
-    logp = model.compile_logp()
-    for value in (0.05, 0.4):
-        density = float(logp({"scale_log__": np.log(value), free.name: v}))
-        values = pytensor.function([scale, free], part, on_unused_input="ignore")(value, v)
-        np.testing.assert_allclose(values, value**exponent * v, rtol=1e-12)
-        expected = (stats.halfnorm.logpdf(value, scale=scale_sd) + np.log(value)
-                    + np.sum(stats.norm.logpdf(values, scale=value))
-                    + values.size * exponent * np.log(value))
-        assert density == pytest.approx(expected, rel=1e-9, abs=1e-6)
-    with pm.Model(coords=coords), pytest.raises(ValueError, match=r"in \[0, 1\], got -0.1"):
-        partially_centred_normal("u", "u_z", pm.math.constant(1.0),
-                                 ("impact", "department_contrast"), -0.1)

@@ -27,7 +27,6 @@ from impactmodel.bayes.locations import (
 from impactmodel.bayes.partial_scaling import (
     LARGE_SURVEY_FROM,
     LARGEST_EXPONENT,
-    intercept_exponents,
     location_exponents,
     region_slope_exponent,
     scale_exponent,
@@ -172,28 +171,6 @@ def test_region_slope_exponent_is_the_prior_share_left_by_hand():
     # a second practice, zero for everyone: its shares are 1, mean (0.25 + 0.8421 + 2) / 4
     two = np.column_stack([x, np.zeros(3)])
     assert region_slope_exponent(two, answers, region, 2, slope_sd=0.5) == pytest.approx(0.75)
-
-
-def test_intercept_exponents_are_the_prior_shares_left_by_hand():
-    """One impact. Department 0 (region 0): two respondents with 10 answers, 1 / (1 + 1 /
-    (10 x 0.3)) = 0.75 each, and one with none, so I = 1.5; department 1 (region 0): one
-    respondent with 10 answers, I = 0.75; department 2 (region 1): nobody, left out, and
-    so is region 1. With a department sd of 1 the departments' shares are 1 / 2.5 = 0.4
-    and 1 / 1.75 = 0.5714, mean 0.4857 -> 0.5. Region 0 sees its departments' means with
-    precisions 1 / (1 + 1 / 1.5) = 0.6 and 1 / (1 + 1 / 0.75) = 0.4286, 1.0286 in all:
-    with a region sd of 2 its share is 1 / (1 + 4 x 1.0286) = 0.1955 -> 0.2."""
-    answers = np.array([[10], [10], [0], [10]])
-    department = np.array([0, 0, 0, 1])
-    department_region = np.array([0, 0, 1])
-    assert intercept_exponents(answers, department, department_region, region_sd=2.0,
-                               department_sd=1.0) == pytest.approx((0.2, 0.5))
-    # a second impact nobody answers in department 1: its share there is 1, so the
-    # departments' mean is (0.4 + 0.5714 + 0.4 + 1) / 4 = 0.5929 -> 0.6; region 0's
-    # second impact sees department 0 only (0.6): share 1 / 3.4 = 0.2941, mean with the
-    # first's 0.1955: 0.2448 -> 0.25
-    two = np.array([[10, 10], [10, 10], [0, 0], [10, 0]])
-    assert intercept_exponents(two, department, department_region, region_sd=2.0,
-                               department_sd=1.0) == pytest.approx((0.25, 0.6))
 
 
 # a bivariate normal-normal model: l_i ~ N(G, Sigma), y_i ~ N(l_i, S^2 I), Sigma with

@@ -93,39 +93,15 @@ def partially_centred_zero_sum(name: str, scale: pt.TensorVariable, dims: tuple[
     ValueError
         If ``exponent`` is outside ``[0, 1]``.
     """
-    return _partially_centred(pm.ZeroSumNormal, name, f"{name}_z", scale, dims, exponent)
-
-
-def partially_centred_normal(name: str, standard_name: str, scale: pt.TensorVariable,
-                             dims: tuple[str, str], exponent: float) -> pt.TensorVariable:
-    """Declare iid ``N(0, scale)`` coordinates, partially non-centred.
-
-    As :func:`partially_centred_zero_sum`, with independent normal coordinates (no sum
-    constraint): ``w = 0`` declares them as ``name``, ``w = 1`` as ``scale`` times the
-    standard ``standard_name``, and between the two ``{name}_partial ~ N(0, scale^(1 -
-    w))`` times ``scale^w``.
-
-    Raises
-    ------
-    ValueError
-        If ``exponent`` is outside ``[0, 1]``.
-    """
-    return _partially_centred(pm.Normal, name, standard_name, scale, dims, exponent)
-
-
-def _partially_centred(distribution: type[pm.Normal] | type[pm.ZeroSumNormal], name: str,
-                       standard_name: str, scale: pt.TensorVariable, dims: tuple[str, str],
-                       exponent: float) -> pt.TensorVariable:
-    """``scale^w`` times ``distribution(sigma=scale^(1 - w))`` (mean zero), as declared above."""
     if not 0.0 <= exponent <= 1.0:
         raise ValueError(f"{name}: the partial non-centring's exponent must lie in [0, 1], "
                          f"got {exponent}")
     if exponent == 0.0:
-        return distribution(name, sigma=scale, dims=dims)
+        return pm.ZeroSumNormal(name, sigma=scale, dims=dims)
     if exponent == 1.0:
-        free = distribution(standard_name, sigma=1.0, dims=dims)
+        free = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=dims)
     else:
-        free = distribution(f"{name}_partial", sigma=scale ** (1.0 - exponent), dims=dims)
+        free = pm.ZeroSumNormal(f"{name}_partial", sigma=scale ** (1.0 - exponent), dims=dims)
     return pm.Deterministic(name, scale**exponent * free, dims=dims)
 
 
@@ -203,8 +179,7 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
                            region_sd: float, department_sd: float, centred: bool,
                            dims: str, spatial: AdjacencyGraph | None = None,
                            integrated: bool = False,
-                           region_exponent: float | None = None,
-                           department_exponent: float | None = None) -> pt.TensorVariable:
+                           region_exponent: float | None = None) -> pt.TensorVariable:
     """Region plus department-within-region deviations, ``dims x department``.
 
     Declares ``{prefix}_region_scale``, ``{prefix}_department_scale`` (half-normal),
@@ -228,11 +203,8 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     integrates them out, :mod:`impactmodel.bayes.department_slopes`); the scales are, and
     the returned tensor is each department's region deviation alone.
 
-    ``region_exponent``, ``department_exponent``: the region deviations, and the
-    departments' own deviations within their region (their coordinates in the
-    within-region basis), partially non-centred with this ``w``
-    (:func:`partially_centred_zero_sum`, :func:`partially_centred_normal`) instead of as
-    ``centred`` says.
+    ``region_exponent``: the region deviations partially non-centred with this ``w``
+    (:func:`partially_centred_zero_sum`) instead of as ``centred`` says.
     """
     model = pm.modelcontext(None)
     region_scale = pm.HalfNormal(f"{prefix}_region_scale", region_sd)
@@ -250,11 +222,12 @@ def territorial_deviations(prefix: str, department_region: NDArray[np.integer],
     basis = within_group_basis(department_region)
     if "department_contrast" not in model.coords:
         model.add_coord("department_contrast", list(range(basis.shape[1])))
-    own_coordinates = partially_centred_normal(
-        f"{prefix}_department_own", f"{prefix}_department_z", dept_scale,
-        (dims, "department_contrast"),
-        (0.0 if centred else 1.0) if department_exponent is None else department_exponent)
-    own = pt.dot(own_coordinates, pt.as_tensor_variable(basis.T))
+    contrast_dims = (dims, "department_contrast")
+    if centred:
+        z = pm.Normal(f"{prefix}_department_own", 0.0, dept_scale, dims=contrast_dims)
+    else:
+        z = dept_scale * pm.Normal(f"{prefix}_department_z", 0.0, 1.0, dims=contrast_dims)
+    own = pt.dot(z, pt.as_tensor_variable(basis.T))
     return pm.Deterministic(f"{prefix}_department", region[:, department_region] + own,
                             dims=(dims, "department"))
 

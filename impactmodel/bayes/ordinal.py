@@ -231,8 +231,7 @@ def lens_contrasts(data: ItemData) -> int:
 def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                        parametrisation: Parametrisation = "auto",
                        scale_exponent: float | None = None,
-                       mean_exponent: float | None = None,
-                       territory_exponents: tuple[float, float] | None = None) -> BuiltModel:
+                       mean_exponent: float | None = None) -> BuiltModel:
     """Build the ordinal item-level model (see the module docstring).
 
     Parameters
@@ -261,12 +260,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         ``w_mu`` of the locations' partial non-centring in their mean
         (:func:`~impactmodel.bayes.locations.respondent_locations`), in ``[0, 1]``, 0 to
         keep them centred in their mean. By default chosen as ``scale_exponent`` is.
-    territory_exponents : tuple of float, optional
-        ``w`` of the intercepts' region deviations and of the departments' own deviations
-        (0 centred, 1 non-centred, between: partially non-centred). By default, under
-        ``auto``, chosen from the answers per department
-        (:func:`~impactmodel.bayes.partial_scaling.intercept_exponents`); otherwise
-        as ``parametrisation`` says.
 
     Returns
     -------
@@ -293,10 +286,6 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         data.x, data.answers_per_respondent_and_impact(),
         data.department_region[data.department], len(c["region"]))
         if parametrisation == "auto" else None)
-    if territory_exponents is None:
-        territory_exponents = (partial_scaling.intercept_exponents(
-            data.answers_per_respondent_and_impact(), data.department, data.department_region)
-            if parametrisation == "auto" else (float(not centred),) * 2)
     n_pop = len(c["population"])
     n_impacts = len(c["impact"])
     resp_pop = data.population[data.respondent]
@@ -350,9 +339,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         shift_level = pt.dot(pt.as_tensor_variable(shift_averaging(
             pairs, data.item_impact, n_pop, n_impacts)), shift).reshape((n_pop, n_impacts))
         u_dept = territorial_deviations("u", data.department_region, p.region_sd,
-                                        p.department_sd, centred, dims="impact",
-                                        region_exponent=territory_exponents[0],
-                                        department_exponent=territory_exponents[1])
+                                        p.department_sd, centred, dims="impact")
         gamma = pm.Normal("gamma", 0.0, p.covariate_sd, dims=("impact", "covariate"))
         trait_chol = trait_covariance(p.trait_sd, p.trait_correlation_eta, n_impacts)
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
@@ -415,7 +402,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     structure: tuple[object, ...] = (
         "ordinal", tuple((k, tuple(v)) for k, v in coords.items() if k != "respondent"),
         len(c["respondent"]), tuple(data.department_region), p, centred, effects_centred,
-        cells_centred, scale_exponent, mean_exponent, region_exponent, territory_exponents,
+        cells_centred, scale_exponent, mean_exponent, region_exponent,
         tuple(tuple(int(v) for v in pair) for pair in pairs),
         # the item -> cell map is compiled in as constants
         tuple(map(int, data.item_impact)), tuple(map(int, data.item_lens)),

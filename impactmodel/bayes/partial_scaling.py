@@ -100,10 +100,6 @@ LARGE_SURVEY_FROM = 27_000
 #: per unit of a practice): their posterior means were 0.09-0.12 on the simulated split
 #: surveys of 9,202 and 81,370-81,471 respondents (``benchmarks/README.md``)
 REGION_SLOPE_SD = 0.1
-#: the sds of the intercepts' region deviations and departments' own deviations that
-#: :func:`intercept_exponents` assumes (logits): PLACEHOLDER
-REGION_INTERCEPT_SD = 0.35
-DEPARTMENT_INTERCEPT_SD = 0.25
 
 
 def scale_exponent(answers: NDArray[np.integer], prior_variance: float = 1.0,
@@ -198,80 +194,15 @@ def region_slope_exponent(x: NDArray[np.floating], answers: NDArray[np.integer],
         The mean of the shares over practices and regions, rounded to a multiple of 0.05
         (0 the centred form, 1 the non-centred one).
     """
-    per_respondent = _location_precisions(answers, trait_variance).sum(axis=1)
+    answers = np.asarray(answers, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        noise = trait_variance + 1.0 / (answers * INFORMATION_PER_ANSWER)
+    per_respondent = np.where(answers > 0, 1.0 / noise, 0.0).sum(axis=1)
     information = np.stack([
         np.bincount(region, weights=np.asarray(x[:, s], dtype=np.float64) ** 2
                     * per_respondent, minlength=n_regions)
         for s in range(x.shape[1])])
     return _rounded_share(1.0 / (1.0 + slope_sd**2 * information))
-
-
-def intercept_exponents(answers: NDArray[np.integer], department: NDArray[np.integer],
-                        department_region: NDArray[np.integer],
-                        region_sd: float = REGION_INTERCEPT_SD,
-                        department_sd: float = DEPARTMENT_INTERCEPT_SD,
-                        trait_variance: float = 1.0) -> tuple[float, float]:
-    """``w`` for the intercepts' region deviations and departments' own deviations.
-
-    The departments' own deviation ``u[m, d]`` (impact ``m``) enters the locations' mean
-    of the department's respondents, each known to within ``trait_variance + 1 / (n_im
-    INFORMATION_PER_ANSWER)`` from its ``n_im`` answers (:func:`region_slope_exponent`),
-    so the information about it is ``I_dm = sum_{i in d} 1 / (trait_variance + 1 / (n_im
-    INFORMATION_PER_ANSWER))`` and the share its prior (sd ``department_sd``) keeps is
-    ``1 / (1 + department_sd^2 I_dm)``. A region's deviation is seen through its
-    departments' means, each of variance ``department_sd^2 + 1 / I_dm`` around it: its
-    information is ``sum_{d in r} 1 / (department_sd^2 + 1 / I_dm)`` (departments with
-    respondents), and its share ``1 / (1 + region_sd^2 x that)``.
-
-    Parameters
-    ----------
-    answers : ndarray of int, shape (respondents, impacts)
-        Answers per respondent and impact.
-    department : ndarray of int, shape (respondents,)
-        Each respondent's department, coded ``0 .. departments - 1``.
-    department_region : ndarray of int, shape (departments,)
-        Each department's region, coded ``0 .. regions - 1``.
-    region_sd, department_sd : float, optional
-        The deviations' sds assumed (:data:`REGION_INTERCEPT_SD`,
-        :data:`DEPARTMENT_INTERCEPT_SD`).
-    trait_variance : float, optional
-        The traits' variance assumed.
-
-    Returns
-    -------
-    tuple of float
-        ``(w_region, w_department)``: the mean shares over the regions (departments) with
-        respondents and the impacts, each rounded to a multiple of 0.05.
-    """
-    precision = _location_precisions(answers, trait_variance)
-    n_departments = len(department_region)
-    by_department = np.stack([np.bincount(department, weights=precision[:, m],
-                                          minlength=n_departments)
-                              for m in range(precision.shape[1])], axis=1)
-    seen = by_department.sum(axis=1) > 0
-    with np.errstate(divide="ignore"):
-        department_mean_precision = np.where(
-            by_department > 0, 1.0 / (department_sd**2 + 1.0 / by_department), 0.0)
-    n_regions = int(department_region.max()) + 1
-    by_region = np.stack([np.bincount(department_region, weights=department_mean_precision[:, m],
-                                      minlength=n_regions)
-                          for m in range(precision.shape[1])], axis=1)
-    region_seen = np.bincount(department_region, weights=seen, minlength=n_regions) > 0
-    return (_rounded_share(1.0 / (1.0 + region_sd**2 * by_region[region_seen])),
-            _rounded_share(1.0 / (1.0 + department_sd**2 * by_department[seen])))
-
-
-def _location_precisions(answers: NDArray[np.integer],
-                         trait_variance: float) -> NDArray[np.float64]:
-    """``1 / (trait_variance + 1 / (n_im INFORMATION_PER_ANSWER))``, 0 where ``n_im = 0``.
-
-    The precision about a location's mean (its predictor) that respondent ``i``'s
-    ``n_im`` answers on impact ``m`` give (respondents x impacts).
-    """
-    answers = np.asarray(answers, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        noise = trait_variance + 1.0 / (answers * INFORMATION_PER_ANSWER)
-    return np.where(answers > 0, 1.0 / noise, 0.0)
 
 
 def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
@@ -296,7 +227,5 @@ def scaling_power(chol: Any, exponent: float) -> pt.TensorVariable:
     return pt.dot(scaled, eigenvectors.T)
 
 
-__all__ = ["DEPARTMENT_INTERCEPT_SD", "INFORMATION_PER_ANSWER", "LARGEST_EXPONENT",
-           "LARGE_SURVEY_FROM", "REGION_INTERCEPT_SD", "REGION_SLOPE_SD",
-           "intercept_exponents", "location_exponents", "region_slope_exponent",
-           "scale_exponent", "scaling_power"]
+__all__ = ["INFORMATION_PER_ANSWER", "LARGEST_EXPONENT", "LARGE_SURVEY_FROM", "REGION_SLOPE_SD",
+           "location_exponents", "region_slope_exponent", "scale_exponent", "scaling_power"]
