@@ -165,6 +165,24 @@ def test_extreme_predictors_and_an_unchosen_category_stay_finite():
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
+def test_an_underflowing_location_gives_the_numpy_value_not_an_exception():
+    # exp(-800) is 0 in double precision, so the loop's reciprocal 1 / exp(person) divides
+    # by zero. PyMC's NUTS can reach such points in its first warm-up steps, and numba's
+    # default (Python) error model raised ZeroDivisionError from the compiled log-density
+    # and ended the sampling; the NUMBA loop must give what numpy's does (an infinite or
+    # NaN log-density, which the sampler counts as a divergence)
+    _, parameters, raw = _case(5, n=400)
+    parameters[4][3, :] = -800.0
+    assert (raw[3] == 3).any()
+    data = _op_data(raw)
+    numba_out = _function("NUMBA", True)(*parameters, *data)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        numpy_out = _function("FAST_COMPILE", True)(*parameters, *data)
+    assert not np.isfinite(numba_out[0])
+    for a, b in zip(numba_out, numpy_out, strict=True):  # NaN and inf where numpy has them
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
 def test_second_derivatives_are_refused():
     _, parameters, data = _case(0)
     outputs = cumulative_logit_logp(*[pt.as_tensor_variable(v)

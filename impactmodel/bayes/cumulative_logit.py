@@ -263,7 +263,7 @@ def _numba_cumulative_logit(op: CumulativeLogitLogp, node: Apply | None = None,
     PyTensor caches the compiled loop on disk under the returned key, which holds this
     file's source digest: an edited loop is compiled again, never read back stale.
     """
-    @numba_basic.numba_njit(boundscheck=False)
+    @numba_basic.numba_njit(boundscheck=False, error_model="numpy")
     def cumulative_logit(gap, a, b, shift, person, slope, profiles, profile_pair,
                          category_count, segment_start, segment_item_category,
                          segment_profile_item, respondent_impact
