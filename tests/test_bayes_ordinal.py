@@ -20,7 +20,7 @@ from scipy.special import expit
 from scipy.stats import multivariate_normal, norm
 
 from impactmodel import load_survey
-from impactmodel.bayes import SamplerSettings, ordinal
+from impactmodel.bayes import SamplerSettings, ordinal, sample_model
 from impactmodel.bayes.department_slopes import DepartmentSlopeDesign, with_department_slopes
 from impactmodel.bayes.effects import within_group_basis
 from impactmodel.bayes.fit import fit_items
@@ -284,6 +284,30 @@ def test_item_log_likelihood_loo_and_predictive_check(recovery):
     # replicated answers reproduce the observed mean answer per population x impact
     assert (means["p_value"].between(0.005, 0.995)).all(), means
     assert np.allclose(means["replicated"], means["observed"], atol=0.15)
+
+
+def test_pymc_nuts_samples_the_item_models_own_formulation(tmp_path):
+    # PyMC's NUTS is the fallback sampler; the item model's hand-written operations have
+    # numba versions (PyMC 6 compiles with numba) and numpy ones. A few draws on a small
+    # split survey: the draws are labelled, finite, taken with the model's own depth cap
+    # and target acceptance (PyMC has no microcanonical dynamics: none recorded), and the
+    # fit is reported as not converged (20 draws cannot pass)
+    settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
+    paths = write_simulation(simulate(settings), tmp_path)
+    data = build_item_data(load_survey(paths["respondents"], paths["codebook"]),
+                           ["partners", "maturity"])
+    draws = sample_model(ordinal_item_model(data),
+                         SamplerSettings(sampler="pymc", draws=20, tune=30, chains=1, seed=2))
+    assert (draws.settings.sampler, draws.settings.trajectory) == ("pymc", None)
+    assert (draws.settings.max_depth, draws.settings.target_accept) == (
+        ordinal.MAX_DEPTH, ordinal.TARGET_ACCEPT)
+    stats = draws.idata["sample_stats"]
+    assert int(stats["tree_depth"].max()) <= ordinal.MAX_DEPTH
+    locations = draws.idata["posterior"]["person_relative"]
+    assert locations.dims == ("chain", "draw", "respondent", "impact")
+    assert locations.shape == (1, 20, data.n_respondents, len(data.coords["impact"]))
+    assert np.isfinite(locations).all() and np.isfinite(draws.idata["posterior"]["kappa"]).all()
+    assert not draws.convergence.converged
 
 
 def test_lens_part_and_locations_forms_follow_the_answers_per_respondent(tmp_path):
