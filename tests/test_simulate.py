@@ -14,9 +14,11 @@ from impactmodel.cli import app
 from impactmodel.errors import SpecError
 from impactmodel.simulate import SimulationSettings, simulate, write_simulation
 from impactmodel.simulate.population import build_finite_population
-from impactmodel.simulate.run import sample_population
+from impactmodel.simulate.run import _raked_weights, sample_population
 from impactmodel.simulate.sampling import draw_sample, systematic_pps
+from impactmodel.territories import region_of
 from impactmodel.vocabulary import IMPACTS, POPULATIONS
+from impactmodel.weighting import RakingNotConverged, rake
 
 runner = CliRunner()
 
@@ -68,6 +70,56 @@ def test_weights_are_calibrated_to_the_frame(small_simulation):
             known = f.groupby(var)["count"].sum()
             pd.testing.assert_series_equal(weighted, known.astype(float).loc[weighted.index],
                                            check_names=False, rtol=1e-6)
+
+
+def test_raking_merges_the_smallest_category_when_the_margins_are_unattainable():
+    """Hand-worked case: unit 0 alone is in region 0 and in age group 0, whose totals
+    disagree (10 against 20), so no positive weights meet both margins and raking cycles.
+    Merging region 0 (1 respondent, the first smallest) into region 1 leaves a region
+    margin of one category (40) and age groups 20 | 20: weights 20, 10, 10."""
+    population = pd.DataFrame({"region": [0] * 10 + [1] * 30,
+                               "age_group": [0] * 20 + [1] * 20, "size_class": [0] * 40})
+    sample = pd.DataFrame({"region": [0, 1, 1], "age_group": [0, 1, 1],
+                           "size_class": [0, 0, 0]})
+    with pytest.raises(RakingNotConverged):
+        rake(np.ones(3), [(sample[v].to_numpy(), np.bincount(population[v]).astype(float))
+                          for v in ("region", "age_group")])
+    weights, collapsed = _raked_weights(sample, population, np.ones(3), n_regions=2)
+    np.testing.assert_allclose(weights, [20.0, 10.0, 10.0], rtol=1e-9)
+    assert collapsed == {"region": [0]}
+
+
+@pytest.mark.parametrize(("respondents", "seed"), [(400, 5), (600, 8)])
+def test_small_samples_whose_margins_are_unattainable_still_simulate(respondents, seed):
+    """These seeds once stopped with "raking did not converge": a few respondents in a
+    region could not meet its age and size margins. The simulation now merges regions
+    and logs them; every other category still meets the frame's counts exactly."""
+    sim = simulate(SimulationSettings(seed=seed, respondents=respondents))
+    region_of_department = region_of()
+    resp = sim.respondents.assign(region=sim.respondents["department"].map(region_of_department))
+    frame = sim.frame.assign(region=sim.frame["department"].map(region_of_department))
+    regions = sorted(set(region_of_department.values()))
+    merged_somewhere = False
+    for pop in POPULATIONS:
+        r, f = resp[resp["population"] == pop], frame[frame["population"] == pop]
+        collapsed = sim.truth["design"][pop]["raking_collapsed_categories"]
+        merged = {regions[k] for k in collapsed.get("region", [])}
+        merged_somewhere |= bool(merged)
+        assert set(collapsed) <= {"region"}, collapsed
+        weighted = r.groupby("region")["weight"].sum().reindex(regions, fill_value=0.0)
+        known = f.groupby("region")["count"].sum().reindex(regions, fill_value=0)
+        # merged regions go to the region with most respondents (the first, on a tie)
+        largest = regions[int(r["region"].value_counts().reindex(regions, fill_value=0)
+                              .to_numpy().argmax())]
+        pooled = [*merged, largest]
+        kept = [g for g in regions if g not in pooled]
+        np.testing.assert_allclose(weighted[kept], known[kept].astype(float), rtol=1e-6)
+        assert weighted[pooled].sum() == pytest.approx(known[pooled].sum(), rel=1e-6)
+        assert r["weight"].sum() == pytest.approx(f["count"].sum(), rel=1e-9)
+        for var in ("age_group", "size_class"):
+            np.testing.assert_allclose(r.groupby(var)["weight"].sum().sort_index(),
+                                       f.groupby(var)["count"].sum().sort_index(), rtol=1e-6)
+    assert merged_somewhere
 
 
 def test_realised_sample_matches_each_design(small_simulation):

@@ -26,7 +26,7 @@ from impactmodel.simulate.sampling import draw_sample, drawn_size, respond
 from impactmodel.simulate.settings import SimulationSettings
 from impactmodel.territories import adjacency, adjacency_graph
 from impactmodel.vocabulary import DIMENSIONS, IMPACTS, LENSES, POPULATIONS
-from impactmodel.weighting import rake
+from impactmodel.weighting import RakingNotConverged, rake
 
 TRUTH_KIND = "impactmodel.simulation_truth"
 TRUTH_SCHEMA_VERSION = 1
@@ -44,31 +44,69 @@ class Simulation:
     truth: dict[str, Any]
 
 
-def _collapse_empty(codes: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                     list[int]]:
-    """Merge margin categories with no respondent into the largest one (logged in the truth)."""
-    counts = np.bincount(codes, minlength=len(totals))
-    empty = [int(k) for k in np.flatnonzero((counts == 0) & (totals > 0))]
-    if not empty:
-        return codes, totals, []
-    target = int(np.argmax(counts))
+RAKING_MARGINS = ("region", "age_group", "size_class")
+
+
+def _merge_category(margin: tuple[np.ndarray, np.ndarray], source: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge category ``source`` of a raking margin (its units and total) into the largest."""
+    codes, totals = margin
+    target = int(np.argmax(np.bincount(codes, minlength=len(totals))))
     totals = totals.copy()
-    totals[target] += totals[empty].sum()
-    totals[empty] = 0
-    return codes, totals, empty
+    totals[target] += totals[source]
+    totals[source] = 0
+    return np.where(codes == source, target, codes), totals
+
+
+def _smallest_category(margins: dict[str, tuple[np.ndarray, np.ndarray]]
+                       ) -> tuple[str, int] | None:
+    """Find the category with fewest respondents, in margins that still have two or more."""
+    best: tuple[int, str, int] | None = None
+    for var, (codes, totals) in margins.items():
+        counts = np.bincount(codes, minlength=len(totals))
+        present = np.flatnonzero(counts > 0)
+        if len(present) < 2:
+            continue
+        k = int(present[np.argmin(counts[present])])
+        if best is None or counts[k] < best[0]:
+            best = (int(counts[k]), var, k)
+    return None if best is None else (best[1], best[2])
 
 
 def _raked_weights(sample: pd.DataFrame, pop_units: pd.DataFrame, base: np.ndarray,
                    n_regions: int) -> tuple[np.ndarray, dict[str, list[int]]]:
-    margins, collapsed = [], {}
-    for var, k in (("region", n_regions), ("age_group", len(AGE_GROUPS)),
-                   ("size_class", len(SIZE_CLASSES))):
-        totals = np.bincount(pop_units[var], minlength=k).astype(float)
-        codes, totals, empty = _collapse_empty(sample[var].to_numpy(), totals)
-        if empty:
-            collapsed[var] = empty
-        margins.append((codes, totals))
-    return rake(base, margins), collapsed
+    """Rake ``base`` to the population's counts by region, age group and size class.
+
+    A category with no respondent merges into its margin's largest category. A small
+    sample can also leave the margins unattainable with positive weights (a region whose
+    few respondents miss an age group the other margins need): raking then does not
+    converge. The category with the fewest respondents, over all margins, then merges into
+    its margin's largest, and raking starts again, until it converges. Every merged
+    category is returned, by margin, for the simulation's log.
+    """
+    sizes = {"region": n_regions, "age_group": len(AGE_GROUPS),
+             "size_class": len(SIZE_CLASSES)}
+    margins = {var: (sample[var].to_numpy(),
+                     np.bincount(pop_units[var], minlength=sizes[var]).astype(float))
+               for var in RAKING_MARGINS}
+    collapsed: dict[str, list[int]] = {}
+
+    def merge(var: str, source: int) -> None:
+        margins[var] = _merge_category(margins[var], source)
+        collapsed.setdefault(var, []).append(source)
+
+    for var, (codes, totals) in list(margins.items()):
+        counts = np.bincount(codes, minlength=len(totals))
+        for k in np.flatnonzero((counts == 0) & (totals > 0)):
+            merge(var, int(k))
+    while True:
+        try:
+            return rake(base, list(margins.values())), collapsed
+        except RakingNotConverged:
+            smallest = _smallest_category(margins)
+            if smallest is None:
+                raise
+            merge(*smallest)
 
 
 def _score_truth(fp: FinitePopulation, answers: np.ndarray, codebook: Codebook

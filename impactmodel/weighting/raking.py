@@ -20,6 +20,16 @@ class RakingError(ImpactModelError):
     """Raking cannot reach the margins (an empty category, or no convergence)."""
 
 
+class RakingNotConverged(RakingError):
+    """The iteration did not reach the margins: they may be unattainable with positive weights.
+
+    That happens when the sample's cross-classification has empty cells that the margins
+    need (for instance a region whose only respondents are all in one age group): the
+    iteration then drives some weights towards zero and never settles, or it cycles
+    between weights that meet one margin and weights that meet another.
+    """
+
+
 def rake(
     weights: ArrayLike,
     margins: Sequence[tuple[ArrayLike, ArrayLike]],
@@ -50,8 +60,9 @@ def rake(
     Raises
     ------
     RakingError
-        If a category with a positive total has no unit, the grand totals disagree, or the
-        iteration does not converge within ``max_iter`` cycles.
+        If a category with a positive total has no unit, or the grand totals disagree.
+    RakingNotConverged
+        If the iteration does not converge within ``max_iter`` cycles.
     """
     w = np.asarray(weights, dtype=float).copy()
     if w.ndim != 1 or np.any(~np.isfinite(w)) or np.any(w <= 0):
@@ -82,5 +93,25 @@ def rake(
             factor = np.divide(t, current, out=np.ones_like(t), where=current > 0)
             w *= factor[c]
         if np.max(np.abs(w - before) / before) < tol:
+            _check_margins_met(w, prepared, rtol=max(1e-6, 10 * tol))
             return w
-    raise RakingError(f"raking did not converge in {max_iter} cycles (tol={tol})")
+    raise RakingNotConverged(f"raking did not converge in {max_iter} cycles (tol={tol})")
+
+
+def _check_margins_met(w: NDArray[np.float64], margins: list[tuple[NDArray, NDArray]],
+                       rtol: float) -> None:
+    """Raise if settled weights miss a margin: the iteration cycled instead of converging.
+
+    When one unit alone fills a category of two margins whose totals disagree, each cycle
+    returns the same weights, so the weights stop changing, yet only the last margin is
+    met. The change-between-cycles rule (R's) cannot see that; this check does.
+    """
+    for m, (c, t) in enumerate(margins):
+        current = np.bincount(c, weights=w, minlength=len(t))
+        missed = np.flatnonzero(np.abs(current - t) > rtol * t)
+        if len(missed):
+            shown = ", ".join(f"{k}: {current[k]:.6g} for {t[k]:.6g}" for k in missed[:5])
+            raise RakingNotConverged(
+                f"raking settled on weights that miss margin {m} ({shown}): no positive "
+                "weights meet all the margins; collapse sparse categories")
+
