@@ -291,6 +291,26 @@ def test_raking_an_independent_joint_gives_the_product_of_the_margins(survey):
         raked_frame(joint, broken, survey.codebook)
 
 
+def test_a_joint_that_cannot_meet_the_margins_is_named_not_returned(survey):
+    """A diagonal joint (each age group with one size class) pins each cell to both its
+    age total and its size total; 10 | 20 | 30 against 30 | 20 | 10 cannot both hold.
+    Raking then returns the same weights every cycle, meeting only the size margin."""
+    from impactmodel.bayes.mrp import raked_frame
+    from impactmodel.errors import ImpactModelError
+
+    pairs = [("18-39", "small"), ("40-59", "medium"), ("60+", "large")]
+    joint = pd.DataFrame([{"population": "business", "age_group": a, "size_class": s,
+                           "count": 1.0} for a, s in pairs])
+    margins = pd.DataFrame(
+        [{"department": "2A", "population": "business", "variable": "age_group", "level": a,
+          "count": c} for (a, _), c in zip(pairs, [10.0, 20.0, 30.0], strict=True)]
+        + [{"department": "2A", "population": "business", "variable": "size_class",
+            "level": s, "count": c} for (_, s), c in zip(pairs, [30.0, 20.0, 10.0],
+                                                         strict=True)])
+    with pytest.raises(ImpactModelError, match=r"department 2A, population business: .*miss"):
+        raked_frame(joint, margins, survey.codebook)
+
+
 def test_raked_frame_specification_says_which_frame_it_used(project, tmp_path):
     from typer.testing import CliRunner
 

@@ -52,7 +52,7 @@ from impactmodel.errors import ImpactModelError, Problem, ValidationError
 from impactmodel.readers import read_table
 from impactmodel.territories import normalise_department_code, region_of, suggest_department
 from impactmodel.vocabulary import POPULATIONS, closest
-from impactmodel.weighting.raking import rake
+from impactmodel.weighting.raking import RakingError, rake
 
 COUNT = "count"
 #: pseudo-respondents with no deviation added to shrink territorial practice deviations
@@ -415,8 +415,12 @@ def raked_frame(joint: pd.DataFrame, margins: pd.DataFrame, codebook: Codebook,
         raked = np.zeros(len(base))
         if total > 0 and alive.any():
             weights = base[COUNT].to_numpy(dtype=float)[alive]
-            raked[alive] = rake(weights * total / weights.sum(),
-                                [(codes[alive], counts) for codes, counts in plan])
+            try:
+                raked[alive] = rake(weights * total / weights.sum(),
+                                    [(codes[alive], counts) for codes, counts in plan])
+            except RakingError as exc:
+                raise ImpactModelError(
+                    f"department {department}, population {population}: {exc}") from None
         cells = base[["population", *chosen]].copy()
         cells.insert(0, "department", str(department))
         cells[COUNT] = raked
