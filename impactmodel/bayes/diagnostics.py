@@ -106,6 +106,36 @@ def _how_many(tree: xr.DataTree, limit: float, *, above: bool) -> str:
     return f"at {missed:,} of {checked:,} parameters"
 
 
+def draws_to_reach(ess: float, limit: float, n_draws: int) -> str:
+    """Advise how many draws per chain would bring an ESS of ``ess`` up to ``limit``.
+
+    Once the chains are stationary, an ESS grows in proportion to the number of draws
+    (it is the draws over the integrated autocorrelation time, which does not depend on
+    how long the chains run), so ``n_draws * limit / ess`` draws per chain reach the limit
+    at the rate measured. That rate is itself estimated: the advice is rounded up to a
+    hundred and worded as an estimate. Nothing is advised when the ESS is not a positive
+    number (no rate to extrapolate).
+
+    Parameters
+    ----------
+    ess : float
+        The smallest ESS measured.
+    limit : float
+        The threshold it should reach.
+    n_draws : int
+        Draws per chain in the fit that measured it.
+
+    Returns
+    -------
+    str
+        ``"; at this rate about N draws per chain would reach it"``, or ``""``.
+    """
+    if not ess > 0 or not np.isfinite(ess) or n_draws <= 0:
+        return ""
+    needed = int(np.ceil(n_draws * limit / ess / 100.0)) * 100
+    return f"; at this rate about {needed:,} draws per chain would reach it"
+
+
 def _diagnostic_trees(posterior: xr.Dataset, var_names: list[str] | None
                       ) -> tuple[xr.DataTree, xr.DataTree, xr.DataTree]:
     """R-hat, bulk ESS and tail ESS of ``var_names`` (default all), shaped as the variables."""
@@ -159,14 +189,13 @@ def check_convergence(idata: xr.DataTree, var_names: list[str] | None = None,
         problems.append(f"R-hat {rhat:.3f} above {limits.max_rhat} "
                         f"{_how_many(rhat_tree, limits.max_rhat, above=True)} "
                         f"(worst: {rhat_at})")
-    if not bulk >= limits.min_ess_bulk:
-        problems.append(f"bulk ESS {bulk:.0f} below {limits.min_ess_bulk:.0f} "
-                        f"{_how_many(bulk_tree, limits.min_ess_bulk, above=False)} "
-                        f"(worst: {bulk_at})")
-    if not tail >= limits.min_ess_tail:
-        problems.append(f"tail ESS {tail:.0f} below {limits.min_ess_tail:.0f} "
-                        f"{_how_many(tail_tree, limits.min_ess_tail, above=False)} "
-                        f"(worst: {tail_at})")
+    n_draws = int(idata["posterior"].ds.sizes["draw"])
+    for kind, ess, limit, tree, at in (("bulk", bulk, limits.min_ess_bulk, bulk_tree, bulk_at),
+                                       ("tail", tail, limits.min_ess_tail, tail_tree, tail_at)):
+        if not ess >= limit:
+            problems.append(f"{kind} ESS {ess:.0f} below {limit:.0f} "
+                            f"{_how_many(tree, limit, above=False)} (worst: {at})"
+                            f"{draws_to_reach(ess, limit, n_draws)}")
     if divergences > limits.max_divergences:
         problems.append(f"{divergences} divergent transitions (raise target_accept, e.g. "
                         "0.95, or reparametrise)")
