@@ -341,7 +341,8 @@ def test_lens_part_centred_from_enough_contrasts_whatever_the_answers_per_respon
         tmp_path, monkeypatch):
     """Few answers per respondent but many respondents: the lens part is informed by all
     the contrasts between a respondent's answers to one impact, so ``auto`` draws it
-    centred from :data:`LENS_CENTRED_FROM_CONTRASTS` of them; the locations stay
+    centred from :data:`LENS_CENTRED_FROM_CONTRASTS` of them, and below that in the
+    scale-adaptive form from :data:`LENS_ADAPTIVE_FROM_CONTRASTS`; the locations stay
     partially non-centred (their information is per respondent)."""
     settings = SimulationSettings(seed=3, respondents=400, items_per_respondent=4)
     paths = write_simulation(simulate(settings), tmp_path)
@@ -357,6 +358,14 @@ def test_lens_part_centred_from_enough_contrasts_whatever_the_answers_per_respon
         free = {v.name for v in ordinal_item_model(data).model.free_RVs}
         assert ("b_lens" in free, "b_lens_z" in free) == (lens_centred, not lens_centred)
         assert "person_relative_scaled" in free
+    # non-centred, and from LENS_ADAPTIVE_FROM_CONTRASTS in the scale-adaptive form
+    monkeypatch.setattr(ordinal, "LENS_CENTRED_FROM_CONTRASTS", contrasts + 1)
+    for threshold, adaptive in ((contrasts + 1, False), (contrasts, True)):
+        monkeypatch.setattr(ordinal, "LENS_ADAPTIVE_FROM_CONTRASTS", threshold)
+        built = ordinal_item_model(data).model
+        free = {v.name for v in built.free_RVs}
+        assert ("b_lens_smooth" in free, "b_lens_z" in free) == (adaptive, not adaptive)
+        assert "b_lens" in built.named_vars  # reported under its own name either way
 
 
 def test_slopes_region_parts_take_the_rules_partial_non_centring(tmp_path, monkeypatch):

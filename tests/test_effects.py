@@ -27,6 +27,7 @@ from impactmodel.bayes.effects import (
     iid_normal_by_group,
     partially_centred_zero_sum,
     practice_effects,
+    scale_adaptive_zero_sum,
     zero_sum_part,
 )
 
@@ -101,6 +102,59 @@ def test_zero_sum_part_has_the_same_prior_centred_or_not(centred: bool) -> None:
     for practice in range(2):
         np.testing.assert_allclose(np.cov(draws[:, practice, :], rowvar=False), expected,
                                    atol=0.025 * scale**2)
+
+
+def test_scale_adaptive_zero_sum_keeps_the_prior_given_the_scale() -> None:
+    """Whatever the knee and far exponent, ``part / scale`` is a standard zero-sum normal
+    (covariance ``I - 1 1' / K``) independent of the scale: the scales drawn here (a
+    half-normal of scale 0.05) lie on both sides of the knee (0.02)."""
+    k = 3
+    with pm.Model(coords={"practice": ["p1", "p2"], "lens": list("abc")}) as model:
+        scale = pm.HalfNormal("scale", 0.05)
+        part = scale_adaptive_zero_sum("b_lens", scale, ("practice", "lens"), 0.02, 0.3)
+    assert {v.name for v in model.free_RVs} == {"scale", "b_lens_smooth"}
+    part_draws, scale_draws = (np.asarray(d) for d in
+                               pm.draw([part, scale], draws=DRAWS, random_seed=20261208))
+    assert 0.2 < np.mean(scale_draws < 0.02) < 0.5
+    np.testing.assert_allclose(part_draws.sum(axis=-1), 0.0, atol=1e-9)
+    standard = part_draws / scale_draws[:, None, None]
+    for practice in range(2):
+        np.testing.assert_allclose(np.cov(standard[:, practice, :], rowvar=False),
+                                   np.eye(k) - 1.0 / k, atol=0.025)
+        assert abs(np.corrcoef(np.log(scale_draws),
+                               np.abs(standard[:, practice, 0]))[0, 1]) < 0.025
+    with pm.Model(coords={"practice": ["p1"], "lens": list("abc")}):
+        with pytest.raises(ValueError, match="knee"):
+            scale_adaptive_zero_sum("b_lens", pm.math.constant(0.1), ("practice", "lens"),
+                                    0.0, 0.3)
+        with pytest.raises(ValueError, match="far exponent"):
+            scale_adaptive_zero_sum("b_lens", pm.math.constant(0.1), ("practice", "lens"),
+                                    0.02, 1.5)
+
+
+def test_scale_adaptive_zero_sum_has_the_centred_log_density_plus_its_jacobian() -> None:
+    """The change of variables by hand: ``b = scale / spread x v`` with ``spread = (1 +
+    scale / knee)^(1 - w)``, so the model's log-density at ``(scale, v)`` is the centred
+    one's at ``(scale, b)`` plus ``(K - 1) log(scale / spread)`` per practice (the
+    zero-sum normal's K - 1 free coordinates each scaled by that factor)."""
+    knee, far, k = 0.02, 0.3, 3
+    coords = {"practice": ["p1", "p2"], "lens": list("abc")}
+    with pm.Model(coords=coords) as adaptive:
+        scale = pm.HalfNormal("scale", 0.05)
+        scale_adaptive_zero_sum("b_lens", scale, ("practice", "lens"), knee, far)
+    with pm.Model(coords=coords) as centred:
+        scale_c = pm.HalfNormal("scale", 0.05)
+        pm.ZeroSumNormal("b_lens", sigma=scale_c, dims=("practice", "lens"))
+    rng = np.random.default_rng(5)
+    # the zero-sum transform is linear, so b = factor x v has the coordinates factor x z
+    for value in (0.001, 0.02, 0.2):
+        z = rng.standard_normal((2, k - 1))
+        factor = value / (1.0 + value / knee) ** (1.0 - far)
+        got = adaptive.compile_logp()({"scale_log__": np.log(value),
+                                       "b_lens_smooth_zerosum__": z})
+        want = centred.compile_logp()({"scale_log__": np.log(value),
+                                       "b_lens_zerosum__": factor * z})
+        assert got == pytest.approx(want + 2 * (k - 1) * np.log(factor), rel=1e-10)
 
 
 def test_partially_centred_zero_sum_keeps_the_prior_given_the_scale() -> None:

@@ -105,6 +105,38 @@ def partially_centred_zero_sum(name: str, scale: pt.TensorVariable, dims: tuple[
     return pm.Deterministic(name, scale**exponent * free, dims=dims)
 
 
+def scale_adaptive_zero_sum(name: str, scale: pt.TensorVariable, dims: tuple[str, str],
+                            knee: float, far_exponent: float) -> pt.TensorVariable:
+    """Declare a sum-to-zero normal part of sd ``scale``: non-centred near zero, partly above.
+
+    The sampler draws ``{name}_smooth ~ ZeroSumNormal(sigma=spread)``, ``spread = (1 +
+    scale / knee)^(1 - w)`` (``w`` the ``far_exponent``), and the part is ``scale /
+    spread`` times it: given ``scale`` it is ``ZeroSumNormal(sigma=scale)`` whatever
+    ``knee`` and ``w``, so only the coordinates change. How non-centred the form is,
+    ``d log(scale / spread) / d log(scale) = 1 - (1 - w) u / (1 + u)`` with ``u = scale /
+    knee``, goes from 1 (non-centred) as the scale nears zero to ``w`` far above the
+    knee. Why: :func:`partially_centred_zero_sum` uses one exponent at every scale, and a
+    weakly informed scale whose posterior reaches towards zero needs the non-centred form
+    down there (centred, the part and its scale form a funnel) and a partly centred one
+    where the data inform the part (non-centred, the scale moves only with all of it).
+    The optimal weight of Papaspiliopoulos, Roberts and Sköld (2007), the share of the
+    part's prior variance the data leave, ``1 / (1 + scale^2 I)``, depends on the scale
+    in the same way.
+
+    Raises
+    ------
+    ValueError
+        If ``knee`` is not positive or ``far_exponent`` is outside ``[0, 1]``.
+    """
+    if not knee > 0.0:
+        raise ValueError(f"{name}: the knee must be positive, got {knee}")
+    if not 0.0 <= far_exponent <= 1.0:
+        raise ValueError(f"{name}: the far exponent must lie in [0, 1], got {far_exponent}")
+    spread = (1.0 + scale / knee) ** (1.0 - far_exponent)
+    free = pm.ZeroSumNormal(f"{name}_smooth", sigma=spread, dims=dims)
+    return pm.Deterministic(name, scale / spread * free, dims=dims)
+
+
 def within_group_basis(group: NDArray[np.integer]) -> NDArray[np.float64]:
     """Orthonormal basis of the vectors that sum to zero within every group.
 
@@ -273,7 +305,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
                      component_sd: float, centred: bool,
                      cell_centred: bool | tuple[bool, bool, bool] | None = None,
                      integrated_departments: bool = False,
-                     region_exponent: float | None = None) -> PracticeEffects:
+                     region_exponent: float | None = None,
+                     lens_knee: tuple[float, float] | None = None) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
@@ -286,7 +319,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     model to integrate out (:mod:`impactmodel.bayes.department_slopes`, which then
     adds ``effect_department`` to the draws); ``department`` holds the region parts.
     ``region_exponent``: the region parts partially non-centred with this ``w``
-    (:func:`territorial_deviations`).
+    (:func:`territorial_deviations`). ``lens_knee``: ``(knee, far_exponent)``, the lens
+    part, when not centred, drawn in :func:`scale_adaptive_zero_sum`'s form.
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
@@ -294,7 +328,11 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     impact_centred, lens_centred, dimension_centred = (
         chosen if isinstance(chosen, tuple) else (chosen,) * 3)
     b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), impact_centred)
-    b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), lens_centred)
+    if lens_knee is not None and not lens_centred:
+        b_lens = scale_adaptive_zero_sum("b_lens", scale[1], ("practice", "lens"),
+                                         *lens_knee)
+    else:
+        b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), lens_centred)
     b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"),
                           dimension_centred)
     b_dept = territorial_deviations("b", department_region, component_sd, component_sd,

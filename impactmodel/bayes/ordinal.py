@@ -74,7 +74,21 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   slowest, 262, a population-shift mean; both fits failed on the intercepts' level: R-hat
   1.020 at a region intercept, 1.024 at a cut-point). The contrast threshold is the
   geometric middle of the two split surveys' counts, rounded (session of 2026-12-06,
-  ninth; the 81,471 fit ran with 270,000, which chooses the same for every survey measured);
+  ninth; the 81,471 fit ran with 270,000, which chooses the same for every survey measured).
+  Left non-centred, from :data:`LENS_ADAPTIVE_FROM_CONTRASTS` contrasts it is drawn in a
+  scale-adaptive form (:func:`~impactmodel.bayes.effects.scale_adaptive_zero_sum`,
+  :data:`LENS_KNEE` 0.02, :data:`LENS_FAR_EXPONENT` 0.3): non-centred as its scale nears
+  zero, partly centred above. At 9,202 respondents (seeds 1-3), plainly non-centred, the
+  lens scale had R-hat 1.015 / 1.014 / 1.003 and failed two fits; with one exponent for
+  every scale (0.5 or 0.25) it mixed, but fits diverged (2 and 9 divergences on seed 3,
+  all with the scale in its lowest 4 %, the posterior's 5 % point being 0.005); in the
+  adaptive form its R-hat was 1.001-1.002 (bulk ESS 1,483-1,684), with no divergence, and
+  5 of 6 fits passed on the two simulated surveys of that size against 3 of 6 (the
+  sixth: a location at 1.011, the check's noise floor). At 1,144 respondents (10,874
+  contrasts, the lens part four times less informed) the same knee made fits worse (one
+  chain stuck, 1,001 divergences, on one seed of three), so smaller surveys keep the plain
+  non-centred form; the threshold is the geometric middle of the two surveys' counts
+  (10,874 and 87,270), rounded (``benchmarks/README.md``, session of 2026-12-07, tenth);
 - the locations partially non-centred in the traits' covariance when respondents answer
   few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
   ``auto``): the sampler draws ``v_i`` with ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``
@@ -216,6 +230,15 @@ CENTRED_FROM = 6.0
 #: below :data:`CENTRED_FROM`, ``auto`` still draws the lens part centred from this many
 #: within-respondent contrasts (:func:`lens_contrasts`; see the module docstring)
 LENS_CENTRED_FROM_CONTRASTS = 260_000
+#: when ``auto`` leaves the lens part non-centred, from this many within-respondent
+#: contrasts it is drawn non-centred near a zero scale and partly centred above
+#: :data:`LENS_KNEE` (:func:`~impactmodel.bayes.effects.scale_adaptive_zero_sum`; see the
+#: module docstring)
+LENS_ADAPTIVE_FROM_CONTRASTS = 30_000
+#: the scale (logit per unit of a practice) above which that form is partly centred
+LENS_KNEE = 0.02
+#: how far the lens part is centred well above :data:`LENS_KNEE` (0 centred, 1 not)
+LENS_FAR_EXPONENT = 0.3
 
 
 def answers_per_location(data: ItemData) -> float:
@@ -275,6 +298,7 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     # the cell parts (impact, lens, dimension) and the locations: see the module docstring
     few_answers = parametrisation == "auto" and answers_per_location(data) < CENTRED_FROM
     lens_weak = few_answers and lens_contrasts(data) < LENS_CENTRED_FROM_CONTRASTS
+    lens_adaptive = lens_weak and lens_contrasts(data) >= LENS_ADAPTIVE_FROM_CONTRASTS
     cells_centred = ((True, not lens_weak, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
     rule = (partial_scaling.location_exponents(data.answers_per_respondent_and_impact())
@@ -345,7 +369,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
         effects = practice_effects(data.department_region, effect_sd=p.effect_sd,
                                    component_sd=p.component_sd, centred=effects_centred,
                                    cell_centred=cells_centred, integrated_departments=True,
-                                   region_exponent=region_exponent)
+                                   region_exponent=region_exponent,
+                                   lens_knee=((LENS_KNEE, LENS_FAR_EXPONENT)
+                                              if lens_adaptive else None))
         # per respondent x impact, everything that does not depend on the item, grouped by
         # department x population (group d * populations + p), measured from each impact's
         # mean cut-point (over its items and their cuts) and the population's mean shift
