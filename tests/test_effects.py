@@ -104,11 +104,25 @@ def test_zero_sum_part_has_the_same_prior_centred_or_not(centred: bool) -> None:
                                    atol=0.025 * scale**2)
 
 
+def _assert_standard_given_the_scale(part_draws: np.ndarray, scale_draws: np.ndarray
+                                     ) -> None:
+    """Prior draws of a zero-sum part over ``scale``: zero sums, and ``part / scale`` a
+    standard zero-sum normal (covariance ``I - 1 1' / K``) independent of the scale
+    (``|part / scale|`` uncorrelated with ``log(scale)``)."""
+    k = part_draws.shape[-1]
+    np.testing.assert_allclose(part_draws.sum(axis=-1), 0.0, atol=1e-9)
+    standard = part_draws / scale_draws[:, None, None]
+    for practice in range(part_draws.shape[1]):
+        np.testing.assert_allclose(np.cov(standard[:, practice, :], rowvar=False),
+                                   np.eye(k) - 1.0 / k, atol=0.025)
+        assert abs(np.corrcoef(np.log(scale_draws),
+                               np.abs(standard[:, practice, 0]))[0, 1]) < 0.025
+
+
 def test_scale_adaptive_zero_sum_keeps_the_prior_given_the_scale() -> None:
     """Whatever the knee and far exponent, ``part / scale`` is a standard zero-sum normal
     (covariance ``I - 1 1' / K``) independent of the scale: the scales drawn here (a
     half-normal of scale 0.05) lie on both sides of the knee (0.02)."""
-    k = 3
     with pm.Model(coords={"practice": ["p1", "p2"], "lens": list("abc")}) as model:
         scale = pm.HalfNormal("scale", 0.05)
         part = scale_adaptive_zero_sum("b_lens", scale, ("practice", "lens"), 0.02, 0.3)
@@ -116,13 +130,7 @@ def test_scale_adaptive_zero_sum_keeps_the_prior_given_the_scale() -> None:
     part_draws, scale_draws = (np.asarray(d) for d in
                                pm.draw([part, scale], draws=DRAWS, random_seed=20261208))
     assert 0.2 < np.mean(scale_draws < 0.02) < 0.5
-    np.testing.assert_allclose(part_draws.sum(axis=-1), 0.0, atol=1e-9)
-    standard = part_draws / scale_draws[:, None, None]
-    for practice in range(2):
-        np.testing.assert_allclose(np.cov(standard[:, practice, :], rowvar=False),
-                                   np.eye(k) - 1.0 / k, atol=0.025)
-        assert abs(np.corrcoef(np.log(scale_draws),
-                               np.abs(standard[:, practice, 0]))[0, 1]) < 0.025
+    _assert_standard_given_the_scale(part_draws, scale_draws)
     with pm.Model(coords={"practice": ["p1"], "lens": list("abc")}):
         with pytest.raises(ValueError, match="knee"):
             scale_adaptive_zero_sum("b_lens", pm.math.constant(0.1), ("practice", "lens"),
@@ -160,21 +168,13 @@ def test_scale_adaptive_zero_sum_has_the_centred_log_density_plus_its_jacobian()
 def test_partially_centred_zero_sum_keeps_the_prior_given_the_scale() -> None:
     """With a half-normal scale, ``part / scale`` is a standard zero-sum normal whatever
     ``w`` (covariance ``I - 1 1' / K``, independent of the scale)."""
-    k = 4
     with pm.Model(coords={"practice": ["p1", "p2"], "region": list("abcd")}) as model:
         scale = pm.HalfNormal("scale", 0.3)
         part = partially_centred_zero_sum("b_region", scale, ("practice", "region"), 0.4)
     assert {v.name for v in model.free_RVs} == {"scale", "b_region_partial"}
     part_draws, scale_draws = (np.asarray(d) for d in
                                pm.draw([part, scale], draws=DRAWS, random_seed=20261207))
-    np.testing.assert_allclose(part_draws.sum(axis=-1), 0.0, atol=1e-9)
-    standard = part_draws / scale_draws[:, None, None]
-    for practice in range(2):
-        np.testing.assert_allclose(np.cov(standard[:, practice, :], rowvar=False),
-                                   np.eye(k) - 1.0 / k, atol=0.025)
-        # independent of the scale: |part / scale| is uncorrelated with log(scale)
-        assert abs(np.corrcoef(np.log(scale_draws),
-                               np.abs(standard[:, practice, 0]))[0, 1]) < 0.025
+    _assert_standard_given_the_scale(part_draws, scale_draws)
 
 
 @pytest.mark.parametrize("exponent", [0.0, 0.35, 1.0])
