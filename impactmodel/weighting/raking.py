@@ -62,7 +62,8 @@ def rake(
     RakingError
         If a category with a positive total has no unit, or the grand totals disagree.
     RakingNotConverged
-        If the iteration does not converge within ``max_iter`` cycles.
+        If the iteration does not converge within ``max_iter`` cycles, or settles on
+        weights that miss a margin (it cycled: the margins cannot all be met).
     """
     w = np.asarray(weights, dtype=float).copy()
     if w.ndim != 1 or np.any(~np.isfinite(w)) or np.any(w <= 0):
