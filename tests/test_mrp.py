@@ -307,8 +307,10 @@ def test_a_joint_that_cannot_meet_the_margins_is_named_not_returned(survey):
         + [{"department": "2A", "population": "business", "variable": "size_class",
             "level": s, "count": c} for (_, s), c in zip(pairs, [30.0, 20.0, 10.0],
                                                          strict=True)])
-    with pytest.raises(ImpactModelError, match=r"department 2A, population business: .*miss"):
-        raked_frame(joint, margins, survey.codebook)
+    with pytest.raises(ImpactModelError,
+                       match=r"department 2A, population business: .*age_group, size_class"
+                             r".*miss margin 0"):
+        raked_frame(joint, margins, survey.codebook, ("age_group", "size_class"))
 
 
 def test_raked_frame_specification_says_which_frame_it_used(project, tmp_path):

@@ -306,7 +306,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
                      cell_centred: bool | tuple[bool, bool, bool] | None = None,
                      integrated_departments: bool = False,
                      region_exponent: float | None = None,
-                     lens_knee: tuple[float, float] | None = None) -> PracticeEffects:
+                     lens_scale_adaptive: tuple[float, float] | None = None
+                     ) -> PracticeEffects:
     """Declare the effect parameters and their reported summaries in the current model.
 
     Deterministics: ``effect_cell``, ``effect_population``, ``effect_region``,
@@ -319,8 +320,8 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     model to integrate out (:mod:`impactmodel.bayes.department_slopes`, which then
     adds ``effect_department`` to the draws); ``department`` holds the region parts.
     ``region_exponent``: the region parts partially non-centred with this ``w``
-    (:func:`territorial_deviations`). ``lens_knee``: ``(knee, far_exponent)``, the lens
-    part, when not centred, drawn in :func:`scale_adaptive_zero_sum`'s form.
+    (:func:`territorial_deviations`). ``lens_scale_adaptive``: ``(knee, far_exponent)``,
+    the lens part, when not centred, drawn in :func:`scale_adaptive_zero_sum`'s form.
     """
     b, b_pop = _overall_and_population(effect_sd, component_sd)
     scale = pm.HalfNormal("component_scale", component_sd, shape=3)
@@ -328,9 +329,9 @@ def practice_effects(department_region: NDArray[np.integer], *, effect_sd: float
     impact_centred, lens_centred, dimension_centred = (
         chosen if isinstance(chosen, tuple) else (chosen,) * 3)
     b_impact = zero_sum_part("b_impact", scale[0], ("practice", "impact"), impact_centred)
-    if lens_knee is not None and not lens_centred:
+    if lens_scale_adaptive is not None and not lens_centred:
         b_lens = scale_adaptive_zero_sum("b_lens", scale[1], ("practice", "lens"),
-                                         *lens_knee)
+                                         *lens_scale_adaptive)
     else:
         b_lens = zero_sum_part("b_lens", scale[1], ("practice", "lens"), lens_centred)
     b_dim = zero_sum_part("b_dimension", scale[2], ("practice", "dimension"),

@@ -420,7 +420,10 @@ def raked_frame(joint: pd.DataFrame, margins: pd.DataFrame, codebook: Codebook,
                                     [(codes[alive], counts) for codes, counts in plan])
             except RakingError as exc:
                 raise ImpactModelError(
-                    f"department {department}, population {population}: {exc}") from None
+                    f"department {department}, population {population}: the joint's cells "
+                    f"cannot be raked to the margins of {', '.join(chosen)} (margins "
+                    f"0-{len(chosen) - 1} in that order, levels in the margins' order): "
+                    f"{exc}") from None
         cells = base[["population", *chosen]].copy()
         cells.insert(0, "department", str(department))
         cells[COUNT] = raked

@@ -85,11 +85,11 @@ Coding, chosen for sampling (the figures: 9,202 simulated respondents, 214,365 a
   adaptive form its R-hat was 1.001-1.002 (bulk ESS 1,483-1,706), with no divergence, and
   4 of 6 fits passed on the two simulated surveys of that size against 3 of 6 (the other
   two: a location at 1.013, the check's noise floor, and the traits' covariance at
-  1.014). At 1,144 respondents (10,874
-  contrasts, the lens part four times less informed) the same knee made fits worse (one
-  chain stuck, 1,001 divergences, on one seed of three), so smaller surveys keep the plain
-  non-centred form; the threshold is the geometric middle of the two surveys' counts
-  (10,874 and 87,270), rounded (``benchmarks/README.md``, session of 2026-12-07, tenth);
+  1.014). At 1,144 respondents (10,874 contrasts, the lens part four times less informed)
+  the same knee made fits worse (one chain stuck, 1,001 divergences, on one seed of
+  three), so smaller surveys keep the plain non-centred form; the threshold is the
+  geometric middle of the two surveys' counts (10,874 and 87,270), rounded
+  (``benchmarks/README.md``, session of 2026-12-07, tenth);
 - the locations partially non-centred in the traits' covariance when respondents answer
   few items (below :data:`CENTRED_FROM` answers per respondent and impact, under
   ``auto``): the sampler draws ``v_i`` with ``l_i = mu_i + Sigma^(w/2) (v_i - mu_i)``
@@ -298,8 +298,9 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
     effects_centred = centred and parametrisation != "auto"
     # the cell parts (impact, lens, dimension) and the locations: see the module docstring
     few_answers = parametrisation == "auto" and answers_per_location(data) < CENTRED_FROM
-    lens_weak = few_answers and lens_contrasts(data) < LENS_CENTRED_FROM_CONTRASTS
-    lens_adaptive = lens_weak and lens_contrasts(data) >= LENS_ADAPTIVE_FROM_CONTRASTS
+    contrasts = lens_contrasts(data)
+    lens_weak = few_answers and contrasts < LENS_CENTRED_FROM_CONTRASTS
+    lens_adaptive = lens_weak and contrasts >= LENS_ADAPTIVE_FROM_CONTRASTS
     cells_centred = ((True, not lens_weak, True) if parametrisation == "auto"
                      else (parametrisation != "non-centred",) * 3)
     rule = (partial_scaling.location_exponents(data.answers_per_respondent_and_impact())
@@ -371,8 +372,8 @@ def ordinal_item_model(data: ItemData, priors: OrdinalPriors | None = None,
                                    component_sd=p.component_sd, centred=effects_centred,
                                    cell_centred=cells_centred, integrated_departments=True,
                                    region_exponent=region_exponent,
-                                   lens_knee=((LENS_KNEE, LENS_FAR_EXPONENT)
-                                              if lens_adaptive else None))
+                                   lens_scale_adaptive=((LENS_KNEE, LENS_FAR_EXPONENT)
+                                                        if lens_adaptive else None))
         # per respondent x impact, everything that does not depend on the item, grouped by
         # department x population (group d * populations + p), measured from each impact's
         # mean cut-point (over its items and their cuts) and the population's mean shift
