@@ -15,11 +15,14 @@ coordinates' bulk and folded ESS (the ESS of ``|x - median|``, which the folded 
 reads). A fit of the item model whose locations mix like these cannot do better on that
 check. ``--dynamics package`` samples instead through the package's own sampler path
 (``sample_model`` on a ``BuiltModel``) with the item model's depth cap, target acceptance
-and microcanonical trajectories.
+and microcanonical trajectories. ``--dynamics exact`` is the control: independent draws
+from numpy's generator, no sampler at all, so the table shows what the check gives on
+draws whose every coordinate has exactly 4 x ``--draws`` effective draws.
 
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 1000 27606 --seeds 1 2 3 4
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 27606 --draws 2000
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 244741 --dynamics package
+    .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 27606 244741 --dynamics exact
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ def sample_normal(dimension: int, draws: int, seed: int, dynamics: str
     through the package's own path (``sample_model`` on a ``BuiltModel``: its compiled-model
     cache, its storage of the draws) with the item model's depth cap, target acceptance
     and trajectories; its seconds then include compiling the model (once per process).
+    ``"exact"`` draws independent standard normals with numpy (no steps: NaN).
     """
+    if dynamics == "exact":
+        start = time.perf_counter()
+        exact = np.random.default_rng(seed).standard_normal((4, draws, dimension))
+        return exact, float("nan"), time.perf_counter() - start
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=dimension)
     if dynamics == "package":
@@ -82,10 +90,12 @@ def main() -> None:
     parser.add_argument("--dimensions", type=int, nargs="+", default=[1000, 27606])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
-    parser.add_argument("--dynamics", choices=("nutpie", "package"), default="nutpie",
+    parser.add_argument("--dynamics", choices=("nutpie", "package", "exact"),
+                        default="nutpie",
                         help="nutpie's NUTS defaults, or the item model's settings "
                              f"(depth cap {MAX_DEPTH}, target acceptance {TARGET_ACCEPT}, "
-                             f"{TRAJECTORY} trajectories) through the package's sampler")
+                             f"{TRAJECTORY} trajectories) through the package's sampler, "
+                             "or independent draws from numpy (the control)")
     args = parser.parse_args()
     threshold = Thresholds().max_rhat
     table = Table(title=f"iid standard normal, {args.dynamics} dynamics, 4 chains x "
