@@ -11,7 +11,10 @@ time (with, for the ordinal model, the draws of the integrated department slopes
 (end to end) and per gradient evaluation (post-warmup), divergences, R-hat, E-BFMI, peak
 memory (this process plus its largest child times the worker count), and, for the
 package's formulation with nutpie, the overhead of a second fit of the same structure on
-new data (model build + reuse of the compiled model).
+new data (model build + reuse of the compiled model). For the item model the second
+survey has another number of respondents, which is another structure (its locations'
+count is compiled in): its second fit compiles unless the package's cache already holds
+that structure (``generic_shapes.py`` probes the way out).
 
 The baseline is always PyMC's default NUTS on the naive formulation
 (``benchmarks/naive_models.py``) of the same model on the same data. Only runs passing
