@@ -68,7 +68,7 @@ def static_function(model: Any) -> tuple[Any, int, dict[str, tuple[int, ...]]]:
         model, mode="NUMBA", compute_grad=True, join_expanded=True,
         pymc_initial_point_fn=lambda seed: {}, var_names=None)
     return logp_fn, int(n_dim), {name: tuple(map(int, shape))
-                                 for name, shape in zip(names, shapes, strict=False)}
+                                 for name, shape in zip(names, shapes, strict=True)}
 
 
 def generic_function(model: Any, shapes: dict[str, tuple[int, ...]]) -> Any:

@@ -16,8 +16,8 @@ reads). A fit of the item model whose locations mix like these cannot do better 
 check. ``--dynamics package`` samples instead through the package's own sampler path
 (``sample_model`` on a ``BuiltModel``) with the item model's depth cap, target acceptance
 and microcanonical trajectories. ``--dynamics exact`` is the control: independent draws
-from numpy's generator, no sampler at all, so the table shows what the check gives on
-draws whose every coordinate has exactly 4 x ``--draws`` effective draws.
+from numpy's generator, no sampler at all, so the table shows what the check gives when
+every coordinate's 4 x ``--draws`` draws are independent.
 
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 1000 27606 --seeds 1 2 3 4
     .venv/bin/python benchmarks/rhat_noise_floor.py --dimensions 27606 --draws 2000
